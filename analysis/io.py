@@ -1,0 +1,353 @@
+"""All reading and writing of pipeline artifacts.
+
+Contracts between stages are self-describing files (DESIGN.md section 3): NetCDF via
+xarray (h5netcdf engine) with named dims and provenance attrs, tidy TSV tables, and
+registered movies as raw binary with a JSON header. Every write goes to a temporary
+file first and is renamed into place, so an interrupted run never leaves a partial file
+under a finished name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from analysis import __version__
+from analysis.dims import MOVIE_DIMS
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def provenance(
+    *, stage: str, settings: Any = None, inputs: Sequence[str | os.PathLike] = ()
+) -> dict:
+    """Attrs every artifact carries: package version, stage settings, input names."""
+    if dataclasses.is_dataclass(settings):
+        settings = dataclasses.asdict(settings)
+    return {
+        "analysis_version": __version__,
+        "stage": stage,
+        "settings": json.dumps(settings or {}, sort_keys=True, default=str),
+        "inputs": json.dumps([str(p) for p in inputs]),
+    }
+
+
+def write_netcdf(
+    data: xr.Dataset | xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    stage: str,
+    settings: Any = None,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> None:
+    """Write ``data`` as compressed NetCDF4 with provenance attrs, atomically."""
+    ds = data.to_dataset(name=data.name or "data") if isinstance(data, xr.DataArray) else data
+    ds = ds.copy()
+    ds.attrs.update(provenance(stage=stage, settings=settings, inputs=inputs))
+    ds.attrs = {k: _attr_value(v) for k, v in ds.attrs.items()}
+    for var in ds.data_vars.values():
+        var.attrs = {k: _attr_value(v) for k, v in var.attrs.items()}
+    encoding = {
+        name: {"compression": "gzip", "compression_opts": 4}
+        for name, var in ds.data_vars.items()
+        if var.ndim > 0 and var.dtype.kind in "fiub"
+    }
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding, invalid_netcdf=True)
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (dict, list, tuple)) and not _is_numeric_sequence(value):
+        return json.dumps(value, sort_keys=True, default=str)
+    if value is None:
+        return ""
+    return value
+
+
+def _is_numeric_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value
+    )
+
+
+def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Read a NetCDF artifact fully into memory (the file is closed on return)."""
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def write_tsv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a tidy table as TSV (no index), atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+
+
+def read_tsv(path: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
+    """Read a TSV table written by :func:`write_tsv` (an empty table reads back empty)."""
+    try:
+        return pd.read_csv(path, sep="\t", **kwargs)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def write_json(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write a JSON document atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+# --- binary movies -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class MovieHeader:
+    """Header of a raw binary movie: C-order ``(time, row, col)`` array of ``dtype``."""
+
+    n_frames: int
+    n_rows: int
+    n_cols: int
+    dtype: str
+    fs_hz: float
+    dims: tuple[str, ...] = MOVIE_DIMS
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_frames, self.n_rows, self.n_cols)
+
+
+def movie_header_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".json")
+
+
+def create_movie(path: str | os.PathLike, header: MovieHeader) -> np.memmap:
+    """Create a binary movie for writing (returns a writable memmap).
+
+    The header is written beside it (``<path>.json``). Callers write frames in chunks
+    and then ``flush()``; Snakemake marks the output incomplete until the rule ends.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mov = np.memmap(path, mode="w+", dtype=header.dtype, shape=header.shape)
+    write_json(dataclasses.asdict(header), movie_header_path(path))
+    return mov
+
+
+def open_movie(path: str | os.PathLike, *, mode: str = "r") -> tuple[np.memmap, MovieHeader]:
+    """Open a binary movie read-only as a memmap ``(time, row, col)`` plus its header."""
+    meta = read_json(movie_header_path(path))
+    header = MovieHeader(**{**meta, "dims": tuple(meta.get("dims", MOVIE_DIMS))})
+    size = Path(path).stat().st_size
+    expected = int(np.prod(header.shape)) * np.dtype(header.dtype).itemsize
+    if size != expected:
+        raise OSError(
+            f"{path}: binary movie is {size} bytes but its header {movie_header_path(path)} "
+            f"describes {header.shape} {header.dtype} ({expected} bytes); the file is "
+            "truncated or stale: delete it and rerun the stage that writes it."
+        )
+    return np.memmap(path, mode=mode, dtype=header.dtype, shape=header.shape), header
+
+
+# --- raw session input (read-only) -----------------------------------------------------
+
+
+class RawInputError(ValueError):
+    """A raw input file is missing, unreadable or malformed; the message names file and fix."""
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping, naming the file on any parse error."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RawInputError(f"{path}: file not found.") from None
+    except PermissionError:
+        raise RawInputError(
+            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
+        ) from None
+    except yaml.YAMLError as err:
+        raise RawInputError(f"{path}: not valid YAML ({err}); fix the file's syntax.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RawInputError(f"{path}: expected a YAML mapping of keys to values.")
+    return data
+
+
+def read_raw_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a raw per-frame TSV (e.g. ``bci_frames.tsv``), naming the file on failure."""
+    path = Path(path)
+    try:
+        return pd.read_csv(path, sep="\t")
+    except FileNotFoundError:
+        raise RawInputError(f"{path}: file not found.") from None
+    except PermissionError:
+        raise RawInputError(
+            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise RawInputError(f"{path}: not a readable tab-separated table ({err}).") from None
+
+
+def read_raw_json(path: str | os.PathLike) -> Any:
+    """Read a raw JSON file (e.g. ``targets.json``), naming the file on failure."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RawInputError(f"{path}: file not found.") from None
+    except PermissionError:
+        raise RawInputError(
+            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
+        ) from None
+    except json.JSONDecodeError as err:
+        raise RawInputError(f"{path}: not valid JSON ({err}).") from None
+
+
+def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
+    """Checksum of a raw file, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _tiff_layout(tif: Any, path: Path) -> tuple[int, tuple[int, int], int | None]:
+    """(frames, (rows, cols), contiguous data offset or None) of an open TIFF.
+
+    ImageJ and tifffile-shaped files state their frame count in the description; fewer
+    parsed pages than that means either one contiguous block (ImageJ > 4 GB style) or a
+    file cut short, which is told apart by the file size.
+    """
+    pages = tif.pages
+    n_pages = len(pages)
+    if n_pages == 0:
+        raise RawInputError(f"{path}: TIFF has no image pages; re-export the stack.")
+    first = pages.first.shape
+    if len(first) != 2:
+        raise RawInputError(f"{path}: TIFF pages must be single 2-D frames, got shape {first}.")
+    series = tif.series[0]
+    n_series = int(np.prod(series.shape[:-2])) if len(series.shape) > 2 else 1
+    if n_series > n_pages:
+        offset = series.dataoffset
+        if offset is None or offset + series.nbytes > path.stat().st_size:
+            raise RawInputError(
+                f"{path}: TIFF describes {n_series} frames but only {n_pages} are readable; "
+                "the file is truncated: copy it again from the acquisition machine."
+            )
+        return n_series, (int(first[0]), int(first[1])), int(offset)
+    last = pages[n_pages - 1].shape  # parses the page chain to the end
+    if tuple(last) != tuple(first):
+        raise RawInputError(
+            f"{path}: TIFF pages must all have one shape; first page {first}, last {last}."
+        )
+    return n_pages, (int(first[0]), int(first[1])), None
+
+
+def _raw_read_error(path: Path, err: Exception) -> RawInputError:
+    if isinstance(err, RawInputError):
+        return err
+    if isinstance(err, PermissionError):
+        return RawInputError(
+            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
+        )
+    return RawInputError(
+        f"{path}: cannot read TIFF ({type(err).__name__}: {err}); the file is corrupt or "
+        "truncated: copy it again from the acquisition machine."
+    )
+
+
+def tiff_page_shapes(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
+    """Number of frames in a TIFF and their (row, col) shape.
+
+    Raises RawInputError naming the file when it is unreadable, truncated, or its
+    pages disagree in shape.
+    """
+    import tifffile
+
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            n_frames, shape, _ = _tiff_layout(tif, path)
+    except Exception as err:  # tifffile raises many types on corrupt files
+        raise _raw_read_error(path, err) from None
+    return n_frames, shape
+
+
+def iter_tiff_frames(path: str | os.PathLike, *, batch_frames: int = 256) -> Iterator[np.ndarray]:
+    """Yield consecutive batches ``(frames, row, col)`` of a TIFF, never the whole file."""
+    import tifffile
+
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            n_frames, shape, offset = _tiff_layout(tif, path)
+            if offset is not None:
+                series = tif.series[0]
+                frames = np.memmap(
+                    path, mode="r", dtype=series.dtype, offset=offset, shape=(n_frames, *shape)
+                )
+                for start in range(0, n_frames, batch_frames):
+                    yield np.asarray(frames[start : start + batch_frames])
+                return
+            for start in range(0, n_frames, batch_frames):
+                stop = min(start + batch_frames, n_frames)
+                yield tif.asarray(key=range(start, stop)).reshape(stop - start, *shape)
+    except Exception as err:
+        raise _raw_read_error(path, err) from None
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+def save_figure(fig: Any, path_without_suffix: str | os.PathLike, *, dpi: int = 150) -> list[Path]:
+    """Save a matplotlib figure as SVG and PNG (``<path>.svg``, ``<path>.png``), atomically.
+
+    SVG metadata dates are stripped so reruns write identical files.
+    """
+    base = Path(path_without_suffix)
+    written = []
+    for suffix, kwargs in (
+        (".svg", {"metadata": {"Date": None}}),
+        (".png", {"dpi": dpi, "metadata": {"Software": None}}),
+    ):
+        target = base.with_name(base.name + suffix)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **kwargs)
+        written.append(target)
+    return written
