@@ -1,0 +1,140 @@
+"""Simulator: determinism, truth consistency, null mode, settings checks (tiny presets)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import cloose, session_format, simulate
+from analysis.settings import ConfigError
+
+TINY = {
+    "n_rows": 64,
+    "n_cols": 64,
+    "n_frames": 400,
+    "n_days": 2,
+    "n_neurons": 10,
+    "n_pos_targets": 2,
+    "n_neg_targets": 2,
+    "n_distractor_dendrites": 2,
+    "max_day_shift_px": 3.0,
+    "max_motion_px": 3.0,
+    "max_nonrigid_px": 1.0,
+    "nonrigid_wavelength_px": 48.0,
+    "baseline_frames": 3000,
+    "burst_rate_hz": 0.6,
+}
+
+
+def _run(seed=0, **kw):
+    settings = simulate.SimulateSettings.from_mapping({**TINY, **kw})
+    return settings, simulate.simulate_subject(
+        settings, subject="m01", rng=np.random.default_rng(seed)
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _run()[1]
+
+
+def test_deterministic(tiny):
+    again = _run()[1]
+    for a, b in zip(tiny["days"], again["days"], strict=True):
+        pd.testing.assert_frame_equal(a["bci"], b["bci"])
+        pd.testing.assert_frame_equal(a["events"], b["events"])
+        np.testing.assert_array_equal(a["dendrite_calcium"], b["dendrite_calcium"])
+    settings = simulate.SimulateSettings.from_mapping(TINY)
+    day = tiny["days"][0]
+    c1 = np.concatenate(list(simulate.render_plane(day, plane=1, settings=settings)))
+    c2 = np.concatenate(
+        list(simulate.render_plane(day, plane=1, settings=settings, chunk_frames=77))
+    )
+    np.testing.assert_array_equal(c1, c2)
+    assert c1.dtype == np.uint16 and c1.shape == (400, 64, 64)
+
+
+def test_planted_residual_sign_by_group_and_epoch(tiny):
+    ev = pd.concat([d["events"] for d in tiny["days"]])
+    c = ev[ev.kind == "coincident"]
+    planted = c.groupby(["group", "epoch"]).planted_residual.mean()
+    assert planted[("P+", "reduction")] > 0 > planted[("P-", "reduction")]
+    assert planted[("P+", "increase")] < 0 < planted[("P-", "increase")]
+    assert (c[c.group == "none"].planted_residual == 0).all()
+    assert (c[c.epoch == "none"].planted_residual == 0).all()
+    np.testing.assert_allclose(c.dendrite_magnitude - c.predicted, c.residual)
+    assert (ev.kind == "dendrite_only").any()
+
+
+def test_truth_geometry_and_motion_bounds(tiny):
+    settings = simulate.SimulateSettings.from_mapping(TINY)
+    geom = tiny["geometry"]
+    assert (geom["neurons"].group == "P+").sum() == 2 and (geom["neurons"].group == "P-").sum() == 2
+    for day in tiny["days"]:
+        t = day["transform"]
+        assert abs(t["shift_row"]) <= 3 and abs(t["shift_col"]) <= 3
+        assert abs(t["rotation_deg"]) <= settings.max_day_rotation_deg
+        m = day["motion"]
+        for k in range(0, 400, 37):
+            field = simulate.displacement_field(m, k, (64, 64))
+            assert np.abs(field).max() <= settings.max_motion_px + 1e-6
+        assert day["sgeom"]["soma_mask"].shape == (10, 64, 64)
+        assert day["sgeom"]["dendrite_mask"].shape == (12, 64, 64)
+        assert all((mask > 0).sum() >= 4 for mask in day["sgeom"]["dendrite_mask"])
+        assert len(day["targets"]) == 4
+    assert tiny["days"][0]["transform"]["rotation_deg"] == 0
+
+
+def test_bci_log_matches_cloose(tiny):
+    params = simulate.SimulateSettings.from_mapping(TINY).task_params
+    for day in tiny["days"]:
+        bci = day["bci"]
+        rerun = cloose.run_task(
+            bci.readout.to_numpy(),
+            threshold=tiny["threshold"],
+            failure_bound=tiny["failure_bound"],
+            params=params,
+        )
+        pd.testing.assert_frame_equal(bci[list(cloose.LOG_COLUMNS)], rerun)
+
+
+def test_calibration_half_hits():
+    settings = simulate.SimulateSettings.from_mapping(TINY)
+    rng = np.random.default_rng(3)
+    readout = np.cumsum(rng.normal(size=3000)) * 0.01
+    thr, _ = cloose.calibrate_threshold(readout, trial_frames=60, rng=rng)
+    windows = np.lib.stride_tricks.sliding_window_view(readout, 60).max(axis=1)
+    assert 0.35 <= np.mean(windows >= thr) <= 0.6
+    assert settings.task_params.max_trial_frames == 60
+
+
+def test_null_mode_has_no_group_difference():
+    _, res = _run(null=True)
+    ev = pd.concat([d["events"] for d in res["days"]])
+    c = ev[ev.kind == "coincident"]
+    assert (c.planted_residual == 0).all()
+
+
+def test_truth_roundtrip(tmp_path, tiny):
+    settings = simulate.SimulateSettings.from_mapping(TINY)
+    session_format.write_simulation(tmp_path, tiny, settings=settings)
+    ds, ev = session_format.read_truth_session(tmp_path, "m01", "day02")
+    assert ds.soma_mask.dims == ("neuron", "row", "col")
+    assert ds.spikes.shape == (10, 400) and len(ev) == len(tiny["days"][1]["events"])
+    tables = session_format.read_truth_subject(tmp_path, "m01")
+    assert list(tables["transforms"].session) == ["day01", "day02"]
+    bci = pd.read_csv(tmp_path / "raw/m01/day01/bci_frames.tsv", sep="\t")
+    assert {"licks", "shift_row", "shift_col"} <= set(bci.columns)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("n_pos_targets", 0, "n_pos_targets"),
+        ("max_nonrigid_px", 9.0, "max_nonrigid_px"),
+        ("n_rows", 20, "too small"),
+        ("bogus", 1, "unknown key"),
+    ],
+)
+def test_bad_settings_rejected(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        simulate.SimulateSettings.from_mapping({**TINY, key: value})
