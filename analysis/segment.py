@@ -1,0 +1,442 @@
+"""Segment stage: somata and apical tuft dendrites from a registered movie.
+
+Input: one registered plane, a ``(time, row, col)`` int16 array-like (usually a memmap
+from ``analysis.io.open_movie``), its mean image and the volume rate ``fs_hz``.
+Output: an ``xr.DataArray`` of masks with dims ``(roi, row, col)``, float32 weights that
+sum to 1 inside each ROI and are 0 outside, integer ``roi`` ids 0..N-1 and per-roi
+coordinates:
+
+- somata (:func:`detect_somata`): ``is_cell``, ``area_px``, ``compactness``, ``skewness``,
+  ``centroid_row``, ``centroid_col``;
+- dendrites (:func:`detect_dendrites`): ``area_px``, ``length_px``, ``n_fragments``,
+  ``centroid_row``, ``centroid_col``.
+
+Somata come from suite2p's functional detection (sparsery; Stringer & Pachitariu,
+doi:10.1101/061507), so no model weights are needed. Cells are told from neuropil
+fragments by rules on area, suite2p compactness and the skewness of the ROI trace.
+Dendrites are ridges of the local correlation image (Sato tubeness filter), cut into
+fragments at local correlation maxima; fragments of one tuft are merged when their
+traces correlate, and kept when the merged skeleton is long enough.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage, stats
+
+from analysis.dims import COL, MASK_DIMS, ROI, ROW
+from analysis.settings import StageSettings, require
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentSettings(StageSettings):
+    """Settings of the segment stage (config section ``segment``).
+
+    Soma detection (suite2p sparsery)
+        diameter_px: expected soma diameter; sets sparsery's spatial scale
+        (``round(log2(diameter_px / 3))``, clipped to 1..4) and suite2p's ROI statistics.
+        tau_s: indicator decay time; suite2p bins ``round(tau_s * fs_hz)`` frames together.
+        threshold_scaling: sparsery peak threshold multiplier (higher = fewer ROIs).
+        max_rois: upper bound on the number of ROIs sparsery extracts.
+        highpass_time_bins: temporal high-pass window, in binned frames.
+        highpass_neuropil_px: spatial high-pass (neuropil) filter size, somata and dendrites.
+        max_overlap: drop ROIs sharing more than this fraction of pixels with others.
+        max_binned_frames: cap on the number of binned frames read from the movie.
+    Cell classification (no downloaded classifier)
+        min_area_px, max_area_px: allowed ROI area.
+        max_compactness: suite2p compactness (1 = a filled disk; larger = more scattered).
+        min_skewness: skewness of the ROI's binned trace; sparse calcium transients are
+        strongly positively skewed, neuropil fragments are not.
+    Dendrite detection
+        dendrite_bin_s: time bin (s) averaged before computing correlations (about the
+        dendritic event decay).
+        ridge_sigmas_px: scales of the Sato ridge filter (about half the dendrite width).
+        ridge_threshold_sd: ridge pixels have a ridge response above this many robust SDs
+        (median absolute deviation) above the image median.
+        correlation_threshold_sd: ridge pixels must also have a local correlation this many
+        robust SDs above the correlation image's median.
+        seed_distance_px: minimum distance between fragment seeds (local correlation
+        maxima); smaller cuts touching dendrites into more, shorter fragments.
+        min_fragment_skewness: fragments whose binned trace has a lower skewness are
+        dropped; the neuropil high-pass leaves a negative copy of each dendrite's activity
+        in a halo around it (negatively skewed), which this removes.
+        min_length_px: merged ROIs whose skeleton is shorter are dropped.
+        merge_corr_threshold: fragments are merged (average-linkage clustering) while their
+        binned traces correlate at least this much on average (one tuft).
+    device: torch device for suite2p ("cpu" on machines without a GPU).
+    """
+
+    section: ClassVar[str] = "segment"
+
+    diameter_px: float = 12.0
+    tau_s: float = 1.0
+    threshold_scaling: float = 1.0
+    max_rois: int = 500
+    highpass_time_bins: int = 100
+    highpass_neuropil_px: int = 25
+    max_overlap: float = 0.75
+    max_binned_frames: int = 5000
+    min_area_px: int = 30
+    max_area_px: int = 600
+    max_compactness: float = 1.6
+    min_skewness: float = 0.5
+    dendrite_bin_s: float = 0.4
+    ridge_sigmas_px: tuple[float, ...] = (1.0,)
+    ridge_threshold_sd: float = 2.0
+    correlation_threshold_sd: float = 3.0
+    seed_distance_px: int = 3
+    min_fragment_skewness: float = 0.3
+    min_length_px: int = 10
+    merge_corr_threshold: float = 0.5
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        require(self.diameter_px >= 3, "segment.diameter_px must be >= 3 px")
+        require(self.tau_s > 0, "segment.tau_s must be > 0 s")
+        require(self.threshold_scaling > 0, "segment.threshold_scaling must be > 0")
+        require(self.max_rois >= 1, "segment.max_rois must be >= 1")
+        require(self.highpass_time_bins >= 1, "segment.highpass_time_bins must be >= 1")
+        require(self.highpass_neuropil_px >= 1, "segment.highpass_neuropil_px must be >= 1")
+        require(0 < self.max_overlap <= 1, "segment.max_overlap must be in (0, 1]")
+        require(self.max_binned_frames >= 10, "segment.max_binned_frames must be >= 10")
+        require(
+            0 <= self.min_area_px <= self.max_area_px,
+            "segment.min_area_px must be >= 0 and <= segment.max_area_px",
+        )
+        require(self.max_compactness >= 1, "segment.max_compactness must be >= 1")
+        require(self.dendrite_bin_s > 0, "segment.dendrite_bin_s must be > 0 s")
+        require(
+            len(self.ridge_sigmas_px) > 0 and all(s > 0 for s in self.ridge_sigmas_px),
+            "segment.ridge_sigmas_px must be a non-empty list of positive scales (px)",
+        )
+        require(self.ridge_threshold_sd > 0, "segment.ridge_threshold_sd must be > 0")
+        require(self.correlation_threshold_sd > 0, "segment.correlation_threshold_sd must be > 0")
+        require(self.seed_distance_px >= 1, "segment.seed_distance_px must be >= 1 px")
+        require(self.min_length_px >= 1, "segment.min_length_px must be >= 1 px")
+        require(
+            -1 <= self.merge_corr_threshold <= 1,
+            "segment.merge_corr_threshold must be in [-1, 1]",
+        )
+        require(self.device in ("cpu", "cuda", "mps"), "segment.device must be cpu, cuda or mps")
+
+
+def _check_inputs(movie: Any, mean_image: np.ndarray, fs_hz: float) -> tuple[int, int, int]:
+    if getattr(movie, "ndim", None) != 3:
+        raise ValueError(
+            f"movie must be a 3-d (time, row, col) array, got shape {getattr(movie, 'shape', None)}"
+        )
+    n_frames, n_rows, n_cols = movie.shape
+    if np.shape(mean_image) != (n_rows, n_cols):
+        raise ValueError(
+            f"mean_image shape {np.shape(mean_image)} does not match the movie's "
+            f"(row, col) = ({n_rows}, {n_cols})"
+        )
+    if not (np.isfinite(fs_hz) and fs_hz > 0):
+        raise ValueError(f"fs_hz must be a positive frame rate in Hz, got {fs_hz}")
+    if n_frames < 20:
+        raise ValueError(f"movie has {n_frames} frames; at least 20 are needed to find ROIs")
+    return n_frames, n_rows, n_cols
+
+
+def _masks_dataarray(
+    weights: list[np.ndarray], shape: tuple[int, int], coords: dict[str, np.ndarray]
+) -> xr.DataArray:
+    masks = np.zeros((len(weights), *shape), np.float32)
+    for k, w in enumerate(weights):
+        masks[k] = w / w.sum()
+    return xr.DataArray(
+        masks,
+        dims=MASK_DIMS,
+        coords={
+            ROI: np.arange(len(weights), dtype=np.int64),
+            ROW: np.arange(shape[0], dtype=np.int64),
+            COL: np.arange(shape[1], dtype=np.int64),
+            **{name: (ROI, values) for name, values in coords.items()},
+        },
+        name="masks",
+    )
+
+
+def _centroids(weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = [], []
+    for w in weights:
+        r, c = ndimage.center_of_mass(w)
+        rows.append(r)
+        cols.append(c)
+    return np.asarray(rows, np.float32), np.asarray(cols, np.float32)
+
+
+def detect_somata(
+    movie: Any, *, mean_image: np.ndarray, fs_hz: float, settings: SegmentSettings
+) -> xr.DataArray:
+    """Find somata with suite2p's sparsery functional detection and classify them.
+
+    Parameters
+    ----------
+    movie : array-like, shape (time, row, col), int16
+        Registered movie of the soma plane; read in batches by suite2p's ``bin_movie``.
+    mean_image : ndarray, shape (row, col)
+        Mean image of the registered movie; gives each ROI's ``mean_brightness``.
+    fs_hz : float
+        Frame (volume) rate in Hz.
+    settings : SegmentSettings
+        Detection and classification settings.
+
+    Returns
+    -------
+    xr.DataArray, dims (roi, row, col), float32
+        suite2p ``lam`` weights normalised to sum 1 per ROI. Coordinates on ``roi``:
+        ``is_cell`` (bool), ``area_px`` (int), ``compactness`` (suite2p, 1 = disk),
+        ``skewness`` (of the binned ROI trace), ``mean_brightness`` (mean-image units),
+        ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs gives a length-0 ``roi``.
+
+    Examples
+    --------
+    >>> masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=15.0,
+    ...                       settings=SegmentSettings())  # doctest: +SKIP
+    >>> masks.where(masks.is_cell, drop=True)  # doctest: +SKIP
+    """
+    import torch
+    from suite2p.detection import detect
+    from suite2p.parameters import default_settings
+
+    n_frames, n_rows, n_cols = _check_inputs(movie, mean_image, fs_hz)
+    det = default_settings()["detection"]
+    det["algorithm"] = "sparsery"
+    det["threshold_scaling"] = settings.threshold_scaling
+    det["highpass_time"] = settings.highpass_time_bins
+    det["max_overlap"] = settings.max_overlap
+    det["nbins"] = settings.max_binned_frames
+    det["sparsery_settings"] = dict(
+        det["sparsery_settings"],
+        highpass_neuropil=settings.highpass_neuropil_px,
+        max_ROIs=settings.max_rois,
+        spatial_scale=int(np.clip(np.round(np.log2(settings.diameter_px / 3.0)), 1, 4)),
+    )
+    bin_size = int(max(1, n_frames // settings.max_binned_frames, round(settings.tau_s * fs_hz)))
+    binned = detect.bin_movie(
+        movie, bin_size, yrange=[0, n_rows], xrange=[0, n_cols], nbins=settings.max_binned_frames
+    )
+    logger.info("sparsery on %d binned frames (bin %d frames)", binned.shape[0], bin_size)
+    try:
+        _, stat, _ = detect.detection_wrapper(
+            movie,
+            diameter=[settings.diameter_px, settings.diameter_px],
+            tau=settings.tau_s,
+            fs=fs_hz,
+            mov=binned.copy(),
+            settings=det,
+            device=torch.device(settings.device),
+        )
+    except ValueError as err:
+        if "no ROIs" not in str(err):
+            raise
+        logger.warning("suite2p found no ROIs in this movie: %s", err)
+        stat = []
+
+    weights, area, compact, skew, bright = [], [], [], [], []
+    flat = binned.reshape(binned.shape[0], -1)
+    for s in stat:
+        w = np.zeros((n_rows, n_cols), np.float64)
+        w[s["ypix"], s["xpix"]] = s["lam"]
+        if w.sum() <= 0:
+            continue
+        weights.append(w)
+        trace = flat[:, s["ypix"] * n_cols + s["xpix"]] @ (s["lam"] / s["lam"].sum())
+        area.append(int(s["npix"]))
+        compact.append(float(s["compact"]))
+        skew.append(float(stats.skew(trace)) if trace.std() > 0 else 0.0)
+        bright.append(float(np.average(mean_image[s["ypix"], s["xpix"]], weights=s["lam"])))
+    area_a = np.asarray(area, np.int64)
+    compact_a = np.asarray(compact, np.float32)
+    skew_a = np.asarray(skew, np.float32)
+    is_cell = (
+        (area_a >= settings.min_area_px)
+        & (area_a <= settings.max_area_px)
+        & (compact_a <= settings.max_compactness)
+        & (skew_a >= settings.min_skewness)
+    )
+    centroid_row, centroid_col = _centroids(weights)
+    logger.info("detect_somata: %d ROIs, %d classified as cells", len(weights), is_cell.sum())
+    return _masks_dataarray(
+        weights,
+        (n_rows, n_cols),
+        {
+            "is_cell": is_cell.astype(bool),
+            "area_px": area_a,
+            "compactness": compact_a,
+            "skewness": skew_a,
+            "mean_brightness": np.asarray(bright, np.float32),
+            "centroid_row": centroid_row,
+            "centroid_col": centroid_col,
+        },
+    )
+
+
+def _bin_zscore(
+    movie: Any, bin_frames: int, neuropil_px: int, batch_frames: int = 600
+) -> np.ndarray:
+    """Bin in time (streamed), remove neuropil, z-score every pixel; (bin, row, col) float32.
+
+    Neuropil (activity spread smoothly over the field) is the frame minus its spatial
+    running mean over ``neuropil_px``; without this, shared neuropil makes every
+    fragment's trace correlate and unrelated tufts would merge.
+    """
+    n_frames = movie.shape[0]
+    n_bins = n_frames // bin_frames
+    batch = max(bin_frames, (batch_frames // bin_frames) * bin_frames)
+    out = np.empty((n_bins, *movie.shape[1:]), np.float32)
+    for start in range(0, n_bins * bin_frames, batch):
+        stop = min(start + batch, n_bins * bin_frames)
+        chunk = np.asarray(movie[start:stop], np.float32)
+        binned = chunk.reshape(-1, bin_frames, *movie.shape[1:]).mean(axis=1)
+        binned -= ndimage.uniform_filter(binned, size=(1, neuropil_px, neuropil_px), mode="reflect")
+        out[start // bin_frames : stop // bin_frames] = binned
+    out -= out.mean(axis=0)
+    sd = out.std(axis=0)
+    out /= np.where(sd > 0, sd, 1.0)
+    return out
+
+
+def _local_correlation(z: np.ndarray) -> np.ndarray:
+    """Mean correlation of each pixel with its 8 neighbours; z is z-scored (time, row, col)."""
+    n_t, n_rows, n_cols = z.shape
+    total = np.zeros((n_rows, n_cols), np.float64)
+    count = np.zeros((n_rows, n_cols), np.float64)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr == 0 and dc == 0:
+                continue
+            rs = slice(max(dr, 0), n_rows + min(dr, 0))
+            rd = slice(max(-dr, 0), n_rows + min(-dr, 0))
+            cs = slice(max(dc, 0), n_cols + min(dc, 0))
+            cd = slice(max(-dc, 0), n_cols + min(-dc, 0))
+            total[rd, cd] += (z[:, rd, cd] * z[:, rs, cs]).mean(axis=0)
+            count[rd, cd] += 1
+    return (total / count).astype(np.float32)
+
+
+def _merge_groups(traces: np.ndarray, threshold: float) -> list[list[int]]:
+    """Average-linkage clusters of traces (fragment, time) whose mean correlation >= threshold.
+
+    Average rather than single linkage, so a chain of weak correlations does not merge
+    unrelated tufts.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    if len(traces) < 2:
+        return [[i] for i in range(len(traces))]
+    dist = np.clip(1.0 - np.corrcoef(traces), 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    return [list(np.flatnonzero(labels == g)) for g in np.unique(labels)]
+
+
+def _robust_z(image: np.ndarray) -> np.ndarray:
+    median = np.median(image)
+    mad = 1.4826 * np.median(np.abs(image - median))
+    return (image - median) / (mad if mad > 0 else 1.0)
+
+
+def detect_dendrites(
+    movie: Any, *, mean_image: np.ndarray, fs_hz: float, settings: SegmentSettings
+) -> xr.DataArray:
+    """Find thin, elongated, branching dendrite ROIs and merge fragments of one tuft.
+
+    Steps: bin the movie in time, subtract its spatial running mean over
+    ``highpass_neuropil_px`` (neuropil), z-score each pixel; local correlation image (mean
+    correlation with the 8 neighbours), which lights up pixels sharing calcium activity;
+    Sato ridge filter (Sato et al. 1998, doi:10.1016/S1361-8415(98)80009-1) on it at
+    ``ridge_sigmas_px``; foreground = robust-z ridge response above
+    ``ridge_threshold_sd`` and robust-z local correlation above
+    ``correlation_threshold_sd``; the foreground is cut into fragments by a watershed
+    seeded at local correlation maxima (``seed_distance_px`` apart), so touching
+    dendrites of different tufts separate; fragments are merged by average-linkage
+    clustering of their binned traces (mean correlation >= ``merge_corr_threshold``, one
+    tuft); merged ROIs whose skeleton is shorter than ``min_length_px`` are dropped.
+
+    Parameters
+    ----------
+    movie : array-like, shape (time, row, col), int16
+        Registered movie of the dendrite plane; read in batches.
+    mean_image : ndarray, shape (row, col)
+        Mean image of the registered movie; checked against the movie's shape and used to
+        give each ROI's ``mean_brightness``.
+    fs_hz : float
+        Frame (volume) rate in Hz; the time bin is ``round(dendrite_bin_s * fs_hz)`` frames.
+    settings : SegmentSettings
+        Dendrite settings.
+
+    Returns
+    -------
+    xr.DataArray, dims (roi, row, col), float32
+        Uniform weights summing to 1 per ROI. Coordinates on ``roi``: ``area_px``,
+        ``length_px`` (skeleton pixels), ``n_fragments`` (merged fragments),
+        ``mean_brightness``, ``centroid_row``, ``centroid_col`` (px).
+    """
+    from skimage.feature import peak_local_max
+    from skimage.filters import sato
+    from skimage.morphology import skeletonize
+    from skimage.segmentation import watershed
+
+    n_frames, n_rows, n_cols = _check_inputs(movie, mean_image, fs_hz)
+    bin_frames = int(np.clip(round(settings.dendrite_bin_s * fs_hz), 1, max(n_frames // 10, 1)))
+    z = _bin_zscore(movie, bin_frames, settings.highpass_neuropil_px)
+    corr_img = _local_correlation(z)
+    ridge = sato(corr_img, sigmas=settings.ridge_sigmas_px, black_ridges=False)
+    fg = (_robust_z(ridge) > settings.ridge_threshold_sd) & (
+        _robust_z(corr_img) > settings.correlation_threshold_sd
+    )
+    # cut the foreground into fragments around local correlation maxima: touching or
+    # crossing dendrites of different tufts then end up in different fragments
+    smooth = ndimage.gaussian_filter(corr_img, 1.0)
+    peaks = peak_local_max(
+        np.where(fg, smooth, 0.0), min_distance=settings.seed_distance_px, labels=fg.astype(int)
+    )
+    markers = np.zeros(fg.shape, np.int64)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-smooth, markers, mask=fg)
+    fragments = [labels == k for k in range(1, labels.max() + 1)]
+    flat = z.reshape(z.shape[0], -1)
+    traces = np.array([flat[:, f.ravel()].mean(axis=1) for f in fragments])
+    keep = [
+        i
+        for i, f in enumerate(fragments)
+        if f.sum() >= 3 and stats.skew(traces[i]) >= settings.min_fragment_skewness
+    ]
+    fragments, traces = [fragments[i] for i in keep], traces[keep]
+    groups = _merge_groups(traces, settings.merge_corr_threshold)
+
+    weights, length_px, n_frag, bright = [], [], [], []
+    for g in groups:
+        pix = np.any([fragments[i] for i in g], axis=0)
+        length = int(skeletonize(pix).sum())
+        if length < settings.min_length_px:
+            continue
+        weights.append(pix.astype(np.float64))
+        length_px.append(length)
+        n_frag.append(len(g))
+        bright.append(float(mean_image[pix].mean()))
+    centroid_row, centroid_col = _centroids(weights)
+    logger.info("detect_dendrites: %d fragments merged into %d ROIs", len(fragments), len(weights))
+    return _masks_dataarray(
+        weights,
+        (n_rows, n_cols),
+        {
+            "area_px": np.asarray([int(w.sum()) for w in weights], np.int64),
+            "length_px": np.asarray(length_px, np.int64),
+            "n_fragments": np.asarray(n_frag, np.int64),
+            "mean_brightness": np.asarray(bright, np.float32),
+            "centroid_row": centroid_row,
+            "centroid_col": centroid_col,
+        },
+    )

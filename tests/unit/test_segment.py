@@ -1,0 +1,168 @@
+"""Known-answer tests for analysis.segment on small synthetic movies."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
+from analysis.settings import ConfigError
+
+logger = logging.getLogger(__name__)
+FS_HZ = 15.0
+
+
+def _calcium(rng: np.random.Generator, n_frames: int, rate_hz: float, tau_s: float = 0.8):
+    """Sparse spikes convolved with an exponential (GCaMP-like) kernel; (time,) float."""
+    spikes = rng.random(n_frames) < rate_hz / FS_HZ
+    amps = spikes * rng.uniform(0.8, 1.6, n_frames)
+    kernel = np.exp(-np.arange(int(5 * tau_s * FS_HZ)) / (tau_s * FS_HZ))
+    return np.convolve(amps, kernel)[:n_frames]
+
+
+def _soma_movie(seed: int, size: int = 80, n_frames: int = 1200, n_cells: int = 9):
+    """Disk cells (radius 6 px) with sparse transients on noise + smooth neuropil."""
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:size, :size]
+    centres: list[tuple[float, float]] = []
+    while len(centres) < n_cells:
+        c = rng.uniform(9, size - 9, 2)
+        if all(np.hypot(*(c - np.asarray(o))) > 15 for o in centres):
+            centres.append(tuple(c))
+    truth = np.stack([np.hypot(rr - r, cc - c) <= 6 for r, c in centres])
+    movie = 300.0 + rng.normal(0, 12, (n_frames, size, size))
+    neuropil = _calcium(rng, n_frames, 0.3, tau_s=3.0)
+    movie += 40 * neuropil[:, None, None] * np.exp(-((cc - size / 2) ** 2) / (2 * 30**2))
+    for mask in truth:
+        movie[:, mask] += 120 * _calcium(rng, n_frames, 0.15)[:, None] + 60
+    return movie.astype(np.int16), truth
+
+
+def _hungarian_iou(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    inter = np.einsum("ipq,jpq->ij", found.astype(float), truth.astype(float))
+    union = found.sum((1, 2))[:, None] + truth.sum((1, 2))[None, :] - inter
+    iou = inter / np.maximum(union, 1)
+    rows, cols = linear_sum_assignment(-iou)
+    return iou[rows, cols]
+
+
+def test_detect_somata_recovers_disk_cells():
+    movie, truth = _soma_movie(seed=1)
+    t0 = time.perf_counter()
+    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
+    runtime = time.perf_counter() - t0
+    assert masks.dims == ("roi", "row", "col")
+    assert masks.dtype == np.float32
+    np.testing.assert_allclose(masks.sum(("row", "col")), 1.0, rtol=1e-4)
+    cells = masks.where(masks.is_cell, drop=True)
+    matched = _hungarian_iou(cells.values > 0, truth)
+    tp = int((matched >= 0.5).sum())
+    precision, recall = tp / max(cells.sizes["roi"], 1), tp / len(truth)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+    logger.info(
+        "somata: %d ROIs, %d cells, TP %d/%d, precision %.2f recall %.2f F1 %.2f, %.1f s",
+        masks.sizes["roi"],
+        cells.sizes["roi"],
+        tp,
+        len(truth),
+        precision,
+        recall,
+        f1,
+        runtime,
+    )
+    assert f1 >= 0.8
+    for name in ("area_px", "compactness", "centroid_row", "centroid_col", "is_cell"):
+        assert name in masks.coords
+
+
+def _dendrite_movie(seed: int, size: int = 80, n_frames: int = 900):
+    """Three tufts of thin (3 px) branched segments on noise + shared neuropil.
+
+    Tuft 0 has two disjoint pieces that share one trace (they must be merged).
+    """
+    rng = np.random.default_rng(seed)
+    from skimage.draw import line
+    from skimage.morphology import dilation, disk
+
+    def branch(segments):
+        img = np.zeros((size, size), bool)
+        for r0, c0, r1, c1 in segments:
+            rr, cc = line(r0, c0, r1, c1)
+            img[rr, cc] = True
+        return dilation(img, disk(1))
+
+    tuft_segments = [
+        [[(8, 8, 8, 40), (8, 24, 30, 34)], [(20, 50, 45, 72)]],  # two pieces, one trace
+        [[(40, 6, 72, 20), (56, 13, 60, 35)]],
+        [[(60, 45, 74, 74), (67, 60, 50, 70)]],
+    ]
+    tufts = [[branch(piece) for piece in pieces] for pieces in tuft_segments]
+    movie = 200.0 + rng.normal(0, 20, (n_frames, size, size))
+    movie += 40 * _calcium(rng, n_frames, 0.3, tau_s=3.0)[:, None, None]
+    for pieces in tufts:
+        trace = 80 * _calcium(rng, n_frames, 0.2, tau_s=0.5)
+        for piece in pieces:
+            movie[:, piece] += trace[:, None] + 30
+    truth = np.stack([np.any(pieces, axis=0) for pieces in tufts])
+    return movie.astype(np.int16), truth
+
+
+def test_detect_dendrites_merges_tuft_fragments():
+    movie, truth = _dendrite_movie(seed=2)
+    t0 = time.perf_counter()
+    masks = detect_dendrites(
+        movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings()
+    )
+    runtime = time.perf_counter() - t0
+    matched = _hungarian_iou(masks.values > 0, truth)
+    logger.info(
+        "dendrites: %d ROIs for %d tufts, IoUs %s, %.1f s",
+        masks.sizes["roi"],
+        len(truth),
+        np.round(matched, 2),
+        runtime,
+    )
+    assert masks.sizes["roi"] == len(truth)
+    assert np.all(matched >= 0.3)
+    assert int(masks.n_fragments.max()) >= 2
+    assert np.all(masks.length_px >= SegmentSettings().min_length_px)
+
+
+def test_pure_noise_gives_no_dendrites():
+    rng = np.random.default_rng(3)
+    movie = (200 + rng.normal(0, 10, (300, 48, 48))).astype(np.int16)
+    masks = detect_dendrites(
+        movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings()
+    )
+    assert masks.sizes["roi"] == 0
+    assert masks.dims == ("roi", "row", "col")
+
+
+def test_pure_noise_gives_no_cells():
+    rng = np.random.default_rng(6)
+    movie = (200 + rng.normal(0, 10, (600, 48, 48))).astype(np.int16)
+    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
+    assert masks.dims == ("roi", "row", "col")
+    assert not masks.is_cell.any()
+
+
+def test_bad_inputs():
+    movie = np.zeros((100, 32, 32), np.int16)
+    with pytest.raises(ValueError, match="mean_image shape"):
+        detect_somata(movie, mean_image=np.zeros((16, 16)), fs_hz=FS_HZ, settings=SegmentSettings())
+    with pytest.raises(ValueError, match="fs_hz"):
+        detect_dendrites(
+            movie, mean_image=np.zeros((32, 32)), fs_hz=0.0, settings=SegmentSettings()
+        )
+    with pytest.raises(ValueError, match="3-d"):
+        detect_dendrites(
+            movie[0], mean_image=np.zeros((32, 32)), fs_hz=FS_HZ, settings=SegmentSettings()
+        )
+    with pytest.raises(ValueError, match="diameter_px"):
+        SegmentSettings(diameter_px=1.0)
+    with pytest.raises(ConfigError, match="did you mean 'diameter_px'"):
+        SegmentSettings.from_mapping({"diameter": 12})
