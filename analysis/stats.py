@@ -1,0 +1,1469 @@
+"""Stage 8, stats: behaviour, target activity, somato-dendritic residuals and their tests.
+
+Input contract (tidy tables the workflow glue builds from saved results; every function
+validates the columns it needs and names the missing ones):
+
+- ``events``: one row per detected event, from ``extract`` (soma and dendrite planes
+  concatenated): ``subject, session, plane_role ('soma' | 'dendrite'), roi, frame,
+  peak_frame, time_s, amplitude`` (amplitude in dF/F).
+- ``pairs``: from ``track.pair_dendrites`` per subject: ``subject, soma_roi,
+  dendrite_roi, paired`` (bool). ROI ids are stable across a subject's sessions.
+- ``targets``: from ``track.map_targets``: ``subject, session, target_id, group
+  ('P+' | 'P-'), roi`` (soma roi id).
+- ``epochs``: per frame, from ``bci.compute_task_error``: ``subject, session, frame,
+  error, error_derivative, epoch ('reduction' | 'increase' | 'none')``.
+- ``trials``: from ``bci.compute_trials``: ``subject, session, trial, start_frame,
+  end_frame, outcome ('hit' | 'failure' | 'timeout'), reward_frame, aversive_frame,
+  time_to_outcome_s``.
+- ``sessions``: ``subject, session, fs_hz, duration_s`` (imaging volume rate, recording
+  length).
+
+Output contract (``results/stats/``): behaviour, activity, coincident events with
+residuals, fits, contrasts, signed separation, outcome-aligned residuals, early residual
+vs later change, network prediction, and one ``tests`` table whose rows each name the
+test, its statistic, p-value and n (animals, neurons, events); ``summary.txt`` is
+:func:`summarize` of that table.
+
+Statistics are hierarchical (neurons nested in animals): per-neuron means are averaged
+within an animal, animal values are averaged across the cohort, and nulls come from
+permuting labels *within* each animal, so pooled neurons are never treated as
+independent animals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from analysis.dims import ROI, TIME
+from analysis.settings import StageSettings, require
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("P+", "P-")
+EPOCHS = ("reduction", "increase", "none")
+OUTCOMES = ("hit", "failure", "timeout")
+NON_TARGET = "non-target"
+SD_MODELS = ("linear", "proportional", "constant", "quadratic", "log")
+
+GROUP_EPOCH_TEST = "group_x_epoch_signed_separation_within_animal_label_permutation"
+OUTCOME_TEST = "reward_vs_failure_residual_within_session_trial_permutation"
+EARLY_CHANGE_TEST = "early_residual_vs_later_activity_change_within_animal_permutation"
+NETWORK_TEST = "network_prediction_cv_ridge_vs_shuffled_residuals"
+
+TEST_COLUMNS = (
+    "test",
+    "statistic",
+    "p_value",
+    "alternative",
+    "n_animals",
+    "n_neurons",
+    "n_events",
+    "n_permutations",
+)
+
+
+class InsufficientDataError(ValueError):
+    """A test cannot run on these data (too few animals, neurons or events)."""
+
+
+@dataclass(frozen=True)
+class StatsSettings(StageSettings):
+    """Settings of the ``stats`` stage (config section ``stats``).
+
+    Attributes
+    ----------
+    coincidence_window_s : float
+        A soma event and a paired dendrite event are coincident when their onsets differ
+        by at most this many seconds.
+    n_permutations : int
+        Permutations (or shuffles) per test; p-values are ``(1 + k) / (1 + n)``.
+    alpha : float
+        Significance level used by :func:`summarize`.
+    seed : int
+        Seed for the ``np.random.default_rng`` that callers pass as ``rng``.
+    min_events_per_neuron : int
+        Coincident events a soma-dendrite pair needs for its SD fit.
+    alternative : {'two-sided', 'greater'}
+        Alternative of the group x epoch test; 'greater' tests the paper's predicted sign
+        (P+ amplified over P- during error reduction relative to error increase).
+    early_sessions : int
+        The first this-many sessions of each subject are "early".
+    late_sessions : int
+        The last this-many sessions of each subject are "late" (activity change =
+        late minus early mean dF/F).
+    outcome_window_s : tuple of float
+        Window (start, stop) in seconds around the outcome frame (reward TTL for hits,
+        white-noise onset for failures) within which events are outcome-aligned.
+    outcome_bin_s : float
+        Lag bin width of the outcome-aligned residual time course.
+    network_window_s : tuple of float
+        Window (start, stop) in seconds relative to the soma event onset over which the
+        other neurons' dF/F is averaged as predictors.
+    ridge_alpha : float
+        L2 penalty of the network ridge regression (on z-scored predictors).
+    n_folds : int
+        Cross-validation folds of the network prediction.
+    n_network_shuffles : int
+        Shuffled-residual refits forming the network prediction null.
+    min_events_network : int
+        Sessions with fewer coincident events are not used for network prediction.
+    """
+
+    section: ClassVar[str] = "stats"
+
+    coincidence_window_s: float = 0.2
+    n_permutations: int = 2000
+    alpha: float = 0.05
+    seed: int = 0
+    min_events_per_neuron: int = 5
+    alternative: Literal["two-sided", "greater"] = "two-sided"
+    early_sessions: int = 3
+    late_sessions: int = 3
+    outcome_window_s: tuple[float, ...] = (-2.0, 3.0)
+    outcome_bin_s: float = 0.5
+    network_window_s: tuple[float, ...] = (-1.0, 0.0)
+    ridge_alpha: float = 10.0
+    n_folds: int = 5
+    n_network_shuffles: int = 200
+    min_events_network: int = 20
+
+    def __post_init__(self) -> None:
+        require(
+            0 < self.coincidence_window_s <= 5,
+            "stats.coincidence_window_s must be in (0, 5] seconds",
+        )
+        require(self.n_permutations >= 19, "stats.n_permutations must be >= 19")
+        require(0 < self.alpha < 1, "stats.alpha must be in (0, 1)")
+        require(self.seed >= 0, "stats.seed must be >= 0")
+        require(self.min_events_per_neuron >= 4, "stats.min_events_per_neuron must be >= 4")
+        require(self.early_sessions >= 1, "stats.early_sessions must be >= 1")
+        require(self.late_sessions >= 1, "stats.late_sessions must be >= 1")
+        for name in ("outcome_window_s", "network_window_s"):
+            win = getattr(self, name)
+            require(
+                len(win) == 2 and win[0] < win[1],
+                f"stats.{name} must be two numbers [start, stop] with start < stop",
+            )
+        require(self.outcome_bin_s > 0, "stats.outcome_bin_s must be > 0 seconds")
+        require(self.ridge_alpha > 0, "stats.ridge_alpha must be > 0")
+        require(self.n_folds >= 2, "stats.n_folds must be >= 2")
+        require(self.n_network_shuffles >= 19, "stats.n_network_shuffles must be >= 19")
+        require(self.min_events_network >= 10, "stats.min_events_network must be >= 10")
+
+
+# --- validation helpers ------------------------------------------------------------------
+
+
+def _require_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{name} table is missing column(s) {missing}; it has {list(table.columns)}. "
+            "See the analysis.stats module docstring for the input contract."
+        )
+
+
+def _require_values(table: pd.DataFrame, column: str, allowed: Iterable[str], name: str) -> None:
+    allowed = tuple(allowed)
+    bad = sorted(set(table[column].dropna().astype(str)) - set(allowed))
+    if bad:
+        raise ValueError(f"{name}.{column} has invalid value(s) {bad}; allowed: {list(allowed)}")
+
+
+def _day_index(table: pd.DataFrame) -> pd.Series:
+    """0-based order of each row's session within its subject (session names sort by date)."""
+    order = {
+        (subj, sess): i
+        for subj, sessions in table.groupby("subject")["session"]
+        for i, sess in enumerate(sorted(sessions.unique()))
+    }
+    return pd.Series(
+        [order[(s, d)] for s, d in zip(table["subject"], table["session"], strict=True)],
+        index=table.index,
+        dtype=int,
+    )
+
+
+def _p_value(null: np.ndarray, observed: float, alternative: str) -> float:
+    """Permutation p-value with the +1 correction.
+
+    Phipson & Smyth 2010, doi 10.2202/1544-6115.1585.
+    """
+    null = np.asarray(null, dtype=float)
+    tol = 1e-12 * max(1.0, abs(observed))
+    if alternative == "greater":
+        k = np.sum(null >= observed - tol)
+    else:
+        k = np.sum(np.abs(null) >= abs(observed) - tol)
+    return float((1 + k) / (1 + null.size))
+
+
+def _test_row(
+    test: str,
+    *,
+    statistic: float,
+    p_value: float,
+    alternative: str,
+    n_animals: int,
+    n_neurons: int,
+    n_events: int,
+    n_permutations: int,
+    **extra: float,
+) -> pd.DataFrame:
+    row = dict(
+        test=test,
+        statistic=float(statistic),
+        p_value=float(p_value),
+        alternative=alternative,
+        n_animals=int(n_animals),
+        n_neurons=int(n_neurons),
+        n_events=int(n_events),
+        n_permutations=int(n_permutations),
+    )
+    row.update({k: float(v) for k, v in extra.items()})
+    return pd.DataFrame([row])
+
+
+def _untestable_row(test: str, reason: str, *, alternative: str) -> pd.DataFrame:
+    """A test row for a test the data cannot support: NaN statistic and p, with the reason."""
+    return pd.DataFrame(
+        [dict(test=test, statistic=np.nan, p_value=np.nan, alternative=alternative,
+              n_animals=0, n_neurons=0, n_events=0, n_permutations=0, note=reason)]
+    )  # fmt: skip
+
+
+# --- behaviour and activity --------------------------------------------------------------
+
+
+def compute_behaviour(trials: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
+    """Per subject x session behaviour: trial counts, hit rate, rewards per minute.
+
+    Parameters
+    ----------
+    trials : pandas.DataFrame
+        Columns ``subject, session, trial, outcome, reward_frame, time_to_outcome_s``
+        (``reward_frame`` NaN/empty when no reward was given).
+    sessions : pandas.DataFrame
+        Columns ``subject, session, duration_s``; every session with imaging appears here,
+        even one without trials.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per session in ``sessions``: ``subject, session, day_index, n_trials,
+        n_hits, n_failures, n_timeouts, hit_rate`` (hits / trials, NaN without trials),
+        ``rewards_per_min`` (reward TTLs per minute of recording),
+        ``median_time_to_hit_s`` (NaN without hits).
+    """
+    _require_columns(
+        trials,
+        ["subject", "session", "trial", "outcome", "reward_frame", "time_to_outcome_s"],
+        "trials",
+    )
+    _require_columns(sessions, ["subject", "session", "duration_s"], "sessions")
+    _require_values(trials, "outcome", OUTCOMES, "trials")
+    if (sessions["duration_s"] <= 0).any():
+        raise ValueError("sessions.duration_s must be > 0 seconds for every session")
+    rows = []
+    for (subject, session), sess in sessions.groupby(["subject", "session"], sort=True):
+        tr = trials[(trials["subject"] == subject) & (trials["session"] == session)]
+        n = len(tr)
+        hits = tr[tr["outcome"] == "hit"]
+        n_rewards = int(pd.to_numeric(tr["reward_frame"], errors="coerce").notna().sum())
+        rows.append(
+            dict(
+                subject=subject,
+                session=session,
+                n_trials=n,
+                n_hits=len(hits),
+                n_failures=int((tr["outcome"] == "failure").sum()),
+                n_timeouts=int((tr["outcome"] == "timeout").sum()),
+                hit_rate=len(hits) / n if n else np.nan,
+                rewards_per_min=n_rewards / (float(sess["duration_s"].iloc[0]) / 60.0),
+                median_time_to_hit_s=float(hits["time_to_outcome_s"].median())
+                if len(hits)
+                else np.nan,
+            )
+        )
+    out = pd.DataFrame(rows)
+    out.insert(2, "day_index", _day_index(out))
+    return out
+
+
+def compute_activity(
+    dff: xr.DataArray, *, trials: pd.DataFrame, events: pd.DataFrame, fs_hz: float
+) -> pd.DataFrame:
+    """Per-ROI activity of one session: mean dF/F within trials and event rate.
+
+    Parameters
+    ----------
+    dff : xarray.DataArray
+        dF/F, dims ``(roi, time)``; ``time`` carries an integer ``frame`` coordinate
+        (frame index into the session; if absent, frames are 0..n-1).
+    trials : pandas.DataFrame
+        This session's trials: ``start_frame, end_frame`` (inclusive).
+    events : pandas.DataFrame
+        This session's events of the same plane: ``roi``.
+    fs_hz : float
+        Volume rate; the recording lasts ``n_frames / fs_hz`` seconds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per roi: ``roi, mean_dff`` (mean over in-trial frames, dF/F),
+        ``event_rate_hz`` (events per second of recording). The glue adds ``subject`` and
+        ``session`` before concatenating sessions.
+    """
+    if not isinstance(dff, xr.DataArray) or set(dff.dims) != {ROI, TIME}:
+        raise ValueError(f"dff must be an xarray.DataArray with dims ({ROI}, {TIME})")
+    _require_columns(trials, ["start_frame", "end_frame"], "trials")
+    _require_columns(events, ["roi"], "events")
+    require(fs_hz > 0, "fs_hz must be > 0")
+    dff = dff.transpose(ROI, TIME)
+    n_time = dff.sizes[TIME]
+    frames = np.asarray(dff["frame"]) if "frame" in dff.coords else np.arange(n_time)
+    in_trial = np.zeros(n_time, dtype=bool)
+    for start, end in zip(trials["start_frame"], trials["end_frame"], strict=True):
+        in_trial |= (frames >= start) & (frames <= end)
+    values = np.asarray(dff.values, dtype=float)
+    mean_dff = (
+        np.nanmean(values[:, in_trial], axis=1) if in_trial.any() else np.full(len(values), np.nan)
+    )
+    rois = np.asarray(dff[ROI])
+    counts = events["roi"].value_counts()
+    rate = np.array([counts.get(r, 0) for r in rois], dtype=float) / (n_time / fs_hz)
+    return pd.DataFrame({"roi": rois, "mean_dff": mean_dff, "event_rate_hz": rate})
+
+
+def compute_activity_change(activity: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """Per target neuron x session activity and its change from the neuron's first session.
+
+    Parameters
+    ----------
+    activity : pandas.DataFrame
+        ``subject, session, roi, mean_dff, event_rate_hz`` (from :func:`compute_activity`).
+    targets : pandas.DataFrame
+        ``subject, session, target_id, group, roi``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, session, day_index, roi, target_id, group, mean_dff, event_rate_hz,
+        change_mean_dff, change_event_rate_hz`` (minus the same neuron's first session
+        with data). Only target neurons appear.
+    """
+    _require_columns(
+        activity, ["subject", "session", "roi", "mean_dff", "event_rate_hz"], "activity"
+    )
+    _require_columns(targets, ["subject", "session", "target_id", "group", "roi"], "targets")
+    _require_values(targets, "group", GROUPS, "targets")
+    out = targets[["subject", "session", "target_id", "group", "roi"]].merge(
+        activity[["subject", "session", "roi", "mean_dff", "event_rate_hz"]],
+        on=["subject", "session", "roi"],
+        how="inner",
+    )
+    if out.empty:
+        raise ValueError(
+            "no target ROI has activity: check that targets.roi ids match activity.roi"
+        )
+    out.insert(2, "day_index", _day_index(out))
+    out = out.sort_values(["subject", "roi", "day_index"]).reset_index(drop=True)
+    first = out.groupby(["subject", "roi"])[["mean_dff", "event_rate_hz"]].transform("first")
+    out["change_mean_dff"] = out["mean_dff"] - first["mean_dff"]
+    out["change_event_rate_hz"] = out["event_rate_hz"] - first["event_rate_hz"]
+    return out
+
+
+def compute_group_activity(activity_change: pd.DataFrame) -> pd.DataFrame:
+    """Per subject x group x session mean target activity (the P+/P- learning panel).
+
+    Parameters
+    ----------
+    activity_change : pandas.DataFrame
+        Output of :func:`compute_activity_change`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, group, session, day_index, n_neurons, mean_dff, change_mean_dff,
+        event_rate_hz`` (means over the group's neurons).
+    """
+    _require_columns(
+        activity_change,
+        [
+            "subject",
+            "group",
+            "session",
+            "day_index",
+            "mean_dff",
+            "change_mean_dff",
+            "event_rate_hz",
+        ],
+        "activity_change",
+    )
+    return (
+        activity_change.groupby(["subject", "group", "session", "day_index"], as_index=False)
+        .agg(
+            n_neurons=("mean_dff", "size"),
+            mean_dff=("mean_dff", "mean"),
+            change_mean_dff=("change_mean_dff", "mean"),
+            event_rate_hz=("event_rate_hz", "mean"),
+        )
+        .sort_values(["subject", "group", "day_index"])
+        .reset_index(drop=True)
+    )
+
+
+# --- coincident somato-dendritic events --------------------------------------------------
+
+
+def _match_times(soma_t: np.ndarray, dend_t: np.ndarray, window: float) -> list[tuple[int, int]]:
+    """One-to-one matches closest first; each event is used at most once."""
+    if soma_t.size == 0 or dend_t.size == 0:
+        return []
+    dt = np.abs(dend_t[None, :] - soma_t[:, None])
+    i, j = np.nonzero(dt <= window)
+    order = np.argsort(dt[i, j], kind="stable")
+    used_s, used_d, out = set(), set(), []
+    for k in order:
+        a, b = int(i[k]), int(j[k])
+        if a not in used_s and b not in used_d:
+            used_s.add(a)
+            used_d.add(b)
+            out.append((a, b))
+    return sorted(out)
+
+
+def match_coincident_events(
+    events: pd.DataFrame,
+    pairs: pd.DataFrame,
+    targets: pd.DataFrame,
+    epochs: pd.DataFrame,
+    *,
+    settings: StatsSettings,
+) -> pd.DataFrame:
+    """Pair each soma event with a coincident event of its paired tuft dendrite.
+
+    For every paired (soma, dendrite) and session, soma and dendrite events whose onsets
+    (``time_s``) differ by at most ``coincidence_window_s`` are matched one-to-one,
+    closest first. The task epoch is read at the soma event's onset frame (frames missing
+    from ``epochs`` count as 'none'); the group is the soma's target group in that session
+    or 'non-target'.
+
+    Parameters
+    ----------
+    events, pairs, targets, epochs : pandas.DataFrame
+        See the module docstring. Only ``pairs.paired == True`` rows are used.
+    settings : StatsSettings
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per coincident event: ``subject, session, soma_roi, dendrite_roi, frame,
+        peak_frame, time_s`` (of the soma event), ``soma_amplitude``,
+        ``dendrite_frame, dendrite_time_s, dendrite_amplitude`` (dF/F), ``lag_s``
+        (dendrite minus soma onset), ``epoch, error_derivative, group, target_id``
+        (-1 for non-targets).
+    """
+    _require_columns(
+        events,
+        ["subject", "session", "plane_role", "roi", "frame", "peak_frame", "time_s", "amplitude"],
+        "events",
+    )
+    _require_columns(pairs, ["subject", "soma_roi", "dendrite_roi", "paired"], "pairs")
+    _require_columns(targets, ["subject", "session", "target_id", "group", "roi"], "targets")
+    _require_columns(epochs, ["subject", "session", "frame", "error_derivative", "epoch"], "epochs")
+    _require_values(events, "plane_role", ("soma", "dendrite"), "events")
+    _require_values(targets, "group", GROUPS, "targets")
+    _require_values(epochs, "epoch", EPOCHS, "epochs")
+    window = settings.coincidence_window_s
+    paired = pairs[pairs["paired"].astype(bool)]
+    grouped = {key: ev for key, ev in events.groupby(["subject", "session", "plane_role", "roi"])}
+    sessions = events[["subject", "session"]].drop_duplicates().itertuples(index=False)
+    parts = []
+    for subject, session in sessions:
+        for pair in paired[paired["subject"] == subject].itertuples(index=False):
+            soma = grouped.get((subject, session, "soma", pair.soma_roi))
+            dend = grouped.get((subject, session, "dendrite", pair.dendrite_roi))
+            if soma is None or dend is None:
+                continue
+            soma = soma.sort_values("time_s")
+            dend = dend.sort_values("time_s")
+            matches = _match_times(soma["time_s"].to_numpy(), dend["time_s"].to_numpy(), window)
+            if not matches:
+                continue
+            a, b = (np.array(v) for v in zip(*matches, strict=True))
+            s, d = soma.iloc[a], dend.iloc[b]
+            parts.append(
+                pd.DataFrame(
+                    dict(
+                        subject=subject,
+                        session=session,
+                        soma_roi=int(pair.soma_roi),
+                        dendrite_roi=int(pair.dendrite_roi),
+                        frame=s["frame"].to_numpy(int),
+                        peak_frame=s["peak_frame"].to_numpy(int),
+                        time_s=s["time_s"].to_numpy(float),
+                        soma_amplitude=s["amplitude"].to_numpy(float),
+                        dendrite_frame=d["frame"].to_numpy(int),
+                        dendrite_time_s=d["time_s"].to_numpy(float),
+                        dendrite_amplitude=d["amplitude"].to_numpy(float),
+                        lag_s=d["time_s"].to_numpy(float) - s["time_s"].to_numpy(float),
+                    )
+                )
+            )
+    columns = [
+        "subject", "session", "soma_roi", "dendrite_roi", "frame", "peak_frame", "time_s",
+        "soma_amplitude", "dendrite_frame", "dendrite_time_s", "dendrite_amplitude", "lag_s",
+    ]  # fmt: skip
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    out = out.merge(
+        epochs[["subject", "session", "frame", "error_derivative", "epoch"]],
+        on=["subject", "session", "frame"],
+        how="left",
+    )
+    out["epoch"] = out["epoch"].fillna("none")
+    tgt = targets[["subject", "session", "roi", "group", "target_id"]].rename(
+        columns={"roi": "soma_roi"}
+    )
+    out = out.merge(tgt, on=["subject", "session", "soma_roi"], how="left")
+    out["group"] = out["group"].fillna(NON_TARGET)
+    out["target_id"] = out["target_id"].fillna(-1).astype(int)
+    log.info("matched %d coincident soma-dendrite events from %d pairs", len(out), len(paired))
+    return out.sort_values(
+        ["subject", "session", "soma_roi", "dendrite_roi", "time_s"]
+    ).reset_index(drop=True)
+
+
+# --- somato-dendritic fit and residuals --------------------------------------------------
+
+
+def _design(model: str, x: np.ndarray) -> np.ndarray | None:
+    ones = np.ones_like(x)
+    if model == "linear":
+        return np.column_stack([ones, x])
+    if model == "proportional":
+        return x[:, None]
+    if model == "constant":
+        return ones[:, None]
+    if model == "quadratic":
+        return np.column_stack([ones, x, x**2])
+    if model == "log":
+        return np.column_stack([ones, np.log(x)]) if np.all(x > 0) else None
+    raise ValueError(f"unknown SD model {model!r}")
+
+
+def _aic(rss: float, n: int, n_coef: int) -> float:
+    """Gaussian AIC, n log(RSS/n) + 2 (coefficients + noise variance)."""
+    return float(n * np.log(max(rss, 1e-300) / n) + 2 * (n_coef + 1))
+
+
+def fit_sd_residuals(
+    coincident: pd.DataFrame, *, settings: StatsSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-pair fit of dendritic on somatic event magnitude; signed, z-scored residuals.
+
+    Each soma-dendrite pair with at least ``min_events_per_neuron`` coincident events
+    (over all its sessions) is fit by least squares under five models: linear
+    ``d = a + b s``, proportional ``d = b s``, constant ``d = a``, quadratic
+    ``d = a + b s + c s^2`` and logarithmic ``d = a + b log s`` (only if all s > 0), and the
+    models are compared by AIC. Residuals always come from the linear model (the model the
+    paper found best, Francioni et al. 2026, doi 10.1038/s41586-026-10190-7): positive =
+    dendritic amplification beyond the back-propagated somatic signal, negative =
+    attenuation. ``residual_z`` is the residual divided by the pair's residual SD.
+
+    Parameters
+    ----------
+    coincident : pandas.DataFrame
+        From :func:`match_coincident_events`: ``subject, soma_roi, dendrite_roi,
+        soma_amplitude, dendrite_amplitude`` (dF/F) plus any other columns (kept).
+    settings : StatsSettings
+
+    Returns
+    -------
+    events : pandas.DataFrame
+        The rows of fitted pairs with added ``fitted`` (dF/F), ``residual`` (dF/F) and
+        ``residual_z`` (unitless).
+    fits : pandas.DataFrame
+        One row per fitted pair: ``subject, soma_roi, dendrite_roi, n_events, slope,
+        intercept, r2, aic_<model>`` for each model, ``best_model``, ``delta_aic_linear``
+        (linear AIC minus the best AIC; 0 when linear is best), ``residual_sd``.
+    """
+    _require_columns(
+        coincident,
+        ["subject", "soma_roi", "dendrite_roi", "soma_amplitude", "dendrite_amplitude"],
+        "coincident",
+    )
+    keys = ["subject", "soma_roi", "dendrite_roi"]
+    parts, fits = [], []
+    n_skipped = 0
+    for key, grp in coincident.groupby(keys, sort=True):
+        grp = grp[np.isfinite(grp["soma_amplitude"]) & np.isfinite(grp["dendrite_amplitude"])]
+        n = len(grp)
+        if n < settings.min_events_per_neuron:
+            n_skipped += 1
+            continue
+        x = grp["soma_amplitude"].to_numpy(float)
+        y = grp["dendrite_amplitude"].to_numpy(float)
+        row = dict(zip(keys, key, strict=True), n_events=n)
+        for model in SD_MODELS:
+            design = _design(model, x)
+            if design is None:
+                row[f"aic_{model}"] = np.nan
+                continue
+            coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+            resid = y - design @ coef
+            row[f"aic_{model}"] = _aic(float(resid @ resid), n, design.shape[1])
+            if model == "linear":
+                lin_coef, lin_resid = coef, resid
+        ss_tot = float(np.sum((y - y.mean()) ** 2))
+        rss = float(lin_resid @ lin_resid)
+        sd = float(np.std(lin_resid, ddof=2))
+        aics = {m: row[f"aic_{m}"] for m in SD_MODELS if np.isfinite(row[f"aic_{m}"])}
+        best = min(aics, key=aics.get)
+        row.update(
+            slope=float(lin_coef[1]),
+            intercept=float(lin_coef[0]),
+            r2=1.0 - rss / ss_tot if ss_tot > 0 else np.nan,
+            best_model=best,
+            delta_aic_linear=aics["linear"] - aics[best],
+            residual_sd=sd,
+        )
+        fits.append(row)
+        part = grp.copy()
+        part["fitted"] = y - lin_resid
+        part["residual"] = lin_resid
+        part["residual_z"] = lin_resid / sd if sd > 0 else np.nan
+        parts.append(part)
+    if n_skipped:
+        log.info(
+            "skipped %d pairs with < %d coincident events",
+            n_skipped,
+            settings.min_events_per_neuron,
+        )
+    fit_cols = [*keys, "n_events", "slope", "intercept", "r2", *(f"aic_{m}" for m in SD_MODELS)]
+    fit_cols += ["best_model", "delta_aic_linear", "residual_sd"]
+    events = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else coincident.iloc[:0].assign(fitted=[], residual=[], residual_z=[])
+    )
+    return events, pd.DataFrame(fits, columns=fit_cols)
+
+
+# --- group x epoch contrasts and the main test -------------------------------------------
+
+
+def compute_group_epoch_contrasts(events: pd.DataFrame) -> pd.DataFrame:
+    """Mean residual z per subject x group x epoch (descriptive; all events).
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``subject, soma_roi, group, epoch, residual_z`` (from :func:`fit_sd_residuals`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, group, epoch, mean_residual_z`` (mean of per-neuron means),
+        ``sem_residual_z`` (across neurons), ``n_neurons, n_events``.
+    """
+    _require_columns(events, ["subject", "soma_roi", "group", "epoch", "residual_z"], "events")
+    ev = events[np.isfinite(events["residual_z"])]
+    per_neuron = ev.groupby(["subject", "group", "epoch", "soma_roi"], as_index=False).agg(
+        residual_z=("residual_z", "mean"), n_events=("residual_z", "size")
+    )
+    return per_neuron.groupby(["subject", "group", "epoch"], as_index=False).agg(
+        mean_residual_z=("residual_z", "mean"),
+        sem_residual_z=(
+            "residual_z",
+            lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan,
+        ),
+        n_neurons=("soma_roi", "size"),
+        n_events=("n_events", "sum"),
+    )
+
+
+def _neuron_epoch_table(events: pd.DataFrame) -> pd.DataFrame:
+    """Per target neuron: mean residual z in reduction and increase epochs, and its group.
+
+    Neurons without events in both epochs are dropped so that every neuron contributes
+    a within-neuron difference (reduction minus increase).
+    """
+    _require_columns(events, ["subject", "soma_roi", "group", "epoch", "residual_z"], "events")
+    ev = events[
+        events["group"].isin(GROUPS)
+        & events["epoch"].isin(("reduction", "increase"))
+        & np.isfinite(events["residual_z"])
+    ]
+    labels = ev.groupby(["subject", "soma_roi"])["group"].nunique()
+    if (labels > 1).any():
+        bad = labels[labels > 1].index.tolist()
+        raise ValueError(
+            f"neurons {bad} (subject, soma_roi) have both P+ and P- labels across sessions"
+        )
+    table = ev.pivot_table(
+        index=["subject", "soma_roi", "group"],
+        columns="epoch",
+        values="residual_z",
+        aggfunc=["mean", "size"],
+    )
+    table.columns = [f"{stat}_{epoch}" for stat, epoch in table.columns]
+    table = table.reset_index()
+    for epoch in ("reduction", "increase"):
+        for stat in ("mean", "size"):
+            if f"{stat}_{epoch}" not in table:
+                table[f"{stat}_{epoch}"] = np.nan
+    table = table.dropna(subset=["mean_reduction", "mean_increase"])
+    table["difference"] = table["mean_reduction"] - table["mean_increase"]
+    table["n_events"] = (table["size_reduction"] + table["size_increase"]).astype(int)
+    return table
+
+
+def compute_signed_separation(events: pd.DataFrame) -> pd.DataFrame:
+    """Per-animal signed separation of residuals by group and task epoch.
+
+    ``separation = (P+ - P-) in error reduction - (P+ - P-) in error increase`` where each
+    term is a mean over neurons of per-neuron mean residual z; only target neurons with
+    events in both epochs are used (so separation = mean_P+(red - inc) - mean_P-(red - inc)).
+    Positive = vectorized instructive signal with the paper's sign.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``subject, soma_roi, group, epoch, residual_z``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, pplus_reduction, pminus_reduction, pplus_increase, pminus_increase,
+        separation, n_pplus, n_pminus, n_events``; animals lacking a P+ or P- neuron with
+        both epochs are left out.
+    """
+    table = _neuron_epoch_table(events)
+    rows = []
+    for subject, grp in table.groupby("subject", sort=True):
+        plus, minus = grp[grp["group"] == "P+"], grp[grp["group"] == "P-"]
+        if plus.empty or minus.empty:
+            log.info("subject %s lacks P+ or P- neurons with both epochs; left out", subject)
+            continue
+        row = dict(
+            subject=subject,
+            pplus_reduction=plus["mean_reduction"].mean(),
+            pminus_reduction=minus["mean_reduction"].mean(),
+            pplus_increase=plus["mean_increase"].mean(),
+            pminus_increase=minus["mean_increase"].mean(),
+        )
+        row["separation"] = plus["difference"].mean() - minus["difference"].mean()
+        row.update(n_pplus=len(plus), n_pminus=len(minus), n_events=int(grp["n_events"].sum()))
+        rows.append(row)
+    columns = [
+        "subject", "pplus_reduction", "pminus_reduction", "pplus_increase", "pminus_increase",
+        "separation", "n_pplus", "n_pminus", "n_events",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def test_group_epoch(
+    events: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Hierarchical permutation test of the group x epoch (vectorized) residual pattern.
+
+    Statistic: mean over animals of the per-animal signed separation
+    (:func:`compute_signed_separation`). Null: P+/P- labels of the target neurons are
+    permuted within each animal (group sizes kept), independently per animal,
+    ``n_permutations`` times; p = (1 + #|null| >= |obs|) / (1 + n) (two-sided) or with
+    null >= obs ('greater'). Neurons are the exchangeable units, so correlated events of
+    one neuron and animal-level offsets cannot inflate the false-positive rate.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``subject, soma_roi, group, epoch, residual_z``.
+    settings : StatsSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row, :data:`TEST_COLUMNS` plus ``n_positive_animals`` and ``null_mean``.
+    """
+    table = _neuron_epoch_table(events)
+    per_animal = []
+    n_events = 0
+    for _, grp in table.groupby("subject", sort=True):
+        labels = (grp["group"] == "P+").to_numpy()
+        if labels.all() or not labels.any():
+            continue
+        per_animal.append((grp["difference"].to_numpy(float), labels))
+        n_events += int(grp["n_events"].sum())
+    if not per_animal:
+        raise InsufficientDataError(
+            "no animal has both P+ and P- neurons with coincident events in both the "
+            "reduction and increase epochs; the group x epoch test cannot run"
+        )
+    n_perm = settings.n_permutations
+    observed = np.array([d[lab].mean() - d[~lab].mean() for d, lab in per_animal])
+    null = np.zeros(n_perm)
+    for diff, labels in per_animal:
+        perm = rng.permuted(np.tile(labels, (n_perm, 1)), axis=1)
+        n_plus = labels.sum()
+        plus_mean = (perm @ diff) / n_plus
+        minus_mean = ((~perm) @ diff) / (labels.size - n_plus)
+        null += plus_mean - minus_mean
+    null /= len(per_animal)
+    stat = float(observed.mean())
+    n_neurons = sum(lab.size for _, lab in per_animal)
+    return _test_row(
+        GROUP_EPOCH_TEST,
+        statistic=stat,
+        p_value=_p_value(null, stat, settings.alternative),
+        alternative=settings.alternative,
+        n_animals=len(per_animal),
+        n_neurons=n_neurons,
+        n_events=n_events,
+        n_permutations=n_perm,
+        n_positive_animals=int(np.sum(observed > 0)),
+        null_mean=float(null.mean()),
+    )
+
+
+# --- outcome information -----------------------------------------------------------------
+
+
+def compute_outcome_residuals(
+    events: pd.DataFrame, trials: pd.DataFrame, sessions: pd.DataFrame, *, settings: StatsSettings
+) -> pd.DataFrame:
+    """Align residual events to trial outcomes (reward TTL for hits, white noise for failures).
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``subject, session, soma_roi, frame, residual_z`` (soma onset frame).
+    trials : pandas.DataFrame
+        ``subject, session, trial, outcome, reward_frame, aversive_frame``.
+    sessions : pandas.DataFrame
+        ``subject, session, fs_hz``.
+    settings : StatsSettings
+        ``outcome_window_s`` selects events with lag in [start, stop).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (event, hit/failure trial) with the event in the window:
+        ``subject, session, soma_roi, trial, outcome, lag_s`` (s, event onset minus outcome
+        frame), ``residual_z`` plus ``group, epoch`` when present in ``events``.
+    """
+    _require_columns(events, ["subject", "session", "soma_roi", "frame", "residual_z"], "events")
+    _require_columns(
+        trials,
+        ["subject", "session", "trial", "outcome", "reward_frame", "aversive_frame"],
+        "trials",
+    )
+    _require_columns(sessions, ["subject", "session", "fs_hz"], "sessions")
+    _require_values(trials, "outcome", OUTCOMES, "trials")
+    tr = trials[trials["outcome"].isin(("hit", "failure"))].copy()
+    tr["outcome_frame"] = np.where(
+        tr["outcome"] == "hit",
+        pd.to_numeric(tr["reward_frame"], errors="coerce"),
+        pd.to_numeric(tr["aversive_frame"], errors="coerce"),
+    )
+    tr = tr.dropna(subset=["outcome_frame"])
+    tr = tr.merge(sessions[["subject", "session", "fs_hz"]], on=["subject", "session"], how="left")
+    if tr["fs_hz"].isna().any():
+        missing = (
+            tr.loc[tr["fs_hz"].isna(), ["subject", "session"]].drop_duplicates().values.tolist()
+        )
+        raise ValueError(f"sessions table lacks fs_hz for {missing}")
+    extra = [c for c in ("group", "epoch") if c in events.columns]
+    ev = events[["subject", "session", "soma_roi", "frame", "residual_z", *extra]]
+    out = ev.merge(
+        tr[["subject", "session", "trial", "outcome", "outcome_frame", "fs_hz"]],
+        on=["subject", "session"],
+    )
+    out["lag_s"] = (out["frame"] - out["outcome_frame"]) / out["fs_hz"]
+    start, stop = settings.outcome_window_s
+    out = out[(out["lag_s"] >= start) & (out["lag_s"] < stop) & np.isfinite(out["residual_z"])]
+    cols = ["subject", "session", "soma_roi", "trial", "outcome", "lag_s", "residual_z", *extra]
+    return out[cols].sort_values(["subject", "session", "trial", "lag_s"]).reset_index(drop=True)
+
+
+def compute_outcome_timecourse(aligned: pd.DataFrame, *, settings: StatsSettings) -> pd.DataFrame:
+    """Outcome-aligned residual time course: mean over animals of per-animal bin means.
+
+    Parameters
+    ----------
+    aligned : pandas.DataFrame
+        From :func:`compute_outcome_residuals`.
+    settings : StatsSettings
+        ``outcome_bin_s`` and ``outcome_window_s`` define the lag bins.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``outcome, lag_s`` (bin centre, s), ``mean_residual_z, sem_residual_z``
+        (across animals), ``n_animals, n_events``.
+    """
+    _require_columns(aligned, ["subject", "outcome", "lag_s", "residual_z"], "aligned")
+    start, stop = settings.outcome_window_s
+    edges = np.arange(start, stop + 1e-9, settings.outcome_bin_s)
+    if edges[-1] < stop:
+        edges = np.append(edges, stop)
+    centres = (edges[:-1] + edges[1:]) / 2
+    a = aligned.assign(bin=np.clip(np.digitize(aligned["lag_s"], edges) - 1, 0, len(centres) - 1))
+    animal = a.groupby(["outcome", "bin", "subject"], as_index=False).agg(
+        residual_z=("residual_z", "mean"), n=("residual_z", "size")
+    )
+    out = animal.groupby(["outcome", "bin"], as_index=False).agg(
+        mean_residual_z=("residual_z", "mean"),
+        sem_residual_z=(
+            "residual_z",
+            lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan,
+        ),
+        n_animals=("subject", "size"),
+        n_events=("n", "sum"),
+    )
+    out.insert(1, "lag_s", centres[out["bin"].to_numpy()])
+    return out.drop(columns="bin")
+
+
+def test_outcome(
+    aligned: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Do residuals after reward differ from residuals after failure?
+
+    Statistic: mean over animals of the mean over neurons of (mean residual z of events
+    after a hit's reward minus after a failure), for neurons with events after both
+    (lag >= 0). Null: the hit/failure labels of trials are permuted within each session,
+    so events of one trial move together.
+
+    Parameters
+    ----------
+    aligned : pandas.DataFrame
+        From :func:`compute_outcome_residuals`.
+    settings : StatsSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row with :data:`TEST_COLUMNS`.
+    """
+    _require_columns(
+        aligned,
+        ["subject", "session", "soma_roi", "trial", "outcome", "lag_s", "residual_z"],
+        "aligned",
+    )
+    post = aligned[aligned["lag_s"] >= 0].reset_index(drop=True)
+    trial_key = post[["subject", "session", "trial", "outcome"]].drop_duplicates(
+        ["subject", "session", "trial"]
+    )
+    trial_key = trial_key.reset_index(drop=True)
+    trial_idx = post.merge(
+        trial_key.reset_index(), on=["subject", "session", "trial", "outcome"], how="left"
+    )["index"].to_numpy()
+    neuron_codes, neuron_keys = pd.factorize(
+        pd.MultiIndex.from_frame(post[["subject", "soma_roi"]])
+    )
+    animal_of_neuron = pd.factorize(neuron_keys.get_level_values(0))[0]
+    n_neurons, n_animals = (
+        len(neuron_keys),
+        int(animal_of_neuron.max() + 1) if len(neuron_keys) else 0,
+    )
+    z = post["residual_z"].to_numpy(float)
+    hit = (trial_key["outcome"] == "hit").to_numpy()
+
+    def statistic(trial_hit: np.ndarray) -> float:
+        is_hit = trial_hit[trial_idx]
+        s_h = np.bincount(neuron_codes, weights=z * is_hit, minlength=n_neurons)
+        n_h = np.bincount(neuron_codes, weights=is_hit, minlength=n_neurons)
+        s_f = np.bincount(neuron_codes, weights=z * ~is_hit, minlength=n_neurons)
+        n_f = np.bincount(neuron_codes, weights=~is_hit, minlength=n_neurons)
+        ok = (n_h > 0) & (n_f > 0)
+        if not ok.any():
+            return np.nan
+        diff = s_h[ok] / n_h[ok] - s_f[ok] / n_f[ok]
+        animals = animal_of_neuron[ok]
+        per_animal = np.bincount(animals, weights=diff, minlength=n_animals)
+        count = np.bincount(animals, minlength=n_animals)
+        return float(np.mean(per_animal[count > 0] / count[count > 0]))
+
+    observed = statistic(hit) if n_neurons else np.nan
+    if not np.isfinite(observed):
+        raise InsufficientDataError("no neuron has residual events after both rewards and failures")
+    session_codes = pd.factorize(pd.MultiIndex.from_frame(trial_key[["subject", "session"]]))[0]
+    blocks = [np.flatnonzero(session_codes == s) for s in np.unique(session_codes)]
+    null = np.empty(settings.n_permutations)
+    for k in range(settings.n_permutations):
+        perm = hit.copy()
+        for idx in blocks:
+            perm[idx] = rng.permutation(hit[idx])
+        null[k] = statistic(perm)
+    null = null[np.isfinite(null)]
+    return _test_row(
+        OUTCOME_TEST,
+        statistic=observed,
+        p_value=_p_value(null, observed, "two-sided"),
+        alternative="two-sided",
+        n_animals=n_animals,
+        n_neurons=n_neurons,
+        n_events=len(post),
+        n_permutations=null.size,
+    )
+
+
+# --- early residual vs later activity change ---------------------------------------------
+
+
+def test_residual_predicts_change(
+    events: pd.DataFrame,
+    activity: pd.DataFrame,
+    *,
+    settings: StatsSettings,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Do a neuron's early residuals predict its later change in activity?
+
+    Per neuron: ``early_residual_z`` = mean residual z of its events in error-reduction
+    epochs during the first ``early_sessions`` sessions of its subject;
+    ``activity_change`` = mean dF/F over the last ``late_sessions`` minus over the first
+    ``early_sessions`` sessions. Statistic: Pearson r across neurons after centring both
+    variables within each animal (so animal offsets cannot create a correlation). Null:
+    early residuals are permuted among neurons within each animal.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``subject, session, soma_roi, epoch, residual_z``.
+    activity : pandas.DataFrame
+        ``subject, session, roi, mean_dff`` (all sessions, from :func:`compute_activity`).
+    settings : StatsSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    neurons : pandas.DataFrame
+        ``subject, soma_roi, early_residual_z, n_events, activity_change`` (plus ``group``
+        when present in ``events``).
+    test : pandas.DataFrame
+        One row with :data:`TEST_COLUMNS`.
+    """
+    _require_columns(events, ["subject", "session", "soma_roi", "epoch", "residual_z"], "events")
+    _require_columns(activity, ["subject", "session", "roi", "mean_dff"], "activity")
+    act = activity.assign(day_index=_day_index(activity))
+    n_days = act.groupby("subject")["day_index"].transform("max") + 1
+    early = act[act["day_index"] < settings.early_sessions]
+    late = act[
+        (act["day_index"] >= n_days - settings.late_sessions)
+        & (act["day_index"] >= settings.early_sessions)
+    ]
+    change = (
+        late.groupby(["subject", "roi"])["mean_dff"].mean()
+        - early.groupby(["subject", "roi"])["mean_dff"].mean()
+    ).dropna()
+    change = change.rename("activity_change").reset_index().rename(columns={"roi": "soma_roi"})
+    # Events take the activity table's day order so both share one definition of "early".
+    session_day = act[["subject", "session", "day_index"]].drop_duplicates()
+    ev_days = events.merge(session_day, on=["subject", "session"], how="inner")
+    sel = ev_days[
+        (ev_days["day_index"] < settings.early_sessions)
+        & (ev_days["epoch"] == "reduction")
+        & np.isfinite(ev_days["residual_z"])
+    ]
+    keys = ["subject", "soma_roi", *(["group"] if "group" in sel.columns else [])]
+    res = sel.groupby(keys, as_index=False).agg(
+        early_residual_z=("residual_z", "mean"), n_events=("residual_z", "size")
+    )
+    neurons = res.merge(change, on=["subject", "soma_roi"], how="inner")
+    neurons = neurons.groupby("subject").filter(lambda g: len(g) >= 3).reset_index(drop=True)
+    if len(neurons) < 4:
+        raise InsufficientDataError(
+            "fewer than 4 neurons (in animals with >= 3 neurons) have both early "
+            "reduction-epoch residuals and a late-minus-early activity change"
+        )
+    animal = pd.factorize(neurons["subject"])[0]
+    x = neurons["early_residual_z"].to_numpy(float)
+    y = neurons["activity_change"].to_numpy(float)
+    x = x - (np.bincount(animal, weights=x) / np.bincount(animal))[animal]
+    y = y - (np.bincount(animal, weights=y) / np.bincount(animal))[animal]
+
+    def corr(xv: np.ndarray) -> float:
+        denom = np.sqrt((xv @ xv) * (y @ y))
+        return float(xv @ y / denom) if denom > 0 else 0.0
+
+    observed = corr(x)
+    blocks = [np.flatnonzero(animal == a) for a in np.unique(animal)]
+    null = np.empty(settings.n_permutations)
+    for k in range(settings.n_permutations):
+        xp = x.copy()
+        for idx in blocks:
+            xp[idx] = x[rng.permutation(idx)]
+        null[k] = corr(xp)
+    test = _test_row(
+        EARLY_CHANGE_TEST,
+        statistic=observed,
+        p_value=_p_value(null, observed, "two-sided"),
+        alternative="two-sided",
+        n_animals=len(blocks),
+        n_neurons=len(neurons),
+        n_events=int(neurons["n_events"].sum()),
+        n_permutations=settings.n_permutations,
+    )
+    return neurons, test
+
+
+# --- network prediction of residuals -----------------------------------------------------
+
+
+def _cv_ridge_r(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -> float:
+    """Correlation of out-of-fold ridge predictions with y (closed form, centred data)."""
+    pred = np.empty_like(y)
+    for f in np.unique(folds):
+        train, test = folds != f, folds == f
+        xm, ym = x[train].mean(0), y[train].mean()
+        xt = x[train] - xm
+        coef = np.linalg.solve(xt.T @ xt + alpha * np.eye(x.shape[1]), xt.T @ (y[train] - ym))
+        pred[test] = (x[test] - xm) @ coef + ym
+    if np.std(pred) == 0 or np.std(y) == 0:
+        return 0.0
+    return float(np.corrcoef(pred, y)[0, 1])
+
+
+def compute_network_prediction(
+    events: pd.DataFrame,
+    dff: xr.DataArray,
+    *,
+    fs_hz: float,
+    settings: StatsSettings,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Predict one session's residuals from the other somata's activity (cross-validated).
+
+    Predictors for an event: each soma ROI's mean dF/F over ``network_window_s`` around
+    the event's soma onset, z-scored across events; the event's own soma is zeroed so a
+    neuron never predicts its own residual. Ridge regression (``ridge_alpha``) with
+    ``n_folds``-fold cross-validation; score = correlation of out-of-fold predictions with
+    ``residual_z``. Null: the same procedure on residuals shuffled across events,
+    ``n_network_shuffles`` times.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        One session's residual events: ``subject, session, soma_roi, frame, residual_z``.
+    dff : xarray.DataArray
+        That session's soma-plane dF/F, dims ``(roi, time)`` with a ``frame`` coordinate.
+    fs_hz : float
+    settings : StatsSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``subject, session, n_events, n_features, r_cv, null_mean, null_sd,
+        p_value, test, n_permutations`` (empty if the session has fewer than
+        ``min_events_network`` events).
+    """
+    _require_columns(events, ["subject", "session", "soma_roi", "frame", "residual_z"], "events")
+    if not isinstance(dff, xr.DataArray) or set(dff.dims) != {ROI, TIME}:
+        raise ValueError(f"dff must be an xarray.DataArray with dims ({ROI}, {TIME})")
+    if events[["subject", "session"]].drop_duplicates().shape[0] > 1:
+        raise ValueError("compute_network_prediction takes the events of one session")
+    require(fs_hz > 0, "fs_hz must be > 0")
+    ev = events[np.isfinite(events["residual_z"])].reset_index(drop=True)
+    columns = [
+        "subject",
+        "session",
+        "test",
+        "n_events",
+        "n_features",
+        "r_cv",
+        "null_mean",
+        "null_sd",
+        "p_value",
+        "n_permutations",
+    ]
+    if len(ev) < settings.min_events_network:
+        log.info("network prediction skipped: %d events < %d", len(ev), settings.min_events_network)
+        return pd.DataFrame(columns=columns)
+    dff = dff.transpose(ROI, TIME)
+    values = np.asarray(dff.values, dtype=float)
+    n_time = values.shape[1]
+    frames = np.asarray(dff["frame"]) if "frame" in dff.coords else np.arange(n_time)
+    rois = np.asarray(dff[ROI])
+    lo, hi = (int(round(w * fs_hz)) for w in settings.network_window_s)
+    pos = np.searchsorted(frames, ev["frame"].to_numpy())
+    cums = np.concatenate(
+        [np.zeros((values.shape[0], 1)), np.cumsum(np.nan_to_num(values), axis=1)], axis=1
+    )
+    start = np.clip(pos + lo, 0, n_time - 1)
+    stop = np.clip(pos + max(hi, lo + 1), start + 1, n_time)
+    x = ((cums[:, stop] - cums[:, start]) / (stop - start)).T
+    sd = x.std(0)
+    x = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1), 0.0)
+    column_of_roi = {int(r): k for k, r in enumerate(rois)}
+    own = np.array([column_of_roi.get(int(r), -1) for r in ev["soma_roi"]])
+    x[np.flatnonzero(own >= 0), own[own >= 0]] = 0.0
+    y = ev["residual_z"].to_numpy(float)
+    folds = rng.permutation(np.arange(len(y)) % settings.n_folds)
+    observed = _cv_ridge_r(x, y, folds, settings.ridge_alpha)
+    null = np.array(
+        [
+            _cv_ridge_r(x, rng.permutation(y), folds, settings.ridge_alpha)
+            for _ in range(settings.n_network_shuffles)
+        ]
+    )
+    row = dict(
+        subject=ev["subject"].iloc[0],
+        session=ev["session"].iloc[0],
+        test=NETWORK_TEST,
+        n_events=len(y),
+        n_features=x.shape[1],
+        r_cv=observed,
+        null_mean=float(null.mean()),
+        null_sd=float(null.std(ddof=1)),
+        p_value=_p_value(null, observed, "greater"),
+        n_permutations=null.size,
+    )
+    return pd.DataFrame([row], columns=columns)
+
+
+def test_network_prediction(
+    network: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Cohort test of network prediction: is cross-validated r above its shuffle null?
+
+    Per animal, the mean over sessions of ``r_cv - null_mean``; statistic = mean over
+    animals; null by random sign flips of the animal values (exact when there are few
+    animals: all 2^n flips are enumerated for n <= 12).
+
+    Parameters
+    ----------
+    network : pandas.DataFrame
+        Concatenated outputs of :func:`compute_network_prediction`.
+    settings : StatsSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row with :data:`TEST_COLUMNS`.
+    """
+    _require_columns(network, ["subject", "session", "n_events", "r_cv", "null_mean"], "network")
+    if network.empty:
+        raise InsufficientDataError("no session had enough events for network prediction")
+    gain = (
+        (network["r_cv"] - network["null_mean"]).groupby(network["subject"]).mean().to_numpy(float)
+    )
+    n = gain.size
+    if n <= 12:
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    else:
+        signs = rng.choice([-1, 1], size=(settings.n_permutations, n))
+    null = (signs * gain).mean(1)
+    stat = float(gain.mean())
+    # Exact enumeration includes the identity, so count it directly instead of adding 1.
+    p = float(np.mean(null >= stat - 1e-12)) if n <= 12 else _p_value(null, stat, "greater")
+    return _test_row(
+        NETWORK_TEST,
+        statistic=stat,
+        p_value=p,
+        alternative="greater",
+        n_animals=n,
+        n_neurons=0,
+        n_events=int(network["n_events"].sum()),
+        n_permutations=len(null),
+        n_sessions=len(network),
+    )
+
+
+# --- conclusion --------------------------------------------------------------------------
+
+
+def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
+    """The printed conclusion of the analysis.
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame
+        Concatenated test rows (:data:`TEST_COLUMNS`); must contain the
+        :data:`GROUP_EPOCH_TEST` row.
+    settings : StatsSettings
+        ``alpha``.
+
+    Returns
+    -------
+    str
+        Multi-line text: the main test with its statistic, n and p, then
+        "vectorized instructive signal found" (p < alpha and separation > 0) or
+        "no vectorized signal found", then one line per secondary test.
+    """
+    _require_columns(tests, TEST_COLUMNS, "tests")
+    main = tests[tests["test"] == GROUP_EPOCH_TEST]
+    if len(main) != 1:
+        raise ValueError(
+            f"tests must contain exactly one '{GROUP_EPOCH_TEST}' row, found {len(main)}"
+        )
+    m = main.iloc[0]
+    if pd.isna(m["p_value"]):
+        return "\n".join(
+            [
+                f"Test: {m['test']} could not run: {m.get('note', 'too few data')}.",
+                f"Conclusion at alpha = {settings.alpha:g}: no vectorized signal found "
+                "(not testable on these data).",
+            ]
+        )
+    found = m["p_value"] < settings.alpha and m["statistic"] > 0
+    verdict = "vectorized instructive signal found" if found else "no vectorized signal found"
+    lines = [
+        f"Test: {m['test']} ({m['alternative']}, {int(m['n_permutations'])} permutations).",
+        "Signed separation (P+ - P-, error reduction - increase, residual z) = "
+        f"{m['statistic']:.3f}; n = {int(m['n_animals'])} animals, {int(m['n_neurons'])} "
+        f"neurons, {int(m['n_events'])} events; p = {m['p_value']:.4g}.",
+    ]
+    if "n_positive_animals" in m and pd.notna(m["n_positive_animals"]):
+        lines.append(
+            f"Separation positive in {int(m['n_positive_animals'])} of "
+            f"{int(m['n_animals'])} animals."
+        )
+    lines.append(f"Conclusion at alpha = {settings.alpha:g}: {verdict}.")
+    for r in tests[tests["test"] != GROUP_EPOCH_TEST].itertuples(index=False):
+        if pd.isna(r.p_value):
+            lines.append(f"{r.test}: not testable ({getattr(r, 'note', 'too few data')}).")
+            continue
+        lines.append(
+            f"{r.test}: statistic = {r.statistic:.3f}, p = {r.p_value:.4g} ({r.alternative}), "
+            f"n = {int(r.n_animals)} animals, {int(r.n_neurons)} neurons, {int(r.n_events)} events."
+        )
+    return "\n".join(lines)
+
+
+# Statistical tests named test_* are not pytest tests, even when imported into a test module.
+for _fn in (test_group_epoch, test_outcome, test_residual_predicts_change, test_network_prediction):
+    _fn.__test__ = False
+del _fn
+
+
+# --- the whole stage ---------------------------------------------------------------------
+
+
+def compute_cohort_statistics(
+    *,
+    events: pd.DataFrame,
+    pairs: pd.DataFrame,
+    targets: pd.DataFrame,
+    epochs: pd.DataFrame,
+    trials: pd.DataFrame,
+    sessions: pd.DataFrame,
+    soma_dff: dict[tuple[str, str], xr.DataArray],
+    settings: StatsSettings,
+) -> tuple[dict[str, pd.DataFrame], str]:
+    """Run every statistic of the stage on a cohort's tables.
+
+    Parameters
+    ----------
+    events, pairs, targets, epochs, trials, sessions : pandas.DataFrame
+        As in the module docstring (``sessions`` also needs ``fs_hz``).
+    soma_dff : dict
+        ``(subject, session) -> dF/F (roi, time)`` of the soma plane, for activity and
+        network prediction.
+    settings : StatsSettings
+
+    Returns
+    -------
+    tables : dict of name -> DataFrame
+        behaviour, activity, activity_change, group_activity, sd_events, sd_fits,
+        contrasts, separation, outcome_events, outcome_timecourse, early_residual_change,
+        network, tests (one row per test: name, statistic, p, n).
+    summary : str
+        :func:`summarize` of ``tests``: the printed conclusion.
+    """
+    rng = np.random.default_rng(settings.seed)
+    soma_events = events[events["plane_role"] == "soma"]
+    activity = []
+    for (subject, session), dff in sorted(soma_dff.items()):
+        in_session = (trials["subject"] == subject) & (trials["session"] == session)
+        session_events = soma_events[
+            (soma_events["subject"] == subject) & (soma_events["session"] == session)
+        ]
+        fs_hz = float(
+            sessions.loc[
+                (sessions["subject"] == subject) & (sessions["session"] == session), "fs_hz"
+            ].iloc[0]
+        )
+        table = compute_activity(dff, trials=trials[in_session], events=session_events, fs_hz=fs_hz)
+        activity.append(table.assign(subject=subject, session=session))
+    activity_table = pd.concat(activity, ignore_index=True)[
+        ["subject", "session", "roi", "mean_dff", "event_rate_hz"]
+    ]
+    activity_change = compute_activity_change(activity_table, targets)
+    coincident = match_coincident_events(events, pairs, targets, epochs, settings=settings)
+    sd_events, sd_fits = fit_sd_residuals(coincident, settings=settings)
+    outcome_events = compute_outcome_residuals(sd_events, trials, sessions, settings=settings)
+    network = []
+    for (subject, session), dff in sorted(soma_dff.items()):
+        session_events = sd_events[
+            (sd_events["subject"] == subject) & (sd_events["session"] == session)
+        ]
+        if len(session_events) == 0:
+            continue
+        fs_hz = float(
+            sessions.loc[
+                (sessions["subject"] == subject) & (sessions["session"] == session), "fs_hz"
+            ].iloc[0]
+        )
+        network.append(
+            compute_network_prediction(session_events, dff, fs_hz=fs_hz, settings=settings, rng=rng)
+        )
+    network_table = (
+        pd.concat(network, ignore_index=True)
+        if network
+        else pd.DataFrame(columns=["subject", "session", "n_events", "r_cv", "null_mean"])
+    )
+    early_change = pd.DataFrame()
+
+    def early_change_test() -> pd.DataFrame:
+        nonlocal early_change
+        early_change, test = test_residual_predicts_change(
+            sd_events, activity_table, settings=settings, rng=rng
+        )
+        return test
+
+    runs = [
+        (GROUP_EPOCH_TEST, lambda: test_group_epoch(sd_events, settings=settings, rng=rng)),
+        (OUTCOME_TEST, lambda: test_outcome(outcome_events, settings=settings, rng=rng)),
+        (EARLY_CHANGE_TEST, early_change_test),
+        (NETWORK_TEST, lambda: test_network_prediction(network_table, settings=settings, rng=rng)),
+    ]
+    tests = []
+    for name, run in runs:
+        try:
+            tests.append(run())
+        except InsufficientDataError as err:
+            log.warning("%s not testable: %s", name, err)
+            tests.append(_untestable_row(name, str(err), alternative=settings.alternative))
+    tests_table = pd.concat(tests, ignore_index=True)
+    tables = {
+        "behaviour": compute_behaviour(trials, sessions),
+        "activity": activity_table,
+        "activity_change": activity_change,
+        "group_activity": compute_group_activity(activity_change),
+        "sd_events": sd_events,
+        "sd_fits": sd_fits,
+        "contrasts": compute_group_epoch_contrasts(sd_events),
+        "separation": compute_signed_separation(sd_events),
+        "outcome_events": outcome_events,
+        "outcome_timecourse": compute_outcome_timecourse(outcome_events, settings=settings),
+        "early_residual_change": early_change,
+        "network": network_table,
+        "tests": tests_table,
+    }
+    return tables, summarize(tests_table, settings=settings)

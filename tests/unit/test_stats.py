@@ -1,0 +1,500 @@
+"""Unit tests for analysis.stats: known answers, calibration on null cohorts, power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from analysis import stats
+from analysis.settings import ConfigError
+from analysis.stats import StatsSettings
+
+
+def _settings(**kw) -> StatsSettings:
+    return StatsSettings(**kw)
+
+
+# --- synthetic residual cohorts ----------------------------------------------------------
+
+
+def _residual_cohort(
+    rng: np.random.Generator,
+    *,
+    n_animals: int = 6,
+    n_per_group: int = 4,
+    events_per_epoch: int = 12,
+    effect: float = 0.0,
+) -> pd.DataFrame:
+    """Residual-level events with neuron and animal random offsets.
+
+    The planted effect adds +effect to P+ and -effect to P- residuals in error reduction,
+    and the opposite in error increase (separation = 4 * effect).
+    """
+    rows = []
+    for a in range(n_animals):
+        animal_offset = rng.normal(0, 0.5)
+        for n in range(2 * n_per_group + 2):
+            group = "P+" if n < n_per_group else "P-" if n < 2 * n_per_group else "non-target"
+            neuron_offset = rng.normal(0, 0.5)
+            sign = {"P+": 1.0, "P-": -1.0, "non-target": 0.0}[group]
+            for epoch, esign in (("reduction", 1.0), ("increase", -1.0), ("none", 0.0)):
+                z = animal_offset + neuron_offset + sign * esign * effect
+                z = z + rng.normal(0, 1, events_per_epoch)
+                for v in z:
+                    rows.append((f"m{a}", "day01", n, group, epoch, v))
+    return pd.DataFrame(
+        rows, columns=["subject", "session", "soma_roi", "group", "epoch", "residual_z"]
+    )
+
+
+def _raw_cohort(rng: np.random.Generator, *, effect: float, n_animals: int = 3):
+    """Soma/dendrite event tables whose dendritic residual carries a planted signal."""
+    fs = 10.0
+    events, pairs, targets, epochs = [], [], [], []
+    n_frames = 6000
+    epoch_of_frame = np.where((np.arange(n_frames) // 50) % 2 == 0, "reduction", "increase")
+    for a in range(n_animals):
+        subj = f"m{a}"
+        epochs.append(
+            pd.DataFrame(
+                dict(
+                    subject=subj,
+                    session="day01",
+                    frame=np.arange(n_frames),
+                    error=0.0,
+                    error_derivative=np.where(epoch_of_frame == "reduction", -1.0, 1.0),
+                    epoch=epoch_of_frame,
+                )
+            )
+        )
+        for n in range(8):
+            group = "P+" if n < 4 else "P-"
+            targets.append((subj, "day01", n, group, n))
+            pairs.append((subj, n, 100 + n, True))
+            frames = np.sort(rng.choice(np.arange(5, n_frames - 5, 5), 60, replace=False))
+            soma_amp = rng.uniform(0.5, 2.0, frames.size)
+            sign = (1.0 if group == "P+" else -1.0) * np.where(
+                epoch_of_frame[frames] == "reduction", 1.0, -1.0
+            )
+            dend_amp = 0.1 + 0.7 * soma_amp + effect * sign + rng.normal(0, 0.1, frames.size)
+            for f, s_amp, d_amp in zip(frames, soma_amp, dend_amp, strict=True):
+                events.append((subj, "day01", "soma", n, f, f + 2, f / fs, s_amp))
+                events.append(
+                    (subj, "day01", "dendrite", 100 + n, f + 1, f + 2, (f + 1) / fs, d_amp)
+                )
+    cols = ["subject", "session", "plane_role", "roi", "frame", "peak_frame", "time_s", "amplitude"]
+    return (
+        pd.DataFrame(events, columns=cols),
+        pd.DataFrame(pairs, columns=["subject", "soma_roi", "dendrite_roi", "paired"]),
+        pd.DataFrame(targets, columns=["subject", "session", "target_id", "group", "roi"]),
+        pd.concat(epochs, ignore_index=True),
+    )
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_settings_defaults_and_validation():
+    s = StatsSettings.from_mapping({"coincidence_window_s": 0.3, "outcome_window_s": [-1, 2]})
+    assert s.coincidence_window_s == 0.3 and s.outcome_window_s == (-1, 2)
+    with pytest.raises(ConfigError, match="did you mean 'alpha'"):
+        StatsSettings.from_mapping({"alpah": 0.01})
+    with pytest.raises(ConfigError, match="alpha must be in"):
+        StatsSettings.from_mapping({"alpha": 1.5})
+    with pytest.raises(ValueError, match="outcome_window_s"):
+        StatsSettings(outcome_window_s=(2.0, 1.0))
+
+
+# --- behaviour and activity --------------------------------------------------------------
+
+
+def test_compute_behaviour_known_answer():
+    trials = pd.DataFrame(
+        dict(
+            subject="m0",
+            session=["day02"] * 4,
+            trial=range(4),
+            outcome=["hit", "hit", "failure", "timeout"],
+            reward_frame=[10, 50, np.nan, np.nan],
+            time_to_outcome_s=[2.0, 4.0, 3.0, 29.0],
+        )
+    )
+    sessions = pd.DataFrame(
+        dict(subject="m0", session=["day01", "day02"], duration_s=[60.0, 120.0])
+    )
+    out = stats.compute_behaviour(trials, sessions)
+    assert list(out["session"]) == ["day01", "day02"]
+    assert list(out["day_index"]) == [0, 1]
+    d1, d2 = out.iloc[0], out.iloc[1]
+    assert d1["n_trials"] == 0 and np.isnan(d1["hit_rate"]) and d1["rewards_per_min"] == 0
+    assert d2["hit_rate"] == 0.5 and d2["rewards_per_min"] == pytest.approx(1.0)
+    assert d2["median_time_to_hit_s"] == pytest.approx(3.0)
+    assert (d2["n_failures"], d2["n_timeouts"]) == (1, 1)
+
+
+def test_compute_behaviour_bad_input():
+    trials = pd.DataFrame(dict(subject=["m0"], session=["d"], trial=[0], outcome=["win"]))
+    sessions = pd.DataFrame(dict(subject=["m0"], session=["d"], duration_s=[10.0]))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['reward_frame'"):
+        stats.compute_behaviour(trials, sessions)
+    trials = trials.assign(reward_frame=np.nan, time_to_outcome_s=1.0)
+    with pytest.raises(ValueError, match="invalid value.*win"):
+        stats.compute_behaviour(trials, sessions)
+
+
+def test_compute_activity_and_change():
+    dff = xr.DataArray(
+        np.array([[0, 1, 1, 0, 0, 5], [2, 2, 2, 2, 2, 2]], dtype=np.float32),
+        dims=("roi", "time"),
+        coords={"roi": [3, 7], "frame": ("time", np.arange(10, 16)), "time": np.arange(6) / 2.0},
+    )
+    trials = pd.DataFrame(dict(start_frame=[11], end_frame=[12]))
+    events = pd.DataFrame(dict(roi=[3, 3, 7]))
+    act = stats.compute_activity(dff, trials=trials, events=events, fs_hz=2.0)
+    assert list(act["roi"]) == [3, 7]
+    np.testing.assert_allclose(act["mean_dff"], [1.0, 2.0])
+    np.testing.assert_allclose(act["event_rate_hz"], [2 / 3, 1 / 3])
+    with pytest.raises(ValueError, match="dims"):
+        stats.compute_activity(dff.rename(roi="cell"), trials=trials, events=events, fs_hz=2.0)
+
+    activity = pd.concat(
+        [
+            act.assign(subject="m0", session="day01"),
+            act.assign(subject="m0", session="day02", mean_dff=[0.5, 9]),
+        ]
+    )
+    targets = pd.DataFrame(
+        dict(
+            subject="m0",
+            session=["day01", "day02"],
+            target_id=[0, 0],
+            group=["P-", "P-"],
+            roi=[3, 3],
+        )
+    )
+    change = stats.compute_activity_change(activity, targets)
+    assert len(change) == 2 and set(change["roi"]) == {3}
+    np.testing.assert_allclose(change["change_mean_dff"], [0.0, -0.5])
+    groups = stats.compute_group_activity(change)
+    assert list(groups["day_index"]) == [0, 1] and (groups["n_neurons"] == 1).all()
+    with pytest.raises(ValueError, match="no target ROI has activity"):
+        stats.compute_activity_change(activity, targets.assign(roi=99))
+
+
+# --- coincident events and the SD fit ----------------------------------------------------
+
+
+def test_match_coincident_events_known_answer():
+    ev = pd.DataFrame(
+        dict(
+            subject="m0",
+            session="day01",
+            plane_role=["soma"] * 3 + ["dendrite"] * 4 + ["soma"],
+            roi=[1, 1, 1, 11, 11, 11, 11, 2],
+            frame=[10, 20, 30, 11, 25, 31, 32, 10],
+            peak_frame=[12, 22, 32, 12, 27, 33, 34, 12],
+            time_s=[1.0, 2.0, 3.0, 1.05, 2.5, 3.1, 3.15, 1.0],
+            amplitude=[1.0, 2.0, 3.0, 0.5, 0.7, 1.5, 0.1, 9.0],
+        )
+    )
+    pairs = pd.DataFrame(
+        dict(subject="m0", soma_roi=[1, 2], dendrite_roi=[11, 11], paired=[True, False])
+    )
+    targets = pd.DataFrame(
+        dict(subject="m0", session="day01", target_id=[4], group=["P+"], roi=[1])
+    )
+    epochs = pd.DataFrame(
+        dict(subject="m0", session="day01", frame=[10, 30], error=0.0, error_derivative=[-1.0, 1.0],
+             epoch=["reduction", "increase"])
+    )  # fmt: skip
+    out = stats.match_coincident_events(ev, pairs, targets, epochs, settings=_settings())
+    assert list(out["time_s"]) == [1.0, 3.0]
+    np.testing.assert_allclose(out["dendrite_amplitude"], [0.5, 1.5])
+    np.testing.assert_allclose(out["lag_s"], [0.05, 0.1])
+    assert list(out["epoch"]) == ["reduction", "increase"]
+    assert list(out["group"]) == ["P+", "P+"] and list(out["target_id"]) == [4, 4]
+    # Not a target in another session -> non-target; missing epoch frame -> 'none'.
+    ev2 = ev.assign(session="day02")
+    out2 = stats.match_coincident_events(ev2, pairs, targets, epochs, settings=_settings())
+    assert set(out2["group"]) == {"non-target"} and set(out2["epoch"]) == {"none"}
+    with pytest.raises(ValueError, match="plane_role has invalid"):
+        stats.match_coincident_events(
+            ev.assign(plane_role="tuft"), pairs, targets, epochs, settings=_settings()
+        )
+    with pytest.raises(ValueError, match="missing column"):
+        stats.match_coincident_events(
+            ev.drop(columns="amplitude"), pairs, targets, epochs, settings=_settings()
+        )
+
+
+def _pair_table(roi: int, soma: np.ndarray, dend: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        dict(
+            subject="m0",
+            soma_roi=roi,
+            dendrite_roi=10 + roi,
+            soma_amplitude=soma,
+            dendrite_amplitude=dend,
+        )
+    )
+
+
+def test_fit_sd_residuals_linear_known_answer():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 3.0, 200)
+    y = 1.0 + 2.0 * x + rng.normal(0, 0.2, x.size)
+    quad_y = 0.5 * x**2 + rng.normal(0, 0.05, x.size)
+    co = pd.concat(
+        [
+            _pair_table(0, x, y),
+            _pair_table(1, x, quad_y),
+            _pair_table(2, x[:3], y[:3]),
+        ]
+    )
+    events, fits = stats.fit_sd_residuals(co, settings=_settings())
+    assert len(fits) == 2 and set(events["soma_roi"]) == {0, 1}
+    lin = fits.set_index("soma_roi").loc[0]
+    assert lin["slope"] == pytest.approx(2.0, abs=0.05)
+    assert lin["intercept"] == pytest.approx(1.0, abs=0.1)
+    assert lin["r2"] > 0.95
+    assert lin["best_model"] in ("linear", "quadratic") and lin["delta_aic_linear"] < 2.5
+    assert lin["aic_linear"] < lin["aic_proportional"] and lin["aic_linear"] < lin["aic_constant"]
+    assert fits.set_index("soma_roi").loc[1, "best_model"] == "quadratic"
+    z = events[events["soma_roi"] == 0]["residual_z"]
+    assert abs(z.mean()) < 1e-9 and z.std(ddof=2) == pytest.approx(1.0, rel=1e-6)
+    np.testing.assert_allclose(
+        events[events["soma_roi"] == 0]["residual"],
+        y - (lin["intercept"] + lin["slope"] * x),
+        atol=1e-9,
+    )
+    assert "residual_z" not in co.columns  # input not mutated
+
+
+# --- group x epoch -----------------------------------------------------------------------
+
+
+def test_signed_separation_known_answer():
+    rows = []
+    # P+ neuron: red 1, inc -1 (diff 2); P- neuron: red -0.5, inc 0.5 (diff -1) -> sep 3.
+    for roi, group, red, inc in ((0, "P+", 1.0, -1.0), (1, "P-", -0.5, 0.5)):
+        rows += [("m0", roi, group, "reduction", red)] * 2 + [("m0", roi, group, "increase", inc)]
+    rows += [("m0", 2, "P+", "reduction", 5.0)]  # no increase events -> dropped
+    rows += [("m0", 3, "non-target", "reduction", 7.0), ("m0", 0, "P+", "none", 9.0)]
+    ev = pd.DataFrame(rows, columns=["subject", "soma_roi", "group", "epoch", "residual_z"])
+    sep = stats.compute_signed_separation(ev)
+    assert len(sep) == 1
+    assert sep["separation"].iloc[0] == pytest.approx(3.0)
+    assert sep["pplus_reduction"].iloc[0] == 1.0 and sep["pminus_increase"].iloc[0] == 0.5
+    assert (sep["n_pplus"].iloc[0], sep["n_pminus"].iloc[0], sep["n_events"].iloc[0]) == (1, 1, 6)
+    contrasts = stats.compute_group_epoch_contrasts(ev)
+    nt = contrasts[(contrasts["group"] == "non-target")]
+    assert nt["mean_residual_z"].iloc[0] == 7.0
+    pr = contrasts[(contrasts["group"] == "P+") & (contrasts["epoch"] == "reduction")]
+    assert pr["mean_residual_z"].iloc[0] == pytest.approx(3.0)  # mean of neuron means 1 and 5
+    assert pr["n_neurons"].iloc[0] == 2 and pr["n_events"].iloc[0] == 3
+
+
+def test_group_epoch_detects_planted_signal_end_to_end():
+    rng = np.random.default_rng(1)
+    events, pairs, targets, epochs = _raw_cohort(rng, effect=0.1)
+    settings = _settings(n_permutations=999)
+    co = stats.match_coincident_events(events, pairs, targets, epochs, settings=settings)
+    assert len(co) == 3 * 8 * 60
+    res, fits = stats.fit_sd_residuals(co, settings=settings)
+    assert (fits["slope"].between(0.6, 0.8)).all()
+    result = stats.test_group_epoch(res, settings=settings, rng=rng)
+    row = result.iloc[0]
+    assert row["test"] == stats.GROUP_EPOCH_TEST
+    assert row["statistic"] > 1.0 and row["p_value"] < 0.01
+    assert (row["n_animals"], row["n_neurons"], row["n_events"]) == (3, 24, 3 * 8 * 60)
+    assert row["n_positive_animals"] == 3
+    text = stats.summarize(result, settings=settings)
+    assert "vectorized instructive signal found" in text and "n = 3 animals" in text
+
+
+def test_group_epoch_false_positive_rate_on_null_cohorts():
+    settings = _settings(n_permutations=199)
+    n_cohorts = 200
+    rng = np.random.default_rng(2)
+    p = np.array(
+        [
+            stats.test_group_epoch(_residual_cohort(rng), settings=settings, rng=rng)[
+                "p_value"
+            ].iloc[0]
+            for _ in range(n_cohorts)
+        ]
+    )
+    fpr = np.mean(p < settings.alpha)
+    bound = settings.alpha + 2 * np.sqrt(settings.alpha * (1 - settings.alpha) / n_cohorts)
+    assert fpr <= bound, f"false-positive rate {fpr:.3f} exceeds {bound:.3f}"
+    # p-values are roughly uniform under the null, not just conservative.
+    assert 0.35 < np.mean(p) < 0.65
+
+
+def test_group_epoch_power_on_planted_effect():
+    settings = _settings(n_permutations=199)
+    rng = np.random.default_rng(3)
+    p = np.array(
+        [
+            stats.test_group_epoch(_residual_cohort(rng, effect=0.15), settings=settings, rng=rng)[
+                "p_value"
+            ].iloc[0]
+            for _ in range(40)
+        ]
+    )
+    assert np.mean(p < settings.alpha) >= 0.8
+
+
+def test_group_epoch_bad_input():
+    ev = pd.DataFrame(
+        dict(
+            subject="m0",
+            soma_roi=[0, 0],
+            group=["P+", "P+"],
+            epoch=["reduction", "increase"],
+            residual_z=[1.0, 0.0],
+        )
+    )
+    with pytest.raises(ValueError, match="no animal has both P\\+ and P- neurons"):
+        stats.test_group_epoch(ev, settings=_settings(), rng=np.random.default_rng(0))
+    flip = pd.concat([ev, ev.assign(group="P-")])
+    with pytest.raises(ValueError, match="both P\\+ and P- labels"):
+        stats.test_group_epoch(flip, settings=_settings(), rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="missing column"):
+        stats.test_group_epoch(
+            ev.drop(columns="epoch"), settings=_settings(), rng=np.random.default_rng(0)
+        )
+
+
+# --- outcome, early residual vs change, network ------------------------------------------
+
+
+def _outcome_tables(rng: np.random.Generator, *, effect: float):
+    trials, events = [], []
+    for a in range(4):
+        for t in range(20):
+            outcome = "hit" if t % 2 == 0 else "failure"
+            out_frame = 100 * t + 50
+            trials.append(
+                (f"m{a}", "day01", t, outcome, out_frame if outcome == "hit" else np.nan,
+                 out_frame if outcome == "failure" else np.nan)
+            )  # fmt: skip
+            for n in range(5):
+                for lag in (-5, 3, 8):
+                    z = rng.normal() + (effect if (outcome == "hit" and lag > 0) else 0.0)
+                    events.append((f"m{a}", "day01", n, out_frame + lag, z))
+    trials = pd.DataFrame(
+        trials, columns=["subject", "session", "trial", "outcome", "reward_frame", "aversive_frame"]
+    )
+    events = pd.DataFrame(events, columns=["subject", "session", "soma_roi", "frame", "residual_z"])
+    sessions = pd.DataFrame(dict(subject=[f"m{a}" for a in range(4)], session="day01", fs_hz=10.0))
+    return events, trials, sessions
+
+
+def test_outcome_residuals_alignment_and_test():
+    settings = _settings(n_permutations=199, outcome_window_s=(-1.0, 1.0), outcome_bin_s=0.5)
+    events, trials, sessions = _outcome_tables(np.random.default_rng(4), effect=1.0)
+    aligned = stats.compute_outcome_residuals(events, trials, sessions, settings=settings)
+    assert len(aligned) == 4 * 20 * 5 * 3
+    assert set(np.round(aligned["lag_s"], 6)) == {-0.5, 0.3, 0.8}
+    course = stats.compute_outcome_timecourse(aligned, settings=settings)
+    assert set(course["lag_s"]) == {-0.25, 0.25, 0.75}  # empty bins are absent
+    hit_late = course[(course["outcome"] == "hit") & (course["lag_s"] == 0.75)]
+    assert hit_late["mean_residual_z"].iloc[0] > 0.7 and hit_late["n_animals"].iloc[0] == 4
+    res = stats.test_outcome(aligned, settings=settings, rng=np.random.default_rng(5))
+    assert res["p_value"].iloc[0] < 0.01 and res["statistic"].iloc[0] > 0.7
+    null_events, _, _ = _outcome_tables(np.random.default_rng(6), effect=0.0)
+    null_aligned = stats.compute_outcome_residuals(null_events, trials, sessions, settings=settings)
+    null_res = stats.test_outcome(null_aligned, settings=settings, rng=np.random.default_rng(7))
+    assert null_res["p_value"].iloc[0] > 0.01
+    with pytest.raises(ValueError, match="lacks fs_hz"):
+        stats.compute_outcome_residuals(events, trials, sessions.iloc[:1], settings=settings)
+
+
+def test_residual_predicts_change():
+    rng = np.random.default_rng(8)
+    settings = _settings(n_permutations=499, early_sessions=2, late_sessions=2)
+    ev_rows, act_rows = [], []
+    for a in range(4):
+        for n in range(10):
+            early = rng.normal()
+            for d in range(4):
+                act_rows.append(
+                    (
+                        f"m{a}",
+                        f"day{d + 1:02d}",
+                        n,
+                        3.0 * a + (0.8 * early if d >= 2 else 0.0) + rng.normal(0, 0.2),
+                    )
+                )
+                if d < 2:
+                    for _ in range(5):
+                        ev_rows.append(
+                            (f"m{a}", f"day{d + 1:02d}", n, "reduction", early + rng.normal(0, 0.3))
+                        )
+                ev_rows.append((f"m{a}", f"day{d + 1:02d}", n, "increase", 50.0))
+    events = pd.DataFrame(
+        ev_rows, columns=["subject", "session", "soma_roi", "epoch", "residual_z"]
+    )
+    activity = pd.DataFrame(act_rows, columns=["subject", "session", "roi", "mean_dff"])
+    neurons, res = stats.test_residual_predicts_change(events, activity, settings=settings, rng=rng)
+    assert len(neurons) == 40 and (neurons["n_events"] == 10).all()
+    assert res["statistic"].iloc[0] > 0.7 and res["p_value"].iloc[0] < 0.01
+    shuffled = activity.assign(mean_dff=rng.permutation(activity["mean_dff"].to_numpy()))
+    _, null_res = stats.test_residual_predicts_change(events, shuffled, settings=settings, rng=rng)
+    assert abs(null_res["statistic"].iloc[0]) < 0.5
+
+
+def test_network_prediction_vs_shuffle():
+    rng = np.random.default_rng(9)
+    settings = _settings(n_network_shuffles=49, network_window_s=(-0.5, 0.0))
+    n_roi, n_t, fs = 12, 3000, 10.0
+    dff = rng.normal(0, 1, (n_roi, n_t))
+    frames = np.sort(rng.choice(np.arange(10, n_t), 200, replace=False))
+    drive = dff[3, :][None, :]
+    window = np.array([drive[0, f - 5 : f].mean() for f in frames])
+    da = xr.DataArray(
+        dff,
+        dims=("roi", "time"),
+        coords={"roi": np.arange(n_roi), "frame": ("time", np.arange(n_t))},
+    )
+    residual = window * 3 + rng.normal(0, 0.3, frames.size)
+    ev = pd.DataFrame(
+        dict(subject="m0", session="day01", soma_roi=0, frame=frames, residual_z=residual)
+    )
+    row = stats.compute_network_prediction(ev, da, fs_hz=fs, settings=settings, rng=rng).iloc[0]
+    assert row["r_cv"] > 0.8 and row["p_value"] == pytest.approx(1 / 50)
+    assert abs(row["null_mean"]) < 0.2
+    # The neuron whose activity drives the residual cannot predict its own residual.
+    own = stats.compute_network_prediction(
+        ev.assign(soma_roi=3), da, fs_hz=fs, settings=settings, rng=rng
+    )
+    assert own["r_cv"].iloc[0] < 0.4
+    few = stats.compute_network_prediction(ev.iloc[:5], da, fs_hz=fs, settings=settings, rng=rng)
+    assert few.empty
+    net = pd.concat([row.to_frame().T.assign(subject=s) for s in ("m0", "m1", "m2", "m3")])
+    cohort = stats.test_network_prediction(net, settings=settings, rng=rng)
+    assert cohort["p_value"].iloc[0] == pytest.approx(1 / 16) and cohort["n_animals"].iloc[0] == 4
+
+
+# --- summary -----------------------------------------------------------------------------
+
+
+def test_summarize_verdicts_and_errors():
+    settings = _settings()
+    row = dict(
+        test=stats.GROUP_EPOCH_TEST, statistic=0.4, p_value=0.2, alternative="two-sided",
+        n_animals=6, n_neurons=48, n_events=900, n_permutations=2000, n_positive_animals=4,
+    )  # fmt: skip
+    text = stats.summarize(pd.DataFrame([row]), settings=settings)
+    assert "no vectorized signal found" in text and "p = 0.2" in text and "n = 6 animals" in text
+    reversed_sign = pd.DataFrame([{**row, "statistic": -0.4, "p_value": 0.001}])
+    assert "no vectorized signal found" in stats.summarize(reversed_sign, settings=settings)
+    other = {**row, "test": stats.OUTCOME_TEST, "p_value": 0.03}
+    both = pd.DataFrame([{**row, "p_value": 0.001}, other])
+    text = stats.summarize(both, settings=settings)
+    assert "vectorized instructive signal found" in text and stats.OUTCOME_TEST in text
+    with pytest.raises(ValueError, match="exactly one"):
+        stats.summarize(pd.DataFrame([other]), settings=settings)
