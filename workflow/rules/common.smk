@@ -1,0 +1,75 @@
+# Config validation, the sessions table, wildcard constraints and input functions.
+
+import dataclasses
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from analysis.config import load_sessions, load_settings, session_overrides
+from analysis.ingest import check_session_meta
+from analysis.io import read_yaml
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+SETTINGS = load_settings(config)
+RESULTS = config["results"]
+SESSIONS = load_sessions(config["sessions"], raw_root=config["raw_root"])
+validate(SESSIONS.drop(columns="session_dir"), workflow.source_path("../schemas/sessions.schema.yaml"))
+
+
+def _session_meta(row):
+    meta_path = Path(row["session_dir"]) / "session.yaml"
+    meta = {**read_yaml(meta_path), **session_overrides(row)}
+    return check_session_meta(meta, path=meta_path)
+
+
+META = {
+    (row["subject"], row["session"]): _session_meta(row) for _, row in SESSIONS.iterrows()
+}
+SUBJECTS = sorted(SESSIONS["subject"].unique())
+
+
+def sessions_of(subject):
+    return sorted(SESSIONS.loc[SESSIONS["subject"] == subject, "session"])
+
+
+def plane_of_role(subject, role):
+    """The plane index holding ``role`` for a subject; must agree across its sessions."""
+    planes = {
+        session: next((p for p, r in META[(subject, session)].plane_roles.items() if r == role), None)
+        for session in sessions_of(subject)
+    }
+    if len(set(planes.values())) != 1 or None in planes.values():
+        raise ValueError(
+            f"subject {subject}: the {role} plane differs between sessions ({planes}); "
+            "fix plane_roles in the sessions' session.yaml."
+        )
+    return next(iter(planes.values()))
+
+
+def planes_of(subject):
+    return sorted(META[(subject, sessions_of(subject)[0])].plane_roles)
+
+
+def session_dir(wildcards):
+    row = SESSIONS[(SESSIONS["subject"] == wildcards.subject) & (SESSIONS["session"] == wildcards.session)]
+    return row["session_dir"].iloc[0]
+
+
+def stage_settings(section):
+    return dataclasses.asdict(SETTINGS[section])
+
+
+def all_sessions(pattern, **extra):
+    """Expand a per-session pattern over every (subject, session)."""
+    return [
+        pattern.format(results=RESULTS, subject=s, session=d, **extra)
+        for s in SUBJECTS
+        for d in sessions_of(s)
+    ]
+
+
+wildcard_constraints:
+    subject=r"[A-Za-z0-9_.-]+",
+    session=r"[A-Za-z0-9_.-]+",
+    plane=r"\d+",

@@ -1,0 +1,60 @@
+# figures: paper-style figures and per-subject QC, drawn from saved results only.
+
+PAPER_FIGURES = [
+    "fig1_learning",
+    "fig2_sd_fits",
+    "fig3_residuals_group_epoch",
+    "fig4_outcome_residuals",
+    "ed13_signed_separation",
+]
+QC_FIGURES = ["registration", "cursor_replay", "pairing"]
+
+
+rule figures_qc:
+    input:
+        registrations=lambda wc: [
+            f"{RESULTS}/register/{wc.subject}/{session}/plane{plane}/registration.nc"
+            for session in sessions_of(wc.subject)
+            for plane in planes_of(wc.subject)
+        ],
+        replays=lambda wc: [f"{RESULTS}/bci/{wc.subject}/{session}/replay.tsv" for session in sessions_of(wc.subject)],
+        pairs=rules.pair.output.pairs,
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/figures/qc/{name}_{{subject}}.png",
+                caption=f"../report/qc_{name}.rst",
+                category="QC",
+                subcategory="{subject}",
+            )
+            for name in QC_FIGURES
+        },
+    params:
+        names=lambda wc: [
+            f"{session} plane{plane}" for session in sessions_of(wc.subject) for plane in planes_of(wc.subject)
+        ],
+        sessions=lambda wc: sessions_of(wc.subject),
+    log:
+        f"{RESULTS}/logs/figures_qc/{{subject}}.log",
+    script:
+        "../scripts/figures_qc.py"
+
+
+rule figures:
+    input:
+        tables=rules.stats.output,
+        qc=expand(f"{RESULTS}/figures/qc/{{name}}_{{subject}}.png", name=QC_FIGURES, subject=SUBJECTS),
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in PAPER_FIGURES
+        },
+        svg=expand(f"{RESULTS}/figures/{{name}}.svg", name=PAPER_FIGURES),
+    log:
+        f"{RESULTS}/logs/figures/figures.log",
+    script:
+        "../scripts/figures.py"

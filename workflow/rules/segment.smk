@@ -1,0 +1,23 @@
+# segment: somata on the soma plane (suite2p sparsery), dendrites on the dendrite plane.
+
+
+rule segment:
+    input:
+        movie=rules.register.output.movie,
+        header=rules.register.output.header,
+        registration=rules.register.output.registration,
+    output:
+        rois=f"{RESULTS}/segment/{{subject}}/{{session}}/plane{{plane}}/rois.nc",
+    params:
+        settings=stage_settings("segment"),
+        role=lambda wc: META[(wc.subject, wc.session)].plane_roles[int(wc.plane)],
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    log:
+        f"{RESULTS}/logs/segment/{{subject}}/{{session}}/plane{{plane}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segment/{{subject}}/{{session}}/plane{{plane}}.tsv"
+    script:
+        "../scripts/segment.py"

@@ -1,0 +1,56 @@
+# track: stable ROI ids across days; map online targets onto somata; pair somata with
+# their tuft dendrites by bAP coupling.
+
+
+rule track:
+    input:
+        rois=lambda wc: [
+            f"{RESULTS}/segment/{wc.subject}/{session}/plane{wc.plane}/rois.nc"
+            for session in sessions_of(wc.subject)
+        ],
+        transforms=rules.align_days.output.transforms,
+    output:
+        rois=f"{RESULTS}/track/{{subject}}/plane{{plane}}/rois.nc",
+        assignments=f"{RESULTS}/track/{{subject}}/plane{{plane}}/assignments.tsv",
+    params:
+        settings=stage_settings("track"),
+        sessions=lambda wc: sessions_of(wc.subject),
+    log:
+        f"{RESULTS}/logs/track/{{subject}}/plane{{plane}}.log",
+    script:
+        "../scripts/track.py"
+
+
+rule map_targets:
+    input:
+        targets=rules.ingest.output.targets,
+        session=rules.ingest.output.session,
+        rois=lambda wc: f"{RESULTS}/track/{wc.subject}/plane{plane_of_role(wc.subject, 'soma')}/rois.nc",
+    output:
+        targets=f"{RESULTS}/track/{{subject}}/{{session}}/targets.tsv",
+    params:
+        settings=stage_settings("track"),
+    log:
+        f"{RESULTS}/logs/map_targets/{{subject}}/{{session}}.log",
+    script:
+        "../scripts/map_targets.py"
+
+
+rule pair:
+    input:
+        soma=lambda wc: [
+            f"{RESULTS}/extract/{wc.subject}/{session}/plane{plane_of_role(wc.subject, 'soma')}/traces.nc"
+            for session in sessions_of(wc.subject)
+        ],
+        dendrite=lambda wc: [
+            f"{RESULTS}/extract/{wc.subject}/{session}/plane{plane_of_role(wc.subject, 'dendrite')}/traces.nc"
+            for session in sessions_of(wc.subject)
+        ],
+    output:
+        pairs=f"{RESULTS}/track/{{subject}}/pairs.tsv",
+    params:
+        settings=stage_settings("track"),
+    log:
+        f"{RESULTS}/logs/pair/{{subject}}.log",
+    script:
+        "../scripts/pair.py"

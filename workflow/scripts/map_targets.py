@@ -1,0 +1,16 @@
+"""Map one session's online target polygons onto tracked somata."""
+
+from analysis import io
+from analysis.dims import SESSION
+from analysis.runlog import rule_log
+from analysis.track import TrackSettings, map_targets
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+
+with rule_log(sm.log[0], rule="map_targets", inputs=sm.input):
+    settings = TrackSettings.from_mapping(sm.params.settings)
+    record = io.read_json(sm.input.session)
+    targets = [t for t in io.read_json(sm.input.targets)["targets"] if t["plane"] == record["bci_plane"]]
+    soma_masks = io.read_netcdf(sm.input.rois)["session_masks"].sel({SESSION: sm.wildcards.session})
+    table = map_targets(targets, soma_masks, shape=tuple(record["shape"]), settings=settings)
+    io.write_tsv(table, sm.output.targets)
