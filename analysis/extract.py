@@ -290,7 +290,7 @@ def extract_traces(
     require(batch_frames >= 1, "extract_traces: batch_frames must be >= 1")
 
     all_rois = masks[ROI].values
-    in_view = (masks.transpose(*MASK_DIMS).to_numpy() > 0).reshape(len(all_rois), -1).any(axis=1)
+    in_view = (masks.transpose(*MASK_DIMS).to_numpy() > 0).any(axis=(1, 2))
     if not in_view.all():
         log.warning("ROIs %s have empty masks (outside the field of view): NaN traces",
                     all_rois[~in_view].tolist())  # fmt: skip
@@ -364,11 +364,8 @@ def compute_dff(traces: xr.Dataset, *, fs_hz: float, settings: ExtractSettings) 
         * baseline_F)`` (``dff_denominator="Fcorr"``) or ``den = baseline_F`` (``"F"``).
         dF/F is a fraction (not %).
 
-    Raises
-    ------
-    ValueError
-        If the raw-F baseline of an ROI is not positive (dF/F is undefined; check the
-        movie's offset).
+        An ROI whose raw-F baseline is not positive anywhere has undefined dF/F: NaN,
+        with a warning.
     """
     for name in ("F", "Fneu"):
         if name not in traces:
@@ -387,9 +384,12 @@ def compute_dff(traces: xr.Dataset, *, fs_hz: float, settings: ExtractSettings) 
     with np.errstate(invalid="ignore"):
         nonpositive = np.any(baseline_f <= 0, axis=1)
     if np.any(nonpositive):
-        raise ValueError(
-            f"compute_dff: raw-F baseline <= 0 for ROIs {traces[ROI].values[nonpositive].tolist()}"
-            "; dF/F needs positive fluorescence (check the movie's offset subtraction)"
+        # no fluorescence to normalise by (e.g. an ROI in a dark, unimaged border): dF/F is
+        # undefined there, so it is NaN rather than a huge ratio
+        log.warning(
+            "compute_dff: raw-F baseline <= 0 for ROIs %s: dF/F set to NaN (check the "
+            "movie's offset subtraction if this affects many ROIs)",
+            traces[ROI].values[nonpositive].tolist(),
         )
     if settings.dff_denominator == "F":
         den = baseline_f
@@ -406,6 +406,7 @@ def compute_dff(traces: xr.Dataset, *, fs_hz: float, settings: ExtractSettings) 
             )
         den = np.where(low, floor, baseline)
     dff = (fcorr - baseline) / den
+    dff[nonpositive] = np.nan
     out = traces.copy()
     for name, values in (
         ("Fcorr", fcorr),

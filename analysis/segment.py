@@ -46,7 +46,7 @@ class SegmentSettings(StageSettings):
         threshold_scaling: sparsery peak threshold multiplier (higher = fewer ROIs).
         max_rois: upper bound on the number of ROIs sparsery extracts.
         highpass_time_bins: temporal high-pass window, in binned frames.
-        highpass_neuropil_px: spatial high-pass (neuropil) filter size, somata and dendrites.
+        highpass_neuropil_px: spatial high-pass (neuropil) filter size of sparsery (somata).
         max_overlap: drop ROIs sharing more than this fraction of pixels with others.
         max_binned_frames: cap on the number of binned frames read from the movie.
     Cell classification (no downloaded classifier)
@@ -57,9 +57,13 @@ class SegmentSettings(StageSettings):
     Dendrite detection
         dendrite_bin_s: time bin (s) averaged before computing correlations (about the
         dendritic event decay).
+        dendrite_neuropil_block_px: neuropil of the dendrite plane = median of square blocks
+        of this size in each binned frame, bilinearly interpolated.
+        motion_block_px: residual registration error is removed in square blocks of this
+        size (fit of the mean image's gradients to each binned frame).
         ridge_sigmas_px: scales of the Sato ridge filter (about half the dendrite width).
         ridge_threshold_sd: ridge pixels have a ridge response above this many robust SDs
-        (median absolute deviation) above the image median.
+        (from the median minus the 25th percentile) above the image median.
         correlation_threshold_sd: ridge pixels must also have a local correlation this many
         robust SDs above the correlation image's median.
         seed_distance_px: minimum distance between fragment seeds (local correlation
@@ -89,12 +93,14 @@ class SegmentSettings(StageSettings):
     min_skewness: float = 0.5
     dendrite_bin_s: float = 0.4
     ridge_sigmas_px: tuple[float, ...] = (1.0,)
-    ridge_threshold_sd: float = 2.0
-    correlation_threshold_sd: float = 3.0
-    seed_distance_px: int = 3
+    dendrite_neuropil_block_px: int = 16
+    motion_block_px: int = 28
+    ridge_threshold_sd: float = 0.5
+    correlation_threshold_sd: float = 1.5
+    seed_distance_px: int = 2
     min_fragment_skewness: float = 0.3
     min_length_px: int = 10
-    merge_corr_threshold: float = 0.5
+    merge_corr_threshold: float = 0.6
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -116,6 +122,10 @@ class SegmentSettings(StageSettings):
             len(self.ridge_sigmas_px) > 0 and all(s > 0 for s in self.ridge_sigmas_px),
             "segment.ridge_sigmas_px must be a non-empty list of positive scales (px)",
         )
+        require(
+            self.dendrite_neuropil_block_px >= 4, "segment.dendrite_neuropil_block_px must be >= 4"
+        )
+        require(self.motion_block_px >= 8, "segment.motion_block_px must be >= 8 px")
         require(self.ridge_threshold_sd > 0, "segment.ridge_threshold_sd must be > 0")
         require(self.correlation_threshold_sd > 0, "segment.correlation_threshold_sd must be > 0")
         require(self.seed_distance_px >= 1, "segment.seed_distance_px must be >= 1 px")
@@ -280,14 +290,66 @@ def detect_somata(
     )
 
 
-def _bin_zscore(
-    movie: Any, bin_frames: int, neuropil_px: int, batch_frames: int = 600
-) -> np.ndarray:
-    """Bin in time (streamed), remove neuropil, z-score every pixel; (bin, row, col) float32.
+def _block_median(frames: np.ndarray, block_px: int) -> np.ndarray:
+    """Spatial background of each frame: median of ``block_px`` blocks, bilinearly upsampled.
 
-    Neuropil (activity spread smoothly over the field) is the frame minus its spatial
-    running mean over ``neuropil_px``; without this, shared neuropil makes every
-    fragment's trace correlate and unrelated tufts would merge.
+    A median ignores the sparse active dendrites inside a block, where a running mean
+    would subtract a negative copy of their activity from every pixel around them.
+    """
+    n_t, n_rows, n_cols = frames.shape
+    nb_r, nb_c = -(-n_rows // block_px), -(-n_cols // block_px)
+    padded = np.full((n_t, nb_r * block_px, nb_c * block_px), np.nan, np.float32)
+    padded[:, :n_rows, :n_cols] = frames
+    blocks = padded.reshape(n_t, nb_r, block_px, nb_c, block_px).transpose(0, 1, 3, 2, 4)
+    medians = np.nanmedian(blocks.reshape(n_t, nb_r, nb_c, -1), axis=-1)
+    grid = np.meshgrid(
+        (np.arange(n_rows) + 0.5) / block_px - 0.5,
+        (np.arange(n_cols) + 0.5) / block_px - 0.5,
+        indexing="ij",
+    )
+    return np.stack([ndimage.map_coordinates(m, grid, order=1, mode="nearest") for m in medians])
+
+
+def _remove_residual_motion(
+    frames: np.ndarray, mean_image: np.ndarray, block_px: int
+) -> np.ndarray:
+    """Subtract, block by block, the part of each frame explained by mean-image gradients.
+
+    Sub-pixel registration errors move bright static dendrites; to first order this adds
+    ``-grad(mean_image) . shift`` to a frame, which correlates the pixels along a
+    dendrite's edges across every tuft. Fitting the two gradient images (plus a constant)
+    to each block of each frame and removing the fit takes this out.
+    """
+    grad_r, grad_c = np.gradient(ndimage.gaussian_filter(mean_image.astype(np.float64), 0.5))
+    out = frames.copy()
+    n_t, n_rows, n_cols = frames.shape
+    for r0 in range(0, n_rows, block_px):
+        for c0 in range(0, n_cols, block_px):
+            rs, cs = slice(r0, r0 + block_px), slice(c0, c0 + block_px)
+            design = np.stack(
+                [grad_r[rs, cs].ravel(), grad_c[rs, cs].ravel(), np.ones(grad_r[rs, cs].size)], 1
+            )
+            data = out[:, rs, cs].reshape(n_t, -1).T
+            coef = np.linalg.lstsq(design, data, rcond=None)[0]
+            out[:, rs, cs] -= (design @ coef).T.reshape(n_t, *grad_r[rs, cs].shape)
+    return out
+
+
+def _bin_zscore(
+    movie: Any,
+    mean_image: np.ndarray,
+    *,
+    bin_frames: int,
+    neuropil_block_px: int,
+    motion_block_px: int,
+    batch_frames: int = 600,
+) -> np.ndarray:
+    """Bin in time (streamed), clean and z-score every pixel; (bin, row, col) float32.
+
+    Each binned frame minus the mean image has its residual motion removed
+    (:func:`_remove_residual_motion`) and its neuropil (:func:`_block_median`)
+    subtracted; without these, shared motion and neuropil make every fragment's trace
+    correlate and unrelated tufts would merge.
     """
     n_frames = movie.shape[0]
     n_bins = n_frames // bin_frames
@@ -296,8 +358,9 @@ def _bin_zscore(
     for start in range(0, n_bins * bin_frames, batch):
         stop = min(start + batch, n_bins * bin_frames)
         chunk = np.asarray(movie[start:stop], np.float32)
-        binned = chunk.reshape(-1, bin_frames, *movie.shape[1:]).mean(axis=1)
-        binned -= ndimage.uniform_filter(binned, size=(1, neuropil_px, neuropil_px), mode="reflect")
+        binned = chunk.reshape(-1, bin_frames, *movie.shape[1:]).mean(axis=1) - mean_image
+        binned = _remove_residual_motion(binned, mean_image, motion_block_px)
+        binned -= _block_median(binned, neuropil_block_px)
         out[start // bin_frames : stop // bin_frames] = binned
     out -= out.mean(axis=0)
     sd = out.std(axis=0)
@@ -342,9 +405,14 @@ def _merge_groups(traces: np.ndarray, threshold: float) -> list[list[int]]:
 
 
 def _robust_z(image: np.ndarray) -> np.ndarray:
-    median = np.median(image)
-    mad = 1.4826 * np.median(np.abs(image - median))
-    return (image - median) / (mad if mad > 0 else 1.0)
+    """Z-score against the lower half of the pixel distribution.
+
+    Tufts can cover a large share of a dendrite plane, so the spread is taken from the
+    median minus the 25th percentile (background-dominated), not the MAD of all pixels.
+    """
+    p25, median = np.percentile(image, [25, 50])
+    sd = (median - p25) / 0.6745
+    return (image - median) / (sd if sd > 0 else 1.0)
 
 
 def detect_dendrites(
@@ -352,8 +420,9 @@ def detect_dendrites(
 ) -> xr.DataArray:
     """Find thin, elongated, branching dendrite ROIs and merge fragments of one tuft.
 
-    Steps: bin the movie in time, subtract its spatial running mean over
-    ``highpass_neuropil_px`` (neuropil), z-score each pixel; local correlation image (mean
+    Steps: bin the movie in time, subtract the mean image, remove residual motion (fit
+    of the mean image's gradients in ``motion_block_px`` blocks) and neuropil (median of
+    ``dendrite_neuropil_block_px`` blocks), z-score each pixel; local correlation image (mean
     correlation with the 8 neighbours), which lights up pixels sharing calcium activity;
     Sato ridge filter (Sato et al. 1998, doi:10.1016/S1361-8415(98)80009-1) on it at
     ``ridge_sigmas_px``; foreground = robust-z ridge response above
@@ -390,7 +459,13 @@ def detect_dendrites(
 
     n_frames, n_rows, n_cols = _check_inputs(movie, mean_image, fs_hz)
     bin_frames = int(np.clip(round(settings.dendrite_bin_s * fs_hz), 1, max(n_frames // 10, 1)))
-    z = _bin_zscore(movie, bin_frames, settings.highpass_neuropil_px)
+    z = _bin_zscore(
+        movie,
+        np.asarray(mean_image, np.float32),
+        bin_frames=bin_frames,
+        neuropil_block_px=settings.dendrite_neuropil_block_px,
+        motion_block_px=settings.motion_block_px,
+    )
     corr_img = _local_correlation(z)
     ridge = sato(corr_img, sigmas=settings.ridge_sigmas_px, black_ridges=False)
     fg = (_robust_z(ridge) > settings.ridge_threshold_sd) & (

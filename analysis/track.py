@@ -111,8 +111,8 @@ def _binary(masks: xr.DataArray) -> xr.DataArray:
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every pair of boolean masks; a (n, row, col), b (m, row, col) -> (n, m)."""
-    a2 = a.reshape(len(a), -1).astype(np.float32)
-    b2 = b.reshape(len(b), -1).astype(np.float32)
+    a2 = a.reshape(a.shape[0], a.shape[1] * a.shape[2]).astype(np.float32)
+    b2 = b.reshape(b.shape[0], b.shape[1] * b.shape[2]).astype(np.float32)
     inter = a2 @ b2.T
     union = a2.sum(1)[:, None] + b2.sum(1)[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 0.0)

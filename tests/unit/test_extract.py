@@ -231,10 +231,12 @@ def test_dff_near_zero_corrected_baseline(caplog):
     assert float(np.abs(raw.dff).max()) < 0.1
 
 
-def test_dff_rejects_nonpositive_raw_baseline():
-    F = np.full(300, -5.0)
-    with pytest.raises(ValueError, match=r"raw-F baseline <= 0 for ROIs \[0\]"):
-        compute_dff(_ds(F, np.zeros(300)), fs_hz=FS_HZ, settings=ExtractSettings())
+def test_dff_is_nan_where_raw_baseline_is_not_positive(caplog):
+    F = np.stack([np.full(300, -5.0), np.full(300, 100.0)])
+    out = compute_dff(_ds(F, np.zeros((2, 300))), fs_hz=FS_HZ, settings=ExtractSettings())
+    assert np.isnan(out["dff"].values[0]).all()
+    assert np.isfinite(out["dff"].values[1]).all()
+    assert "raw-F baseline <= 0 for ROIs [0]" in caplog.text
 
 
 def test_dff_missing_variable():

@@ -22,6 +22,8 @@ TINY = {
     "nonrigid_wavelength_px": 48.0,
     "baseline_frames": 3000,
     "burst_rate_hz": 0.6,
+    "max_trial_frames": 60,
+    "calibration_trial_frames": 60,
 }
 
 

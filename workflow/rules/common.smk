@@ -60,10 +60,25 @@ def stage_settings(section):
     return dataclasses.asdict(SETTINGS[section])
 
 
-def all_sessions(pattern, **extra):
+def all_sessions(pattern):
     """Expand a per-session pattern over every (subject, session)."""
     return [
-        pattern.format(results=RESULTS, subject=s, session=d, **extra)
+        pattern.format(results=RESULTS, subject=s, session=d)
+        for s in SUBJECTS
+        for d in sessions_of(s)
+    ]
+
+
+def raw_session_files(wildcards):
+    folder = Path(session_dir(wildcards))
+    fixed = [folder / name for name in ("session.yaml", "bci_frames.tsv", "bci_meta.yaml", "targets.json")]
+    return [str(p) for p in fixed + sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))]
+
+
+def role_plane_files(stage, name, role):
+    """Input function: one file of the ``role`` plane of every (subject, session)."""
+    return lambda wc: [
+        f"{RESULTS}/{stage}/{s}/{d}/plane{plane_of_role(s, role)}/{name}"
         for s in SUBJECTS
         for d in sessions_of(s)
     ]

@@ -1,12 +1,6 @@
 # ingest: check each raw session (imaging, BCI log, targets) and split planes to binary.
 
 
-def raw_session_files(wildcards):
-    folder = Path(session_dir(wildcards))
-    fixed = [folder / name for name in ("session.yaml", "bci_frames.tsv", "bci_meta.yaml", "targets.json")]
-    return [str(p) for p in fixed + sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))]
-
-
 rule ingest:
     input:
         raw_session_files,

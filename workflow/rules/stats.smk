@@ -17,23 +17,11 @@ STATS_TABLES = [
 ]
 
 
-def soma_plane_file(stage, name):
-    return lambda wc: [
-        f"{RESULTS}/{stage}/{s}/{d}/plane{plane_of_role(s, 'soma')}/{name}"
-        for s in SUBJECTS
-        for d in sessions_of(s)
-    ]
-
-
 rule stats:
     input:
-        soma_events=soma_plane_file("extract", "events.tsv"),
-        soma_traces=soma_plane_file("extract", "traces.nc"),
-        dendrite_events=lambda wc: [
-            f"{RESULTS}/extract/{s}/{d}/plane{plane_of_role(s, 'dendrite')}/events.tsv"
-            for s in SUBJECTS
-            for d in sessions_of(s)
-        ],
+        soma_events=role_plane_files("extract", "events.tsv", "soma"),
+        soma_traces=role_plane_files("extract", "traces.nc", "soma"),
+        dendrite_events=role_plane_files("extract", "events.tsv", "dendrite"),
         pairs=expand(f"{RESULTS}/track/{{subject}}/pairs.tsv", subject=SUBJECTS),
         targets=all_sessions("{results}/track/{subject}/{session}/targets.tsv"),
         epochs=all_sessions("{results}/bci/{subject}/{session}/frames.tsv"),

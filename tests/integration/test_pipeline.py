@@ -1,0 +1,359 @@
+"""Every stage chained in memory on one tiny simulated subject, checked against ground truth.
+
+Mirrors the glue in ``workflow/scripts/*.py`` without Snakemake or files: the simulator
+renders both planes of two days to numpy arrays (the soma plane is measured online as the
+rig does, so the logged readout comes from the rendered frames), then register ->
+align_days -> segment -> track -> map_targets -> extract -> pair -> bci -> stats. The
+thresholds were set from measured values (see the final report of the validate module)
+with margin.
+"""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from analysis import bci, extract, simulate, stats, validate
+from analysis.align_days import AlignDaysSettings, align_days
+from analysis.cloose import TaskParams
+from analysis.dims import SESSION, TIME
+from analysis.register import RegisterSettings, register_movie
+from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
+from analysis.track import TrackSettings, map_targets, masks_to_session, pair_dendrites, track_rois
+
+pytestmark = pytest.mark.slow
+log = logging.getLogger(__name__)
+
+SEED = 1
+SIM = {
+    "n_days": 2,
+    "n_frames": 800,
+    "n_rows": 96,
+    "n_cols": 96,
+    "n_neurons": 20,
+    "n_distractor_dendrites": 4,
+    "burst_rate_hz": 0.4,
+    "baseline_frames": 6000,
+}
+
+
+def _simulate(settings):
+    """Simulate one subject; return the result and raw movies {(session, plane): uint16}."""
+    shape = (settings.n_rows, settings.n_cols)
+    movies = {}
+
+    def online_f(day):
+        masks = simulate.polygon_masks(day["targets"], shape)
+        chunks, parts, reference = [], [], None
+        for chunk in simulate.render_plane(day, plane=0, settings=settings):
+            chunks.append(chunk)
+            if reference is None:
+                reference = chunk[:50].mean(axis=0)
+            parts.append(
+                simulate.online_target_f(
+                    chunk,
+                    target_masks=masks,
+                    reference=reference,
+                    max_shift_px=settings.max_motion_px + 2,
+                )
+            )
+        movies[(day["session"], 0)] = np.concatenate(chunks)
+        return tuple(np.concatenate(p, axis=-1) for p in zip(*parts, strict=True))
+
+    result = simulate.simulate_subject(
+        settings, subject="m01", rng=np.random.default_rng(SEED), online_f=online_f
+    )
+    for day in result["days"]:
+        frames = simulate.render_plane(day, plane=1, settings=settings)
+        movies[(day["session"], 1)] = np.concatenate(list(frames))
+    return result, movies
+
+
+def _true_mean_shift(motion, shape):
+    """FOV-mean true displacement (time, 2): rigid shift plus the mean nonrigid warp."""
+    k = 2 * np.pi / motion["nonrigid_wavelength_px"]
+    warp_row = np.sin(k * np.arange(shape[1]) + motion["nonrigid_phase_row"]).mean()
+    warp_col = np.sin(k * np.arange(shape[0]) + motion["nonrigid_phase_col"]).mean()
+    return (
+        motion["shift_row"] + motion["nonrigid_amp_row"] * warp_row,
+        motion["shift_col"] + motion["nonrigid_amp_col"] * warp_col,
+    )
+
+
+@pytest.fixture(scope="module")
+def run():
+    settings = simulate.settings_for("sample", **SIM)
+    fs_hz = settings.fs_hz
+    shape = (settings.n_rows, settings.n_cols)
+    result, movies = _simulate(settings)
+    days = {d["session"]: d for d in result["days"]}
+    sessions = list(days)
+    out = {"settings": settings, "result": result, "days": days, "sessions": sessions}
+
+    # register (int16 in, int16 out, as ingest/register write them)
+    reg, registered = {}, {}
+    for key, raw in movies.items():
+        raw16 = raw.astype(np.int16)
+        registered[key] = np.empty_like(raw16)
+        reg[key] = register_movie(raw16, registered[key], fs_hz=fs_hz, settings=RegisterSettings())
+    out["reg"] = reg
+
+    # align_days per plane
+    transforms = {}
+    for plane in (0, 1):
+        mean_images = xr.concat(
+            [reg[(s, plane)]["mean_image"] for s in sessions],
+            dim=xr.DataArray(sessions, dims=SESSION, name=SESSION),
+        )
+        transforms[plane] = align_days(mean_images, settings=AlignDaysSettings())
+    out["transforms"] = transforms
+
+    # segment
+    seg_settings = SegmentSettings()
+    rois = {}
+    for s in sessions:
+        for plane, detect in ((0, detect_somata), (1, detect_dendrites)):
+            mean_image = reg[(s, plane)]["mean_image"].values
+            rois[(s, plane)] = detect(
+                registered[(s, plane)], mean_image=mean_image, fs_hz=fs_hz, settings=seg_settings
+            )
+    out["rois"] = rois
+
+    # track, masks per session, map targets
+    track_settings = TrackSettings(n_shuffles=200)
+    tracked, session_masks = {}, {}
+    for plane in (0, 1):
+        by_session = {s: rois[(s, plane)] for s in sessions}
+        tracked[plane] = track_rois(by_session, transforms[plane], settings=track_settings)
+        for s in sessions:
+            transform = transforms[plane].sel({SESSION: s})
+            session_masks[(s, plane)] = masks_to_session(tracked[plane][0], transform)
+    out["tracked"], out["session_masks"] = tracked, session_masks
+    out["targets"] = {
+        s: map_targets(
+            days[s]["targets"], session_masks[(s, 0)], shape=shape, settings=track_settings
+        )
+        for s in sessions
+    }
+
+    # extract
+    ext = extract.ExtractSettings()
+    traces, events = {}, {}
+    for key, movie in registered.items():
+        tr = extract.extract_traces(movie, session_masks[key], fs_hz=fs_hz, settings=ext)
+        tr = extract.compute_dff(tr, fs_hz=fs_hz, settings=ext)
+        traces[key] = xr.merge([tr, extract.deconvolve(tr["dff"], fs_hz=fs_hz, settings=ext)])
+        events[key] = extract.detect_events(traces[key]["dff"], fs_hz=fs_hz, settings=ext)
+    out["traces"], out["events"] = traces, events
+
+    # pair somata with dendrites over both days
+    out["pairs"] = pair_dendrites(
+        xr.concat([traces[(s, 0)]["dff"] for s in sessions], dim=TIME),
+        xr.concat([traces[(s, 1)]["dff"] for s in sessions], dim=TIME),
+        settings=track_settings,
+        rng=np.random.default_rng(track_settings.seed),
+    )
+
+    # bci: trials, task error, cursor replay from the tracked target somata
+    bci_settings = bci.BciSettings()
+    meta = {
+        "threshold": result["threshold"],
+        "failure_bound": result["failure_bound"],
+        "target_angle_deg": 90.0,
+        "max_trial_frames": settings.max_trial_frames,
+    }
+    params = TaskParams(target_angle_deg=90.0, max_trial_frames=settings.max_trial_frames)
+    out["trials"], out["epochs"], out["replay"] = {}, {}, {}
+    for s in sessions:
+        frames = days[s]["bci"]
+        out["trials"][s] = bci.compute_trials(frames, meta=meta, fs_hz=fs_hz)
+        out["epochs"][s] = bci.compute_task_error(
+            frames, meta=meta, fs_hz=fs_hz, settings=bci_settings
+        )
+        targets = out["targets"][s]
+        target_F = traces[(s, 0)]["F"].sel(roi=targets["roi"].to_numpy())
+        replayed = bci.replay_cursor(target_F, targets["group"].tolist(), meta=meta, params=params)
+        out["replay"][s] = bci.compare_readout(replayed, frames["readout"].to_numpy(float))
+
+    # stats: coincident soma-dendrite events and the per-pair SD fit
+    keyed = lambda table, s: table.assign(subject="m01", session=s)  # noqa: E731
+    event_table = pd.concat(
+        [
+            keyed(events[(s, p)], s).assign(plane_role=role)
+            for s in sessions
+            for p, role in ((0, "soma"), (1, "dendrite"))
+        ],
+        ignore_index=True,
+    )
+    stats_settings = stats.StatsSettings()
+    coincident = stats.match_coincident_events(
+        event_table,
+        out["pairs"].assign(subject="m01"),
+        pd.concat([keyed(out["targets"][s], s) for s in sessions], ignore_index=True),
+        pd.concat([keyed(out["epochs"][s], s) for s in sessions], ignore_index=True),
+        settings=stats_settings,
+    )
+    out["sd_events"], out["sd_fits"] = stats.fit_sd_residuals(coincident, settings=stats_settings)
+    return out
+
+
+def _offset(shifts):
+    return (shifts["offset_row_px"], shifts["offset_col_px"])
+
+
+@pytest.fixture(scope="module")
+def shifts(run):
+    """compare_shifts per (session, plane) against the FOV-mean true displacement."""
+    shape = (run["settings"].n_rows, run["settings"].n_cols)
+    out = {}
+    for (s, plane), r in run["reg"].items():
+        true_row, true_col = _true_mean_shift(run["days"][s]["motion"], shape)
+        out[(s, plane)] = validate.compare_shifts(
+            r["shift_row"].values, r["shift_col"].values, true_row, true_col
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
+def soma_matches(run, shifts):
+    """compare_rois of each session's tracked soma masks against the true somata."""
+    out = {}
+    for s in run["sessions"]:
+        true = run["days"][s]["sgeom"]["soma_mask"]
+        out[s] = validate.compare_rois(
+            run["session_masks"][(s, 0)], true, registration_offset_px=_offset(shifts[(s, 0)])
+        )
+    return out
+
+
+def test_register_shifts(shifts):
+    for key, m in shifts.items():
+        log.info("shifts %s: %s", key, m)
+        # the sparse dendrite plane registers worse (measured 0.6 px soma, 0.9 px dendrite)
+        assert m["median_abs_error_px"] <= (0.8 if key[1] == 0 else 1.2), key
+        assert min(m["corr_row"], m["corr_col"]) >= 0.8, key
+
+
+def test_align_days(run, shifts):
+    for plane in (0, 1):
+        offsets = {s: _offset(shifts[(s, plane)]) for s in run["sessions"]}
+        truth = pd.DataFrame([{"session": s, **d["transform"]} for s, d in run["days"].items()])
+        errors = validate.compare_transforms(
+            run["transforms"][plane],
+            truth,
+            shape=(run["settings"].n_rows, run["settings"].n_cols),
+            registration_offsets_px=offsets,
+        )
+        log.info("align_days plane %d:\n%s", plane, errors)
+        assert (errors["mean_error_px"] <= 1.0).all()
+
+
+def test_segment_somata(run, shifts):
+    for s in run["sessions"]:
+        detected = run["rois"][(s, 0)]
+        cells = detected.isel(roi=np.flatnonzero(detected["is_cell"].values))
+        true = run["days"][s]["sgeom"]["soma_mask"]
+        _, m = validate.compare_rois(cells, true, registration_offset_px=_offset(shifts[(s, 0)]))
+        log.info("somata %s: %s", s, m)
+        assert m["f1_centroid"] >= 0.6
+        assert m["recall_iou"] >= 0.5
+
+
+def test_segment_dendrites(run, shifts):
+    for s in run["sessions"]:
+        true = run["days"][s]["sgeom"]["dendrite_mask"]
+        matches, m = validate.compare_rois(
+            run["rois"][(s, 1)], true, registration_offset_px=_offset(shifts[(s, 1)])
+        )
+        log.info("dendrites %s: %s", s, m)
+        assert m["n_detected"] >= 1
+        # thin tufts give low IoU; most detected ROIs should still lie on one true tuft
+        assert (matches["iou"] >= 0.2).mean() >= 0.5
+
+
+def test_tracking(run, soma_matches):
+    hits = pd.concat(
+        [m[m["hit"]].assign(session=s) for s, (m, _) in soma_matches.items()], ignore_index=True
+    )
+    _, m = validate.compare_tracking(hits)
+    log.info("tracking: %s", m)
+    assert m["n_tracked"] >= 10
+    assert m["fraction_correct"] >= 0.95
+
+
+@pytest.mark.xfail(
+    reason="measured 7/9 (day01) and 5/9 (day02) targets on an IoU>=0.5 match of their true "
+    "neuron; reported to the track/segment owners",
+    strict=False,
+)
+def test_targets_map_to_true_neurons(run, soma_matches):
+    neurons = run["result"]["geometry"]["neurons"]
+    for s in run["sessions"]:
+        matches, _ = soma_matches[s]
+        hits = matches[matches["hit"]]
+        m = validate.compare_targets(
+            run["targets"][s],
+            roi_units=dict(zip(hits["detected_roi"], hits["true_roi"], strict=True)),
+            true_targets=neurons,
+        )
+        log.info("targets %s: %s", s, m)
+        assert m["recall"] >= 0.75
+        assert m["group_agreement"] == 1.0
+
+
+def test_traces_and_spikes(run, soma_matches):
+    for s in run["sessions"]:
+        matches, _ = soma_matches[s]
+        hits = matches[matches["hit"]]
+        day = run["days"][s]
+        traces = run["traces"][(s, 0)]
+        r = validate.compare_traces(traces["dff"], day["soma_calcium"], matches=hits)
+        sp = validate.compare_spikes(
+            traces["spikes"], day["spikes"], matches=hits, fs_hz=run["settings"].fs_hz
+        )
+        log.info("traces %s: median r %.3f, spikes median r %.3f", s, r.r.median(), sp.r.median())
+        assert r["r"].median() >= 0.8
+        assert sp["r"].median() >= 0.5
+
+
+def test_pairing(run, soma_matches, shifts):
+    # ROI ids are stable across days: use day01's matches for both planes
+    s = run["sessions"][0]
+    soma_hits = soma_matches[s][0][soma_matches[s][0]["hit"]]
+    dend_matches, _ = validate.compare_rois(
+        run["session_masks"][(s, 1)],
+        run["days"][s]["sgeom"]["dendrite_mask"],
+        registration_offset_px=_offset(shifts[(s, 1)]),
+    )
+    dend = dend_matches[dend_matches["iou"] >= 0.2]
+    dendrites = run["result"]["geometry"]["dendrites"]
+    _, m = validate.compare_pairing(
+        run["pairs"],
+        soma_units=dict(zip(soma_hits["detected_roi"], soma_hits["true_roi"], strict=True)),
+        dendrite_units=dict(zip(dend["detected_roi"], dend["true_roi"], strict=True)),
+        tuft_neuron=dict(zip(dendrites["tuft"], dendrites["neuron"], strict=True)),
+    )
+    log.info("pairing: %s", m)
+    assert m["n_paired"] >= 1
+    assert m["precision"] >= 0.8
+
+
+def test_bci(run):
+    for s in run["sessions"]:
+        trials = run["trials"][s]
+        bci_log = run["days"][s]["bci"]
+        assert (trials["outcome"] == "hit").sum() == int(bci_log["reward"].sum())
+        truth_epoch = run["days"][s]["error"]["epoch"].to_numpy()
+        agreement = (run["epochs"][s]["epoch"].to_numpy() == truth_epoch).mean()
+        log.info("bci %s: epoch agreement %.3f, replay %s", s, agreement, run["replay"][s])
+        assert agreement >= 0.9
+        assert run["replay"][s]["corr"] >= 0.9
+
+
+def test_stats_sd_fit(run):
+    fits = run["sd_fits"]
+    log.info("SD fits:\n%s", fits)
+    assert len(fits) >= 1
+    assert (fits["slope"] > 0).all()
