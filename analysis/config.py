@@ -122,7 +122,7 @@ def config_schema() -> dict:
         }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "description": "Configuration of the BCI dendrites pipeline (generated from analysis/*Settings).",
+        "description": "BCI dendrites pipeline configuration (generated from analysis/*Settings).",
         "type": "object",
         "properties": properties,
         "required": list(TOP_LEVEL),

@@ -435,7 +435,9 @@ def _grid(n_panels: int, *, n_cols: int, panel_size: tuple[float, float]) -> lis
     return list(fig.subplots(n_rows, n_cols, squeeze=False).ravel())
 
 
-def draw_paper_figures(tables: dict[str, pd.DataFrame], *, n_example_pairs: int = 4) -> dict[str, Figure]:
+def draw_paper_figures(
+    tables: dict[str, pd.DataFrame], *, n_example_pairs: int = 4
+) -> dict[str, Figure]:
     """Compose the paper-style figures from the saved stats tables.
 
     Parameters
@@ -461,11 +463,15 @@ def draw_paper_figures(tables: dict[str, pd.DataFrame], *, n_example_pairs: int 
 
     fits = tables["sd_fits"]
     examples = fits.nlargest(n_example_pairs, "n_events") if not fits.empty else fits
-    axes = _grid(max(1, len(examples)), n_cols=min(n_example_pairs, max(1, len(examples))), panel_size=(3.5, 3.0))
+    axes = _grid(
+        max(1, len(examples)),
+        n_cols=min(n_example_pairs, max(1, len(examples))),
+        panel_size=(3.5, 3.0),
+    )
     if examples.empty:
         plot_no_data("no soma-dendrite pair had enough coincident events", ax=axes[0])
     events = tables["sd_events"]
-    for ax, (_, fit) in zip(axes, examples.iterrows()):
+    for ax, (_, fit) in zip(axes, examples.iterrows(), strict=False):
         pair = events[
             (events["subject"] == fit["subject"])
             & (events["soma_roi"] == fit["soma_roi"])
@@ -513,14 +519,14 @@ def draw_qc_figures(
     """
     figures = {}
     axes = _grid(len(registrations), n_cols=2, panel_size=(6.0, 2.5))
-    for ax, (name, registration) in zip(axes, registrations.items()):
+    for ax, (name, registration) in zip(axes, registrations.items(), strict=False):
         plot_registration_qc(registration, ax=ax)
         ax.set_title(name, fontsize="medium")
-    for ax in axes[len(registrations):]:
+    for ax in axes[len(registrations) :]:
         ax.set_axis_off()
     figures["registration"] = axes[0].figure
     axes = _grid(len(replays), n_cols=1, panel_size=(8.0, 2.2))
-    for ax, (session, replay) in zip(axes, replays.items()):
+    for ax, (session, replay) in zip(axes, replays.items(), strict=False):
         _panel(plot_cursor_replay, replay, ax, "replayed readout")
         ax.set_title(f"{session}: {ax.get_title()}", fontsize="medium")
     figures["cursor_replay"] = axes[0].figure

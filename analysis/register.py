@@ -405,3 +405,37 @@ def register_movie(raw: Any, out: Any, *, fs_hz: float, settings: RegisterSettin
         "sign_convention": "raw(r, c) = ref(r - shift_row, c - shift_col)",
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def compute_raw_to_registered_offset(
+    registration: xr.Dataset, *, logged_shift_row: Any = None, logged_shift_col: Any = None
+) -> tuple[float, float]:
+    """Offset (rows, cols) from a day's motion-free raw coordinates to its registered ones.
+
+    Targets drawn on the rig live in the rig's motion-corrected raw coordinates; the
+    registered movie lives in suite2p's reference frame. With ``raw(p + d) = free(p)`` (rig
+    shifts ``d``, logged per frame) and ``raw(p + s) = ref(p)`` (registration shifts ``s``),
+    a point ``p`` of the motion-free frame sits at ``p - median(s - d)`` in the reference
+    frame. Without logged shifts ``d`` is taken as 0 (targets drawn on raw frames).
+
+    Parameters
+    ----------
+    registration : xarray.Dataset
+        From :func:`register_movie`: ``shift_row(time)``, ``shift_col(time)``, px.
+    logged_shift_row, logged_shift_col : array (time,), optional
+        The rig's online correction shifts (``bci_frames.tsv`` ``shift_row``/``shift_col``,
+        same sign convention); NaN frames are ignored.
+
+    Returns
+    -------
+    (float, float)
+        Add to a raw (row, col) point to get its registered (row, col).
+    """
+    offset = []
+    for name, logged in (("shift_row", logged_shift_row), ("shift_col", logged_shift_col)):
+        s = np.asarray(registration[name], dtype=np.float64)
+        d = np.zeros_like(s) if logged is None else np.asarray(logged, dtype=np.float64)
+        if d.shape != s.shape:
+            raise ValueError(f"logged {name} has {d.size} frames, registration has {s.size}")
+        offset.append(-float(np.nanmedian(s - d)))
+    return offset[0], offset[1]

@@ -1168,7 +1168,7 @@ def compute_network_prediction(
     Returns
     -------
     pandas.DataFrame
-        One row: ``subject, session, n_events, n_features, r_cv, null_mean, null_sd,
+        One row: ``subject, session, n_events, n_neurons, n_features, r_cv, null_mean, null_sd,
         p_value, test, n_permutations`` (empty if the session has fewer than
         ``min_events_network`` events).
     """
@@ -1184,6 +1184,7 @@ def compute_network_prediction(
         "session",
         "test",
         "n_events",
+        "n_neurons",
         "n_features",
         "r_cv",
         "null_mean",
@@ -1226,6 +1227,7 @@ def compute_network_prediction(
         session=ev["session"].iloc[0],
         test=NETWORK_TEST,
         n_events=len(y),
+        n_neurons=int(ev["soma_roi"].nunique()),
         n_features=x.shape[1],
         r_cv=observed,
         null_mean=float(null.mean()),
@@ -1257,7 +1259,9 @@ def test_network_prediction(
     pandas.DataFrame
         One row with :data:`TEST_COLUMNS`.
     """
-    _require_columns(network, ["subject", "session", "n_events", "r_cv", "null_mean"], "network")
+    _require_columns(
+        network, ["subject", "session", "n_events", "n_neurons", "r_cv", "null_mean"], "network"
+    )
     if network.empty:
         raise InsufficientDataError("no session had enough events for network prediction")
     gain = (
@@ -1278,7 +1282,8 @@ def test_network_prediction(
         p_value=p,
         alternative="greater",
         n_animals=n,
-        n_neurons=0,
+        # neurons predicted: the largest per-session count of each animal, summed
+        n_neurons=int(network.groupby("subject")["n_neurons"].max().sum()),
         n_events=int(network["n_events"].sum()),
         n_permutations=len(null),
         n_sessions=len(network),
@@ -1426,7 +1431,9 @@ def compute_cohort_statistics(
     network_table = (
         pd.concat(network, ignore_index=True)
         if network
-        else pd.DataFrame(columns=["subject", "session", "n_events", "r_cv", "null_mean"])
+        else pd.DataFrame(
+            columns=["subject", "session", "n_events", "n_neurons", "r_cv", "null_mean"]
+        )
     )
     early_change = pd.DataFrame()
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import ndimage as ndi
 
-from analysis.register import RegisterSettings, register_movie
+from analysis.register import RegisterSettings, compute_raw_to_registered_offset, register_movie
 from analysis.settings import ConfigError
 
 N_PX = 96
@@ -164,3 +165,15 @@ def test_settings_validation():
         RegisterSettings.from_mapping({"max_shift_fraction": 0.9})
     with pytest.raises(ValueError, match="bad_frame_corr_fraction"):
         RegisterSettings(bad_frame_corr_fraction=1.5)
+
+
+def test_raw_to_registered_offset_uses_logged_rig_shifts():
+    # registration frame is the raw frame displaced by s; the rig logged its own shifts d
+    s = np.array([2.0, 3.0, 2.5, 2.0])
+    d = np.array([1.0, 2.0, 1.5, 1.0])
+    registration = xr.Dataset({"shift_row": ("time", s), "shift_col": ("time", -s)})
+    off = compute_raw_to_registered_offset(registration, logged_shift_row=d, logged_shift_col=-d)
+    assert off == (-1.0, 1.0)
+    assert compute_raw_to_registered_offset(registration) == (-2.25, 2.25)  # median of s
+    with pytest.raises(ValueError, match="logged shift_row has 2 frames"):
+        compute_raw_to_registered_offset(registration, logged_shift_row=d[:2])

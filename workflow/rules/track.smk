@@ -25,6 +25,8 @@ rule map_targets:
     input:
         targets=rules.ingest.output.targets,
         session=rules.ingest.output.session,
+        bci_frames=rules.ingest.output.bci_frames,
+        registration=lambda wc: f"{RESULTS}/register/{wc.subject}/{wc.session}/plane{META[(wc.subject, wc.session)].bci_plane}/registration.nc",
         rois=lambda wc: f"{RESULTS}/track/{wc.subject}/plane{plane_of_role(wc.subject, 'soma')}/rois.nc",
     output:
         targets=f"{RESULTS}/track/{{subject}}/{{session}}/targets.tsv",

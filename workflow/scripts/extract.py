@@ -12,7 +12,9 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
     settings = extract.ExtractSettings.from_mapping(sm.params.settings)
     movie, header = io.open_movie(sm.input.movie)
-    masks = io.read_netcdf(sm.input.rois)["session_masks"].sel({SESSION: sm.wildcards.session}, drop=True)
+    masks = io.read_netcdf(sm.input.rois)["session_masks"].sel(
+        {SESSION: sm.wildcards.session}, drop=True
+    )
     traces = extract.extract_traces(movie, masks, fs_hz=header.fs_hz, settings=settings)
     dropped = io.read_tsv(sm.input.frames)["dropped"].to_numpy(bool)
     if dropped.any():
@@ -21,8 +23,16 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
         keep = xr.DataArray(~dropped, dims=TIME, coords={TIME: traces[TIME]})
         traces = traces.where(keep)
     traces = extract.compute_dff(traces, fs_hz=header.fs_hz, settings=settings)
-    traces = xr.merge([traces, extract.deconvolve(traces["dff"], fs_hz=header.fs_hz, settings=settings)])
+    traces = xr.merge(
+        [traces, extract.deconvolve(traces["dff"], fs_hz=header.fs_hz, settings=settings)]
+    )
     events = extract.detect_events(traces["dff"], fs_hz=header.fs_hz, settings=settings)
     log.info("%d ROIs, %d events", traces.sizes["roi"], len(events))
-    io.write_netcdf(traces.astype(np.float32), sm.output.traces, stage="extract", settings=settings, inputs=sm.input)
+    io.write_netcdf(
+        traces.astype(np.float32),
+        sm.output.traces,
+        stage="extract",
+        settings=settings,
+        inputs=sm.input,
+    )
     io.write_tsv(events, sm.output.events)

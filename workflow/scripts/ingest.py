@@ -34,7 +34,9 @@ with rule_log(sm.log[0], rule="ingest", inputs=sm.input):
         shape = next(iter(shapes.values()))
         files = [str(p) for p in plan["files"]]
     bci_frames = ingest.check_bci_frames(
-        io.read_raw_table(folder / "bci_frames.tsv"), n_frames=n_frames, path=folder / "bci_frames.tsv"
+        io.read_raw_table(folder / "bci_frames.tsv"),
+        n_frames=n_frames,
+        path=folder / "bci_frames.tsv",
     )
     bci_meta = ingest.check_bci_meta(
         io.read_yaml(folder / "bci_meta.yaml"), path=folder / "bci_meta.yaml"

@@ -19,16 +19,32 @@ with rule_log(sm.log[0], rule="ingest_plane", inputs=sm.input) as log:
     dropped = np.zeros(n_frames, dtype=bool)
     saturated = np.zeros(n_frames, dtype=bool)
     if record["layout"] == "per_plane":
-        sources = [(io.iter_tiff_frames(record["files"][str(plane)], batch_frames=settings.batch_frames), 1, 0)]
+        sources = [
+            (
+                io.iter_tiff_frames(
+                    record["files"][str(plane)], batch_frames=settings.batch_frames
+                ),
+                1,
+                0,
+            )
+        ]
     else:
         sources, first = [], 0
         for path in record["files"]:
             n_pages, _ = io.tiff_page_shapes(path)
-            sources.append((io.iter_tiff_frames(path, batch_frames=settings.batch_frames), record["n_planes"], first))
+            sources.append(
+                (
+                    io.iter_tiff_frames(path, batch_frames=settings.batch_frames),
+                    record["n_planes"],
+                    first,
+                )
+            )
             first += n_pages
     written = 0
     for batches, n_planes, first in sources:
-        for batch_plane, frames in ingest.split_planes(batches, n_planes=n_planes, first_frame=first):
+        for batch_plane, frames in ingest.split_planes(
+            batches, n_planes=n_planes, first_frame=first
+        ):
             if batch_plane != plane % n_planes or written >= n_frames:
                 continue
             frames = frames[: n_frames - written]

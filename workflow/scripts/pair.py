@@ -14,5 +14,7 @@ with rule_log(sm.log[0], rule="pair", inputs=sm.input):
     settings = TrackSettings.from_mapping(sm.params.settings)
     soma = xr.concat([io.read_netcdf(p)["dff"] for p in sm.input.soma], dim=TIME)
     dendrite = xr.concat([io.read_netcdf(p)["dff"] for p in sm.input.dendrite], dim=TIME)
-    pairs = pair_dendrites(soma, dendrite, settings=settings, rng=np.random.default_rng(settings.seed))
+    pairs = pair_dendrites(
+        soma, dendrite, settings=settings, rng=np.random.default_rng(settings.seed)
+    )
     io.write_tsv(pairs, sm.output.pairs)

@@ -12,7 +12,10 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 def concat_tsv(paths, labels):
     """Concatenate tables, adding the identifying columns of each (e.g. subject, session)."""
-    return pd.concat([io.read_tsv(p).assign(**label) for p, label in zip(paths, labels)], ignore_index=True)
+    return pd.concat(
+        [io.read_tsv(p).assign(**label) for p, label in zip(paths, labels, strict=True)],
+        ignore_index=True,
+    )
 
 
 with rule_log(sm.log[0], rule="stats", inputs=sm.input):
@@ -20,21 +23,23 @@ with rule_log(sm.log[0], rule="stats", inputs=sm.input):
     records = [io.read_json(p) for p in sm.input.sessions]
     keys = [{"subject": r["subject"], "session": r["session"]} for r in records]
     sessions = pd.DataFrame(
-        [{**k, "fs_hz": r["fs_hz"], "duration_s": r["n_frames"] / r["fs_hz"]} for k, r in zip(keys, records)]
+        [
+            {**k, "fs_hz": r["fs_hz"], "duration_s": r["n_frames"] / r["fs_hz"]}
+            for k, r in zip(keys, records, strict=True)
+        ]
     )
     events = pd.concat(
         [
             concat_tsv(sm.input.soma_events, keys).assign(plane_role="soma"),
-            concat_tsv(sm.input.dendrite_events, keys).assign(
-                plane_role="dendrite"
-            ),
+            concat_tsv(sm.input.dendrite_events, keys).assign(plane_role="dendrite"),
         ],
         ignore_index=True,
     )
     subjects = sorted({k["subject"] for k in keys})
     pairs = concat_tsv(sm.input.pairs, [{"subject": s} for s in subjects])
     soma_dff = {
-        (k["subject"], k["session"]): io.read_netcdf(p)["dff"] for p, k in zip(sm.input.soma_traces, keys)
+        (k["subject"], k["session"]): io.read_netcdf(p)["dff"]
+        for p, k in zip(sm.input.soma_traces, keys, strict=True)
     }
     tables, summary = stats.compute_cohort_statistics(
         events=events,

@@ -12,7 +12,9 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with rule_log(sm.log[0], rule="track", inputs=sm.input) as log:
     settings = TrackSettings.from_mapping(sm.params.settings)
     sessions = list(sm.params.sessions)
-    masks_by_session = {s: io.read_netcdf(p)["masks"] for s, p in zip(sessions, sm.input.rois)}
+    masks_by_session = {
+        s: io.read_netcdf(p)["masks"] for s, p in zip(sessions, sm.input.rois, strict=True)
+    }
     transforms = io.read_netcdf(sm.input.transforms)
     reference_masks, assignments = track_rois(masks_by_session, transforms, settings=settings)
     log.info("%d tracked ROIs over %d sessions", reference_masks.sizes["roi"], len(sessions))
