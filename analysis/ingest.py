@@ -338,3 +338,59 @@ def convert_frames(frames: np.ndarray, *, settings: IngestSettings) -> dict[str,
     )
     converted = np.clip(data, np.iinfo(np.int16).min, INT16_MAX).astype(np.int16)
     return {"frames": converted, "dropped": nan_pixels | all_zero, "saturated": saturated}
+
+
+def fill_plane(
+    sources: Iterable[tuple[Iterable[np.ndarray], int]],
+    out: np.ndarray,
+    *,
+    plane: int,
+    n_planes: int,
+    settings: IngestSettings,
+) -> dict[str, np.ndarray]:
+    """Copy one plane's frames from raw frame batches into ``out``, converting to int16.
+
+    Parameters
+    ----------
+    sources : iterable of (batches, first_frame)
+        Per raw file, its frame batches ``(frames, row, col)`` and the global index of its
+        first frame (an interleaved session may span several files).
+    out : writable array ``(time, row, col)`` int16
+        Receives the plane's frames (e.g. a memmap from ``analysis.io.create_movie``).
+    plane : int
+        Plane to keep: global frame k belongs to plane ``k mod n_planes``.
+    n_planes : int
+        1 for a per-plane file, the plane count for an interleaved stack.
+    settings : IngestSettings
+
+    Returns
+    -------
+    dict with per-frame ``dropped`` and ``saturated`` flags (see :func:`convert_frames`).
+
+    Raises
+    ------
+    IngestError
+        If the sources hold fewer frames of this plane than ``out`` has.
+    """
+    n_frames = len(out)
+    dropped = np.zeros(n_frames, dtype=bool)
+    saturated = np.zeros(n_frames, dtype=bool)
+    written = 0
+    for batches, first_frame in sources:
+        for batch_plane, frames in split_planes(
+            batches, n_planes=n_planes, first_frame=first_frame
+        ):
+            if batch_plane != plane or written >= n_frames:
+                continue
+            frames = frames[: n_frames - written]
+            converted = convert_frames(frames, settings=settings)
+            stop = written + len(frames)
+            out[written:stop] = converted["frames"]
+            dropped[written:stop] = converted["dropped"]
+            saturated[written:stop] = converted["saturated"]
+            written = stop
+    if written != n_frames:
+        raise IngestError(
+            f"plane {plane}: the raw files yielded {written} frames, expected {n_frames}."
+        )
+    return {"dropped": dropped, "saturated": saturated}

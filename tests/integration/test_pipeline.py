@@ -36,6 +36,12 @@ SIM = {
     "n_distractor_dendrites": 4,
     "burst_rate_hz": 0.4,
     "baseline_frames": 6000,
+    # pinned so this test does not move with the bundled sample's preset
+    "soma_radius_px": 4.0,
+    "max_motion_px": 6.0,
+    "max_day_shift_px": 10.0,
+    "max_trial_frames": 60,
+    "calibration_trial_frames": 60,
 }
 
 

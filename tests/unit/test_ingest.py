@@ -28,7 +28,11 @@ def test_session_meta_valid_and_default_bci_plane():
     meta = ingest.check_session_meta(
         {"fs_hz": 15, "n_planes": 2, "plane_roles": {0: "soma", 1: "dendrite"}}, path=PATH
     )
-    assert meta.fs_hz == 15.0 and meta.bci_plane == 0 and meta.plane_roles == {0: "soma", 1: "dendrite"}
+    assert (
+        meta.fs_hz == 15.0
+        and meta.bci_plane == 0
+        and meta.plane_roles == {0: "soma", 1: "dendrite"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -36,7 +40,10 @@ def test_session_meta_valid_and_default_bci_plane():
     [
         ({"fs_hz": 15, "n_planes": 2}, "missing field 'plane_roles'"),
         ({"fs_hz": -1, "n_planes": 1, "plane_roles": {0: "soma"}}, "'fs_hz' must be a positive"),
-        ({"fs_hz": 15, "n_planes": 1, "plane_roles": {1: "soma"}}, "names plane 1 but n_planes is 1"),
+        (
+            {"fs_hz": 15, "n_planes": 1, "plane_roles": {1: "soma"}},
+            "names plane 1 but n_planes is 1",
+        ),
         ({"fs_hz": 15, "n_planes": 1, "plane_roles": {0: "axon"}}, "use one of"),
         ({"fs_hz": 15, "n_planes": 1, "plane_roles": {0: "soma"}, "fps": 3}, "unknown field 'fps'"),
     ],
@@ -47,7 +54,9 @@ def test_session_meta_errors(meta, match):
 
 
 def test_bci_frames_count_mismatch_names_file_and_counts():
-    with pytest.raises(IngestError, match=r"bci_frames\.tsv: 10 rows but the imaging has 12 volumes"):
+    with pytest.raises(
+        IngestError, match=r"bci_frames\.tsv: 10 rows but the imaging has 12 volumes"
+    ):
         ingest.check_bci_frames(bci_table(10), n_frames=12, path=PATH / "bci_frames.tsv")
 
 
@@ -56,7 +65,9 @@ def test_bci_frames_missing_column_and_non_numeric():
         ingest.check_bci_frames(bci_table(5).drop(columns="reward"), n_frames=5, path=PATH)
     table = bci_table(5).astype({"readout": object})
     table.loc[3, "readout"] = "oops"
-    with pytest.raises(IngestError, match=r"column 'readout' has a non-numeric value 'oops' at row 3"):
+    with pytest.raises(
+        IngestError, match=r"column 'readout' has a non-numeric value 'oops' at row 3"
+    ):
         ingest.check_bci_frames(table, n_frames=5, path=PATH)
 
 
@@ -118,3 +129,21 @@ def test_convert_frames_flags_dropped_and_saturated():
     np.testing.assert_array_equal(out["dropped"], [False, True, True, False])
     np.testing.assert_array_equal(out["saturated"], [False, False, False, True])
     assert out["frames"][3].max() == 32767
+
+
+def test_fill_plane_from_interleaved_files():
+    # 2 planes interleaved over two files of 5 and 7 frames; frame value = global index
+    frames = np.arange(12)[:, None, None] * np.ones((1, 3, 3), dtype=np.uint16)
+    sources = [([frames[:5]], 0), ([frames[5:9], frames[9:]], 5)]
+    out = np.zeros((6, 3, 3), dtype=np.int16)
+    flags = ingest.fill_plane(sources, out, plane=1, n_planes=2, settings=IngestSettings())
+    np.testing.assert_array_equal(out[:, 0, 0], [1, 3, 5, 7, 9, 11])
+    assert not flags["dropped"].any()
+
+
+def test_fill_plane_reports_missing_frames():
+    sources = [([np.ones((3, 2, 2))], 0)]
+    with pytest.raises(IngestError, match="yielded 3 frames, expected 4"):
+        ingest.fill_plane(
+            sources, np.zeros((4, 2, 2), np.int16), plane=0, n_planes=1, settings=IngestSettings()
+        )
