@@ -20,6 +20,8 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from analysis.tables import require_columns
+
 log = logging.getLogger(__name__)
 
 GROUP_COLORS = {"P+": "#d62728", "P-": "#1f77b4", "non-target": "#7f7f7f"}
@@ -36,13 +38,7 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (4.0, 3.0)) -> Axes:
 
 
 def _require_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{name} table is missing column(s) {missing}; it has {list(table.columns)}"
-        )
+    require_columns(table, columns, name)
     if table.empty:
         raise ValueError(f"{name} table is empty; nothing to plot")
 

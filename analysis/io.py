@@ -184,19 +184,34 @@ class RawInputError(ValueError):
     """A raw input file is missing, unreadable or malformed; the message names file and fix."""
 
 
-def read_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping, naming the file on any parse error."""
-    import yaml
-
-    path = Path(path)
+@contextlib.contextmanager
+def _raw_read_errors(path: Path, what: str) -> Iterator[None]:
+    """Turn the ways a raw file can fail to read into RawInputError naming the file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        yield
     except FileNotFoundError:
         raise RawInputError(f"{path}: file not found.") from None
     except PermissionError:
         raise RawInputError(
             f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
         ) from None
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+    ) as err:
+        raise RawInputError(f"{path}: not {what} ({err}).") from None
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    """Read a YAML mapping, naming the file on any parse error."""
+    import yaml
+
+    path = Path(path)
+    try:
+        with _raw_read_errors(path, "valid YAML"):
+            data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise RawInputError(f"{path}: not valid YAML ({err}); fix the file's syntax.") from None
     if data is None:
@@ -209,31 +224,15 @@ def read_yaml(path: str | os.PathLike) -> dict:
 def read_raw_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a raw per-frame TSV (e.g. ``bci_frames.tsv``), naming the file on failure."""
     path = Path(path)
-    try:
+    with _raw_read_errors(path, "a readable tab-separated table"):
         return pd.read_csv(path, sep="\t")
-    except FileNotFoundError:
-        raise RawInputError(f"{path}: file not found.") from None
-    except PermissionError:
-        raise RawInputError(
-            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
-        ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise RawInputError(f"{path}: not a readable tab-separated table ({err}).") from None
 
 
 def read_raw_json(path: str | os.PathLike) -> Any:
     """Read a raw JSON file (e.g. ``targets.json``), naming the file on failure."""
     path = Path(path)
-    try:
+    with _raw_read_errors(path, "valid JSON"):
         return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RawInputError(f"{path}: file not found.") from None
-    except PermissionError:
-        raise RawInputError(
-            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
-        ) from None
-    except json.JSONDecodeError as err:
-        raise RawInputError(f"{path}: not valid JSON ({err}).") from None
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:

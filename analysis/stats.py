@@ -43,6 +43,7 @@ import xarray as xr
 
 from analysis.dims import ROI, TIME
 from analysis.settings import StageSettings, require
+from analysis.tables import require_columns
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,12 @@ class StatsSettings(StageSettings):
     alternative : {'two-sided', 'greater'}
         Alternative of the group x epoch test; 'greater' tests the paper's predicted sign
         (P+ amplified over P- during error reduction relative to error increase).
-    early_sessions : int
-        The first this-many sessions of each subject are "early".
-    late_sessions : int
-        The last this-many sessions of each subject are "late" (activity change =
-        late minus early mean dF/F).
+    early_fraction : float
+        The first ``max(1, floor(early_fraction * n))`` of a subject's n sessions are
+        "early" (a fraction, so 3-day and 14-day experiments both work).
+    late_fraction : float
+        The last ``max(1, floor(late_fraction * n))`` sessions are "late" (activity
+        change = late minus early mean dF/F); they never overlap the early ones.
     outcome_window_s : tuple of float
         Window (start, stop) in seconds around the outcome frame (reward TTL for hits,
         white-noise onset for failures) within which events are outcome-aligned.
@@ -124,8 +126,8 @@ class StatsSettings(StageSettings):
     seed: int = 0
     min_events_per_neuron: int = 5
     alternative: Literal["two-sided", "greater"] = "two-sided"
-    early_sessions: int = 3
-    late_sessions: int = 3
+    early_fraction: float = 0.34
+    late_fraction: float = 0.34
     outcome_window_s: tuple[float, ...] = (-2.0, 3.0)
     outcome_bin_s: float = 0.5
     network_window_s: tuple[float, ...] = (-1.0, 0.0)
@@ -143,8 +145,8 @@ class StatsSettings(StageSettings):
         require(0 < self.alpha < 1, "stats.alpha must be in (0, 1)")
         require(self.seed >= 0, "stats.seed must be >= 0")
         require(self.min_events_per_neuron >= 4, "stats.min_events_per_neuron must be >= 4")
-        require(self.early_sessions >= 1, "stats.early_sessions must be >= 1")
-        require(self.late_sessions >= 1, "stats.late_sessions must be >= 1")
+        require(0 < self.early_fraction < 1, "stats.early_fraction must be in (0, 1)")
+        require(0 < self.late_fraction < 1, "stats.late_fraction must be in (0, 1)")
         for name in ("outcome_window_s", "network_window_s"):
             win = getattr(self, name)
             require(
@@ -162,14 +164,12 @@ class StatsSettings(StageSettings):
 
 
 def _require_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{name} table is missing column(s) {missing}; it has {list(table.columns)}. "
-            "See the analysis.stats module docstring for the input contract."
-        )
+    require_columns(
+        table,
+        columns,
+        name,
+        hint=" See the analysis.stats module docstring for the input contract.",
+    )
 
 
 def _require_values(table: pd.DataFrame, column: str, allowed: Iterable[str], name: str) -> None:
@@ -1034,11 +1034,11 @@ def test_residual_predicts_change(
     """Do a neuron's early residuals predict its later change in activity?
 
     Per neuron: ``early_residual_z`` = mean residual z of its events in error-reduction
-    epochs during the first ``early_sessions`` sessions of its subject;
-    ``activity_change`` = mean dF/F over the last ``late_sessions`` minus over the first
-    ``early_sessions`` sessions. Statistic: Pearson r across neurons after centring both
-    variables within each animal (so animal offsets cannot create a correlation). Null:
-    early residuals are permuted among neurons within each animal.
+    epochs during its subject's early sessions; ``activity_change`` = mean dF/F over the
+    late sessions minus over the early ones (``early_fraction``, ``late_fraction``).
+    Statistic: Pearson r across neurons after centring both variables within each
+    animal (so animal offsets cannot create a correlation). Null: early residuals are
+    permuted among neurons within each animal.
 
     Parameters
     ----------
@@ -1061,23 +1061,21 @@ def test_residual_predicts_change(
     _require_columns(activity, ["subject", "session", "roi", "mean_dff"], "activity")
     act = activity.assign(day_index=_day_index(activity))
     n_days = act.groupby("subject")["day_index"].transform("max") + 1
-    early = act[act["day_index"] < settings.early_sessions]
-    late = act[
-        (act["day_index"] >= n_days - settings.late_sessions)
-        & (act["day_index"] >= settings.early_sessions)
-    ]
+    n_early = np.maximum(1, np.floor(settings.early_fraction * n_days))
+    n_late = np.maximum(1, np.floor(settings.late_fraction * n_days))
+    act = act.assign(early=act["day_index"] < n_early)
+    early = act[act["early"]]
+    late = act[(act["day_index"] >= n_days - n_late) & ~act["early"]]
     change = (
         late.groupby(["subject", "roi"])["mean_dff"].mean()
         - early.groupby(["subject", "roi"])["mean_dff"].mean()
     ).dropna()
     change = change.rename("activity_change").reset_index().rename(columns={"roi": "soma_roi"})
     # Events take the activity table's day order so both share one definition of "early".
-    session_day = act[["subject", "session", "day_index"]].drop_duplicates()
+    session_day = act[["subject", "session", "early"]].drop_duplicates()
     ev_days = events.merge(session_day, on=["subject", "session"], how="inner")
     sel = ev_days[
-        (ev_days["day_index"] < settings.early_sessions)
-        & (ev_days["epoch"] == "reduction")
-        & np.isfinite(ev_days["residual_z"])
+        ev_days["early"] & (ev_days["epoch"] == "reduction") & np.isfinite(ev_days["residual_z"])
     ]
     keys = ["subject", "soma_roi", *(["group"] if "group" in sel.columns else [])]
     res = sel.groupby(keys, as_index=False).agg(

@@ -415,7 +415,7 @@ def test_outcome_residuals_alignment_and_test():
 
 def test_residual_predicts_change():
     rng = np.random.default_rng(8)
-    settings = _settings(n_permutations=499, early_sessions=2, late_sessions=2)
+    settings = _settings(n_permutations=499, early_fraction=0.5, late_fraction=0.5)
     ev_rows, act_rows = [], []
     for a in range(4):
         for n in range(10):
