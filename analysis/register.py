@@ -408,7 +408,7 @@ def register_movie(raw: Any, out: Any, *, fs_hz: float, settings: RegisterSettin
 
 
 def compute_raw_to_registered_offset(
-    registration: xr.Dataset, *, logged_shift_row: Any = None, logged_shift_col: Any = None
+    registration: xr.Dataset, *, bci_frames: Any = None
 ) -> tuple[float, float]:
     """Offset (rows, cols) from a day's motion-free raw coordinates to its registered ones.
 
@@ -422,9 +422,9 @@ def compute_raw_to_registered_offset(
     ----------
     registration : xarray.Dataset
         From :func:`register_movie`: ``shift_row(time)``, ``shift_col(time)``, px.
-    logged_shift_row, logged_shift_col : array (time,), optional
-        The rig's online correction shifts (``bci_frames.tsv`` ``shift_row``/``shift_col``,
-        same sign convention); NaN frames are ignored.
+    bci_frames : pandas.DataFrame, optional
+        The BCI log; its optional ``shift_row``/``shift_col`` columns are the rig's online
+        correction shifts (same sign convention); NaN frames are ignored.
 
     Returns
     -------
@@ -432,8 +432,9 @@ def compute_raw_to_registered_offset(
         Add to a raw (row, col) point to get its registered (row, col).
     """
     offset = []
-    for name, logged in (("shift_row", logged_shift_row), ("shift_col", logged_shift_col)):
+    for name in ("shift_row", "shift_col"):
         s = np.asarray(registration[name], dtype=np.float64)
+        logged = None if bci_frames is None else bci_frames.get(name)
         d = np.zeros_like(s) if logged is None else np.asarray(logged, dtype=np.float64)
         if d.shape != s.shape:
             raise ValueError(f"logged {name} has {d.size} frames, registration has {s.size}")

@@ -7,13 +7,16 @@ sum to 1 inside each ROI and are 0 outside, integer ``roi`` ids 0..N-1 and per-r
 coordinates:
 
 - somata (:func:`detect_somata`): ``is_cell``, ``area_px``, ``compactness``, ``skewness``,
-  ``centroid_row``, ``centroid_col``;
+  ``mean_brightness``, ``contrast``, ``centroid_row``, ``centroid_col``;
 - dendrites (:func:`detect_dendrites`): ``area_px``, ``length_px``, ``n_fragments``,
   ``centroid_row``, ``centroid_col``.
 
 Somata come from suite2p's functional detection (sparsery; Stringer & Pachitariu,
-doi:10.1101/061507), so no model weights are needed. Cells are told from neuropil
-fragments by rules on area, suite2p compactness and the skewness of the ROI trace.
+doi:10.1101/061507), so no model weights are needed. sparsery ROIs spanning several
+somata are cut at their weight peaks, ROIs splitting one soma are merged, dim rims are
+trimmed; cells are told from neuropil fragments by rules on area (relative to the
+expected diameter), compactness, the skewness of the ROI trace and the mean-image
+contrast against a surrounding ring.
 Dendrites are ridges of the local correlation image (Sato tubeness filter), cut into
 fragments at local correlation maxima; fragments of one tuft are merged when their
 traces correlate, and kept when the merged skeleton is long enough.
@@ -48,12 +51,22 @@ class SegmentSettings(StageSettings):
         highpass_time_bins: temporal high-pass window, in binned frames.
         highpass_neuropil_px: spatial high-pass (neuropil) filter size of sparsery (somata).
         max_overlap: drop ROIs sharing more than this fraction of pixels with others.
+        merge_distance_fraction: sparsery ROIs whose centroids are closer than this
+        fraction of ``diameter_px`` are merged (one soma split in two), as long as the
+        union's area stays within ``max_area_fraction``.
+        trim_fraction: after merging, pixels weighted below this fraction of the ROI's
+        peak weight are dropped (dim rims spilling onto neighbouring somata).
         max_binned_frames: cap on the number of binned frames read from the movie.
     Cell classification (no downloaded classifier)
-        min_area_px, max_area_px: allowed ROI area.
-        max_compactness: suite2p compactness (1 = a filled disk; larger = more scattered).
+        min_area_fraction, max_area_fraction: allowed ROI area, as fractions of the
+        area of a disk of ``diameter_px``.
+        max_compactness: compactness (mean pixel distance from the centroid over that of a
+        filled disk of equal area; ~1 = disk, larger = more scattered).
         min_skewness: skewness of the ROI's binned trace; sparse calcium transients are
         strongly positively skewed, neuropil fragments are not.
+        min_contrast: mean-image brightness inside the ROI over that of a ring half a
+        diameter wide around it; somata (indicator-filled cytoplasm) stand out from the
+        neuropil, patches of neuropil do not.
     Dendrite detection
         dendrite_bin_s: time bin (s) averaged before computing correlations (about the
         dendritic event decay).
@@ -79,18 +92,21 @@ class SegmentSettings(StageSettings):
 
     section: ClassVar[str] = "segment"
 
-    diameter_px: float = 12.0
+    diameter_px: float = 8.0
     tau_s: float = 1.0
     threshold_scaling: float = 1.0
     max_rois: int = 500
     highpass_time_bins: int = 100
     highpass_neuropil_px: int = 25
     max_overlap: float = 0.75
+    merge_distance_fraction: float = 0.7
+    trim_fraction: float = 0.3
     max_binned_frames: int = 5000
-    min_area_px: int = 30
-    max_area_px: int = 600
+    min_area_fraction: float = 0.4
+    max_area_fraction: float = 2.5
     max_compactness: float = 1.6
     min_skewness: float = 0.5
+    min_contrast: float = 1.2
     dendrite_bin_s: float = 0.4
     ridge_sigmas_px: tuple[float, ...] = (1.0,)
     dendrite_neuropil_block_px: int = 16
@@ -112,11 +128,14 @@ class SegmentSettings(StageSettings):
         require(self.highpass_neuropil_px >= 1, "segment.highpass_neuropil_px must be >= 1")
         require(0 < self.max_overlap <= 1, "segment.max_overlap must be in (0, 1]")
         require(self.max_binned_frames >= 10, "segment.max_binned_frames must be >= 10")
+        require(self.merge_distance_fraction >= 0, "segment.merge_distance_fraction must be >= 0")
+        require(0 <= self.trim_fraction < 1, "segment.trim_fraction must be in [0, 1)")
         require(
-            0 <= self.min_area_px <= self.max_area_px,
-            "segment.min_area_px must be >= 0 and <= segment.max_area_px",
+            0 <= self.min_area_fraction <= self.max_area_fraction,
+            "segment.min_area_fraction must be >= 0 and <= segment.max_area_fraction",
         )
         require(self.max_compactness >= 1, "segment.max_compactness must be >= 1")
+        require(self.min_contrast >= 0, "segment.min_contrast must be >= 0")
         require(self.dendrite_bin_s > 0, "segment.dendrite_bin_s must be > 0 s")
         require(
             len(self.ridge_sigmas_px) > 0 and all(s > 0 for s in self.ridge_sigmas_px),
@@ -188,6 +207,14 @@ def detect_somata(
 ) -> xr.DataArray:
     """Find somata with suite2p's sparsery functional detection and classify them.
 
+    Steps: sparsery on the binned movie (spatial scale from ``diameter_px``); every ROI
+    whose smoothed weights hold several peaks at least half a diameter apart is cut by a
+    watershed (:func:`_split_blobs`); ROIs whose centroids lie within
+    ``merge_distance_fraction * diameter_px`` are merged while the union fits
+    ``max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
+    ``trim_fraction`` of each ROI's peak are dropped; cells pass the area, compactness,
+    skewness and contrast rules.
+
     Parameters
     ----------
     movie : array-like, shape (time, row, col), int16
@@ -202,10 +229,12 @@ def detect_somata(
     Returns
     -------
     xr.DataArray, dims (roi, row, col), float32
-        suite2p ``lam`` weights normalised to sum 1 per ROI. Coordinates on ``roi``:
-        ``is_cell`` (bool), ``area_px`` (int), ``compactness`` (suite2p, 1 = disk),
-        ``skewness`` (of the binned ROI trace), ``mean_brightness`` (mean-image units),
-        ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs gives a length-0 ``roi``.
+        suite2p ``lam`` weights (merged, trimmed) normalised to sum 1 per ROI.
+        Coordinates on ``roi``: ``is_cell`` (bool), ``area_px`` (int), ``compactness``
+        (mean pixel distance from the centroid over a disk's, ~1 = disk), ``skewness`` (of
+        the binned ROI trace), ``mean_brightness`` (mean-image units), ``contrast`` (ROI
+        over surrounding-ring mean brightness), ``centroid_row``, ``centroid_col`` (px,
+        weighted). No ROIs gives a length-0 ``roi``.
 
     Examples
     --------
@@ -251,30 +280,50 @@ def detect_somata(
         logger.warning("suite2p found no ROIs in this movie: %s", err)
         stat = []
 
-    weights, area, compact, skew, bright = [], [], [], [], []
-    flat = binned.reshape(binned.shape[0], -1)
+    raw = []
     for s in stat:
         w = np.zeros((n_rows, n_cols), np.float64)
         w[s["ypix"], s["xpix"]] = s["lam"]
-        if w.sum() <= 0:
-            continue
-        weights.append(w)
-        trace = flat[:, s["ypix"] * n_cols + s["xpix"]] @ (s["lam"] / s["lam"].sum())
-        area.append(int(s["npix"]))
-        compact.append(float(s["compact"]))
+        if w.sum() > 0:
+            raw.append(w)
+    weights = _merge_split_somata(
+        [part for w in raw for part in _split_blobs(w, settings.diameter_px)],
+        max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
+        max_area_px=settings.max_area_fraction * _disk_area(settings.diameter_px),
+        trim_fraction=settings.trim_fraction,
+    )
+    flat = binned.reshape(binned.shape[0], -1)
+    area, compact, skew, bright, contrast = [], [], [], [], []
+    ring_px = max(1, int(round(settings.diameter_px / 2)))
+    for w in weights:
+        pix = w > 0
+        ring = ndimage.binary_dilation(pix, iterations=ring_px) & ~pix
+        surround = mean_image[ring].mean() if ring.any() else mean_image[pix].mean()
+        contrast.append(float(mean_image[pix].mean() / max(surround, 1e-6)))
+        trace = flat[:, pix.ravel()] @ (w[pix] / w[pix].sum())
+        area.append(int(pix.sum()))
+        compact.append(_compactness(pix))
         skew.append(float(stats.skew(trace)) if trace.std() > 0 else 0.0)
-        bright.append(float(np.average(mean_image[s["ypix"], s["xpix"]], weights=s["lam"])))
+        bright.append(float(np.average(mean_image[pix], weights=w[pix])))
     area_a = np.asarray(area, np.int64)
     compact_a = np.asarray(compact, np.float32)
     skew_a = np.asarray(skew, np.float32)
+    contrast_a = np.asarray(contrast, np.float32)
+    disk = _disk_area(settings.diameter_px)
     is_cell = (
-        (area_a >= settings.min_area_px)
-        & (area_a <= settings.max_area_px)
+        (area_a >= settings.min_area_fraction * disk)
+        & (area_a <= settings.max_area_fraction * disk)
         & (compact_a <= settings.max_compactness)
         & (skew_a >= settings.min_skewness)
+        & (contrast_a >= settings.min_contrast)
     )
     centroid_row, centroid_col = _centroids(weights)
-    logger.info("detect_somata: %d ROIs, %d classified as cells", len(weights), is_cell.sum())
+    logger.info(
+        "detect_somata: %d sparsery ROIs, %d after merging, %d classified as cells",
+        len(raw),
+        len(weights),
+        is_cell.sum(),
+    )
     return _masks_dataarray(
         weights,
         (n_rows, n_cols),
@@ -284,10 +333,111 @@ def detect_somata(
             "compactness": compact_a,
             "skewness": skew_a,
             "mean_brightness": np.asarray(bright, np.float32),
+            "contrast": contrast_a,
             "centroid_row": centroid_row,
             "centroid_col": centroid_col,
         },
     )
+
+
+def _disk_area(diameter_px: float) -> float:
+    return float(np.pi * (diameter_px / 2.0) ** 2)
+
+
+def _compactness(pix: np.ndarray) -> float:
+    """Mean pixel distance from the centroid over that of a filled disk of equal area (>= ~1).
+
+    Same idea as suite2p's ``compact``, computed here because merged and trimmed ROIs no
+    longer match suite2p's statistics.
+    """
+    rows, cols = np.nonzero(pix)
+    mean_dist = np.hypot(rows - rows.mean(), cols - cols.mean()).mean()
+    # a filled disk of area A has mean distance (2/3) sqrt(A / pi) from its centre
+    disk = (2.0 / 3.0) * np.sqrt(len(rows) / np.pi)
+    return float(max(mean_dist, 1e-6) / max(disk, 1e-6)) if len(rows) > 1 else 1.0
+
+
+def _split_blobs(weight: np.ndarray, diameter_px: float) -> list[np.ndarray]:
+    """Cut an ROI whose weights hold several soma-sized blobs into one ROI per blob.
+
+    sparsery grows an ROI over every pixel active in the seed's active frames, so two
+    neighbouring somata firing together can end up in one ROI. The weights (smoothed at
+    a sixth of the diameter) then have several peaks at least half a diameter apart;
+    a watershed from those peaks splits them.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    smooth = ndimage.gaussian_filter(weight, diameter_px / 6.0)
+    support = weight > 0
+    peaks = peak_local_max(
+        smooth,
+        min_distance=max(1, int(round(diameter_px * 0.5))),
+        threshold_rel=0.3,
+        labels=support.astype(int),
+    )
+    if len(peaks) < 2:
+        return [weight]
+    markers = np.zeros(weight.shape, np.int64)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-smooth, markers, mask=support)
+    return [np.where(labels == k, weight, 0.0) for k in range(1, len(peaks) + 1)]
+
+
+def _merge_split_somata(
+    weights: list[np.ndarray],
+    *,
+    max_distance_px: float,
+    max_area_px: float,
+    trim_fraction: float,
+) -> list[np.ndarray]:
+    """Merge sparsery ROIs that split one soma, then trim each ROI's faint rim.
+
+    sparsery subtracts each ROI's activity from the movie before looking for the next
+    peak, so the residual of a soma often becomes a second ROI a few px from the first,
+    whose trace need not correlate with it (the shared part was removed). ROIs are
+    therefore merged on geometry: centroids (weighted) closer than ``max_distance_px``
+    (a fraction of the soma diameter; neighbouring somata sit about a diameter apart or
+    more) whose union stays within ``max_area_px``. Pairs are visited from the closest,
+    groups grow transitively. Each member's weights are scaled to a maximum of 1 and
+    the group takes the pixelwise maximum; pixels below ``trim_fraction`` of the peak
+    (dim rims that spill onto neighbouring somata) are dropped.
+
+    Parameters
+    ----------
+    weights : list of ndarray (row, col)
+        Non-negative suite2p ``lam`` images, one per ROI.
+    max_distance_px, max_area_px, trim_fraction : float
+        See above.
+
+    Returns
+    -------
+    list of ndarray (row, col)
+        Merged, trimmed weight images (maximum 1), in order of each group's first ROI.
+    """
+    if not weights:
+        return []
+    scaled = [w / w.max() for w in weights]
+    com = np.array([ndimage.center_of_mass(w) for w in scaled])
+    dist = np.hypot(*(com[:, None, :] - com[None, :, :]).transpose(2, 0, 1))
+    group = np.arange(len(scaled))
+    members = {k: [k] for k in range(len(scaled))}
+    ii, jj = np.triu_indices(len(scaled), k=1)
+    close = dist[ii, jj] <= max_distance_px
+    for i, j in sorted(zip(ii[close], jj[close], strict=True), key=lambda p: dist[p]):
+        gi, gj = group[i], group[j]
+        if gi == gj:
+            continue
+        union = np.any([scaled[k] > 0 for k in members[gi] + members[gj]], axis=0)
+        if union.sum() > max_area_px:
+            continue
+        members[gi] += members.pop(gj)
+        group[members[gi]] = gi
+    out = []
+    for g in sorted(members):
+        w = np.max([scaled[k] for k in members[g]], axis=0)
+        out.append(np.where(w >= trim_fraction * w.max(), w, 0.0))
+    return out
 
 
 def _block_median(frames: np.ndarray, block_px: int) -> np.ndarray:

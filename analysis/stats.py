@@ -33,6 +33,7 @@ independent animals.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -795,7 +796,9 @@ def test_group_epoch(
     Returns
     -------
     pandas.DataFrame
-        One row, :data:`TEST_COLUMNS` plus ``n_positive_animals`` and ``null_mean``.
+        One row, :data:`TEST_COLUMNS` plus ``n_positive_animals``, ``null_mean`` and
+        ``min_attainable_p`` (the smallest p the permutation test can give with these
+        neurons: 1 / number of distinct within-animal label arrangements, x2 two-sided).
     """
     table = _neuron_epoch_table(events)
     per_animal = []
@@ -823,6 +826,8 @@ def test_group_epoch(
     null /= len(per_animal)
     stat = float(observed.mean())
     n_neurons = sum(lab.size for _, lab in per_animal)
+    arrangements = np.prod([float(math.comb(lab.size, int(lab.sum()))) for _, lab in per_animal])
+    tails = 2 if settings.alternative == "two-sided" else 1
     return _test_row(
         GROUP_EPOCH_TEST,
         statistic=stat,
@@ -834,6 +839,7 @@ def test_group_epoch(
         n_permutations=n_perm,
         n_positive_animals=int(np.sum(observed > 0)),
         null_mean=float(null.mean()),
+        min_attainable_p=min(1.0, tails / arrangements),
     )
 
 
@@ -1338,6 +1344,12 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
             f"{int(m['n_animals'])} animals."
         )
     lines.append(f"Conclusion at alpha = {settings.alpha:g}: {verdict}.")
+    if m.get("min_attainable_p", 0) > settings.alpha:
+        lines.append(
+            f"Note: with these neurons the smallest attainable p is {m['min_attainable_p']:.3g} "
+            f"> alpha, so this test cannot detect an effect here; it needs more animals or more "
+            "target neurons with coincident events in both epochs."
+        )
     for r in tests[tests["test"] != GROUP_EPOCH_TEST].itertuples(index=False):
         if pd.isna(r.p_value):
             lines.append(f"{r.test}: not testable ({getattr(r, 'note', 'too few data')}).")

@@ -48,7 +48,12 @@ class TrackSettings(StageSettings):
 
     Tracking across days
         iou_threshold: minimum IoU (reference coords) for a session ROI to join a track.
-        min_sessions: tracks detected on fewer sessions are dropped.
+        min_sessions: tracks detected on fewer sessions are dropped (capped at the number
+        of sessions, so a single session keeps all its ROIs); a false positive of one day
+        rarely recurs at the same place, a real soma does.
+        merge_iou_threshold: two tracks whose consensus masks overlap with at least this
+        IoU and that never hold ROIs of the same session are joined (one neuron whose
+        mask moved on one day, which would otherwise start a duplicate track).
         consensus_fraction: a pixel belongs to the consensus mask when it lies in at least
         this fraction of the track's detected masks.
         cells_only: keep only ROIs whose ``is_cell`` coordinate is True (when present).
@@ -68,7 +73,8 @@ class TrackSettings(StageSettings):
     section: ClassVar[str] = "track"
 
     iou_threshold: float = 0.3
-    min_sessions: int = 1
+    min_sessions: int = 2
+    merge_iou_threshold: float = 0.2
     consensus_fraction: float = 0.5
     cells_only: bool = True
     target_metric: Literal["iou", "overlap"] = "overlap"
@@ -84,6 +90,7 @@ class TrackSettings(StageSettings):
     def __post_init__(self) -> None:
         require(0 < self.iou_threshold <= 1, "track.iou_threshold must be in (0, 1]")
         require(self.min_sessions >= 1, "track.min_sessions must be >= 1")
+        require(0 < self.merge_iou_threshold <= 1, "track.merge_iou_threshold must be in (0, 1]")
         require(0 < self.consensus_fraction <= 1, "track.consensus_fraction must be in (0, 1]")
         require(0 < self.target_min_score <= 1, "track.target_min_score must be in (0, 1]")
         require(self.highpass_window_s > 0, "track.highpass_window_s must be > 0 s")
@@ -131,6 +138,7 @@ def track_rois(
     transforms: xr.Dataset,
     *,
     settings: TrackSettings,
+    protect: np.ndarray | None = None,
     to_reference: Any = None,
 ) -> tuple[xr.DataArray, pd.DataFrame]:
     """Match ROIs across sessions and build one consensus mask per tracked neuron.
@@ -139,8 +147,13 @@ def track_rois(
     thresholded at 0.5). Sessions are visited in the given order; each session's ROIs
     are matched to the current tracks by Hungarian assignment on IoU with the tracks'
     running consensus; matches with IoU >= ``iou_threshold`` join, the rest start new
-    tracks. The consensus mask is the set of pixels inside at least
-    ``consensus_fraction`` of the track's masks (weights = that fraction, normalised).
+    tracks. Tracks that overlap (consensus IoU >= ``merge_iou_threshold``) but never
+    share a session are then joined, and tracks detected on fewer than ``min_sessions``
+    sessions (at most the number of sessions) are dropped unless they cover a ``protect``
+    mask (the online BCI targets: a target detected on one day only is still tracked).
+    The consensus mask is the set
+    of pixels inside at least ``consensus_fraction`` of the track's masks (weights = that
+    fraction, normalised).
 
     Parameters
     ----------
@@ -151,6 +164,10 @@ def track_rois(
         ``session`` (reference -> session coordinates).
     settings : TrackSettings
         Tracking settings.
+    protect : array (n, row, col) of bool, optional
+        Masks in reference coordinates (e.g. target polygons); a track whose consensus
+        covers at least ``target_min_score`` of one of them is kept whatever
+        ``min_sessions`` says.
     to_reference : callable, optional
         ``(masks, transform) -> masks`` in reference coordinates; default
         ``analysis.align_days.to_reference``.
@@ -196,7 +213,19 @@ def track_rois(
             members.append({session: i})
             stacks.append([ref[i]])
 
-    keep = [k for k, m in enumerate(members) if len(m) >= settings.min_sessions]
+    members, stacks = _merge_disjoint_tracks(
+        members, stacks, fraction=settings.consensus_fraction, min_iou=settings.merge_iou_threshold
+    )
+    min_sessions = min(settings.min_sessions, len(per_session))
+    protected = np.zeros(len(members), bool)
+    if protect is not None and len(protect) and members:
+        consensus = np.array([_consensus(s, settings.consensus_fraction) > 0 for s in stacks])
+        p = np.asarray(protect, bool).reshape(len(protect), -1).astype(np.float32)
+        cover = (p @ consensus.reshape(len(consensus), -1).T.astype(np.float32)) / np.maximum(
+            p.sum(1, keepdims=True), 1
+        )
+        protected = (cover >= settings.target_min_score).any(axis=0)
+    keep = [k for k, m in enumerate(members) if len(m) >= min_sessions or protected[k]]
     weights = np.zeros((len(keep), *shape), np.float32)
     rows = []
     for new_id, k in enumerate(keep):
@@ -234,6 +263,36 @@ def track_rois(
     )
     table = pd.DataFrame(rows, columns=["session", "session_roi", "roi", "iou", "detected"])
     return out, table
+
+
+def _merge_disjoint_tracks(
+    members: list[dict[str, int]],
+    stacks: list[list[np.ndarray]],
+    *,
+    fraction: float,
+    min_iou: float,
+) -> tuple[list[dict[str, int]], list[list[np.ndarray]]]:
+    """Join tracks of one neuron that were started twice because one day's mask moved.
+
+    Two tracks are one neuron when their consensus masks overlap with IoU >= ``min_iou``
+    and they never hold an ROI of the same session (two ROIs of one day are two cells).
+    Pairs are joined from the highest IoU down; the joined track keeps the earlier id.
+    """
+    members = [dict(m) for m in members]
+    stacks = [list(s) for s in stacks]
+    while len(stacks) > 1:
+        consensus = np.array([_consensus(s, fraction) > 0 for s in stacks])
+        iou = _iou(consensus, consensus)
+        np.fill_diagonal(iou, 0.0)
+        disjoint = np.array([[not (a.keys() & b.keys()) for b in members] for a in members])
+        iou = np.where(disjoint, iou, 0.0)
+        i, j = np.unravel_index(np.argmax(iou), iou.shape)
+        if iou[i, j] < min_iou:
+            break
+        i, j = min(i, j), max(i, j)
+        members[i].update(members.pop(j))
+        stacks[i].extend(stacks.pop(j))
+    return members, stacks
 
 
 def _consensus(stack: Sequence[np.ndarray], fraction: float) -> np.ndarray:
@@ -278,6 +337,48 @@ def masks_to_session(
     return out.astype(np.float32)
 
 
+def shift_targets(targets: Sequence[Mapping[str, Any]], offset_px: Sequence[float]) -> list[dict]:
+    """Copies of ``targets.json`` entries with polygons moved by ``offset_px`` (rows, cols)."""
+    offset = np.asarray(offset_px, dtype=float)
+    return [{**t, "polygon": (np.asarray(t["polygon"], float) + offset).tolist()} for t in targets]
+
+
+def rasterize_targets(
+    targets: Sequence[Mapping[str, Any]], *, shape: tuple[int, int]
+) -> np.ndarray:
+    """Boolean masks ``(target, row, col)`` of target polygons ``[[row, col], ...]``.
+
+    Raises
+    ------
+    TargetMatchError
+        A polygon has fewer than 3 vertices or lies outside the field of view.
+    """
+    from skimage.draw import polygon as draw_polygon
+
+    rasters = np.zeros((len(targets), *shape), bool)
+    for img, t in zip(rasters, targets, strict=True):
+        for key in ("id", "group", "polygon"):
+            if key not in t:
+                raise ValueError(f"target {t.get('id', t)!r} lacks key '{key}' (targets.json)")
+        vertices = np.asarray(t["polygon"], float)
+        if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
+            raise TargetMatchError(
+                f"target {t['id']!r}: polygon must be >= 3 [row, col] vertices, "
+                f"got shape {vertices.shape}"
+            )
+        rr, cc = draw_polygon(vertices[:, 0], vertices[:, 1], shape=shape)
+        img[rr, cc] = True
+        if not img.any():
+            raise TargetMatchError(
+                f"target {t['id']!r}: polygon (rows {vertices[:, 0].min():.0f}.."
+                f"{vertices[:, 0].max():.0f}, cols {vertices[:, 1].min():.0f}.."
+                f"{vertices[:, 1].max():.0f}) lies outside the {shape[0]}x{shape[1]} field of "
+                "view; check that targets.json vertices are [row, col] (not x, y) in this "
+                "session's imaging coordinates and belong to this plane"
+            )
+    return rasters
+
+
 def map_targets(
     targets: Sequence[Mapping[str, Any]],
     soma_masks: xr.DataArray,
@@ -311,36 +412,11 @@ def map_targets(
         A polygon is empty or lies outside the field of view, or a target matches no
         soma with a score >= ``target_min_score``; the message names the target ids.
     """
-    from skimage.draw import polygon as draw_polygon
-
     if tuple(soma_masks.shape[1:]) != tuple(shape):
         raise ValueError(f"soma_masks (row, col) {soma_masks.shape[1:]} != shape {tuple(shape)}")
-    rasters = []
-    for t in targets:
-        for key in ("id", "group", "polygon"):
-            if key not in t:
-                raise ValueError(f"target {t.get('id', t)!r} lacks key '{key}' (targets.json)")
-        vertices = np.asarray(t["polygon"], float)
-        if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
-            raise TargetMatchError(
-                f"target {t['id']!r}: polygon must be >= 3 [row, col] vertices, "
-                f"got shape {vertices.shape}"
-            )
-        img = np.zeros(shape, bool)
-        rr, cc = draw_polygon(vertices[:, 0], vertices[:, 1], shape=shape)
-        img[rr, cc] = True
-        if not img.any():
-            raise TargetMatchError(
-                f"target {t['id']!r}: polygon (rows {vertices[:, 0].min():.0f}.."
-                f"{vertices[:, 0].max():.0f}, cols {vertices[:, 1].min():.0f}.."
-                f"{vertices[:, 1].max():.0f}) lies outside the {shape[0]}x{shape[1]} field of "
-                "view; check that targets.json vertices are [row, col] (not x, y) in this "
-                "session's imaging coordinates and belong to this plane"
-            )
-        rasters.append(img)
-    if not rasters:
+    if not targets:
         return pd.DataFrame(columns=["target_id", "group", "roi", "iou", "overlap"])
-    tgt = np.stack(rasters)
+    tgt = rasterize_targets(targets, shape=shape)
     soma = np.asarray(soma_masks.values > 0)
     iou = _iou(tgt, soma) if len(soma) else np.zeros((len(tgt), 0))
     inter = tgt.reshape(len(tgt), -1).astype(np.float32) @ soma.reshape(len(soma), -1).T

@@ -18,10 +18,14 @@ def test_committed_schema_equals_settings_dataclasses():
 
 def test_default_config_lists_every_setting_with_its_default():
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    assert config == cfg.default_config(), "config/config.yaml is stale: run `python -m analysis.config --write`"
+    assert config == cfg.default_config(), (
+        "config/config.yaml is stale: run `python -m analysis.config --write`"
+    )
     settings = cfg.load_settings(config)
     for section in cfg.STAGES:
-        assert dataclasses.asdict(settings[section]) == dataclasses.asdict(cfg.settings_class(section)())
+        assert dataclasses.asdict(settings[section]) == dataclasses.asdict(
+            cfg.settings_class(section)()
+        )
 
 
 def test_default_config_validates_against_schema():
@@ -35,8 +39,14 @@ def test_default_config_validates_against_schema():
     ("config", "match"),
     [
         ({"registr": {}}, r"unknown top-level key 'registr'; did you mean 'register'"),
-        ({"register": {"nonrigd": False}}, r"'register': unknown key 'nonrigd'; did you mean 'nonrigid'"),
-        ({"extract": {"tau_decay_s": "fast"}}, r"'extract': key 'tau_decay_s' must be of type float"),
+        (
+            {"register": {"nonrigd": False}},
+            r"'register': unknown key 'nonrigd'; did you mean 'nonrigid'",
+        ),
+        (
+            {"extract": {"tau_decay_s": "fast"}},
+            r"'extract': key 'tau_decay_s' must be of type float",
+        ),
         ({"stats": {"n_permutations": 2.5}}, r"'stats': key 'n_permutations' must be of type int"),
     ],
 )
@@ -60,18 +70,34 @@ def write_sessions(path, rows):
 
 def test_sessions_table(tmp_path):
     table = tmp_path / "sessions.tsv"
-    write_sessions(table, [("subject", "session", "path"), ("m2", "day02", "m2/day02"), ("m2", "day01", "/abs/day01")])
+    write_sessions(
+        table,
+        [
+            ("subject", "session", "path"),
+            ("m2", "day02", "m2/day02"),
+            ("m2", "day01", "/abs/day01"),
+        ],
+    )
     sessions = cfg.load_sessions(table, raw_root=tmp_path / "raw")
     assert sessions["session"].tolist() == ["day01", "day02"]
-    assert sessions["session_dir"].tolist() == ["/abs/day01", str(tmp_path / "raw" / "m2" / "day02")]
+    assert sessions["session_dir"].tolist() == [
+        "/abs/day01",
+        str(tmp_path / "raw" / "m2" / "day02"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("rows", "match"),
     [
         ([("subject", "session"), ("m1", "d1")], r"missing column\(s\) \['path'\]"),
-        ([("subject", "session", "path"), ("m1", "d1", "a"), ("m1", "d1", "b")], r"duplicated session name\(s\) \[\['m1', 'd1'\]\]"),
-        ([("subject", "session", "path", "fps"), ("m1", "d1", "a", "3")], r"unknown column\(s\) \['fps'\]"),
+        (
+            [("subject", "session", "path"), ("m1", "d1", "a"), ("m1", "d1", "b")],
+            r"duplicated session name\(s\) \[\['m1', 'd1'\]\]",
+        ),
+        (
+            [("subject", "session", "path", "fps"), ("m1", "d1", "a", "3")],
+            r"unknown column\(s\) \['fps'\]",
+        ),
         ([("subject", "session", "path"), ("m 1", "d1", "a")], r"subject 'm 1' may only contain"),
     ],
 )

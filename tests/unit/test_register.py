@@ -1,6 +1,7 @@
 """Known-answer tests for analysis.register (suite2p rigid + nonrigid registration)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import ndimage as ndi
@@ -172,8 +173,12 @@ def test_raw_to_registered_offset_uses_logged_rig_shifts():
     s = np.array([2.0, 3.0, 2.5, 2.0])
     d = np.array([1.0, 2.0, 1.5, 1.0])
     registration = xr.Dataset({"shift_row": ("time", s), "shift_col": ("time", -s)})
-    off = compute_raw_to_registered_offset(registration, logged_shift_row=d, logged_shift_col=-d)
+    off = compute_raw_to_registered_offset(
+        registration, bci_frames=pd.DataFrame({"shift_row": d, "shift_col": -d})
+    )
     assert off == (-1.0, 1.0)
     assert compute_raw_to_registered_offset(registration) == (-2.25, 2.25)  # median of s
     with pytest.raises(ValueError, match="logged shift_row has 2 frames"):
-        compute_raw_to_registered_offset(registration, logged_shift_row=d[:2])
+        compute_raw_to_registered_offset(
+            registration, bci_frames=pd.DataFrame({"shift_row": d[:2]})
+        )

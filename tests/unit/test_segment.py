@@ -7,12 +7,15 @@ import time
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from analysis.segment import (
     SegmentSettings,
     _block_median,
+    _merge_split_somata,
     _remove_residual_motion,
+    _split_blobs,
     detect_dendrites,
     detect_somata,
 )
@@ -59,7 +62,10 @@ def _hungarian_iou(found: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def test_detect_somata_recovers_disk_cells():
     movie, truth = _soma_movie(seed=1)
     t0 = time.perf_counter()
-    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
+    # the disks have radius 6 px: tell the detector their diameter
+    masks = detect_somata(
+        movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings(diameter_px=12.0)
+    )
     runtime = time.perf_counter() - t0
     assert masks.dims == ("roi", "row", "col")
     assert masks.dtype == np.float32
@@ -199,3 +205,52 @@ def test_block_median_ignores_sparse_active_pixels():
     frame[20:22, :] += 50.0  # an active dendrite: 2 px wide
     est = _block_median(frame[None], 16)[0]
     assert np.abs(est - background)[4:-4, 4:-4].max() < 0.6
+
+
+def _blob(centre, size: int = 40, sigma: float = 2.0) -> np.ndarray:
+    rr, cc = np.mgrid[:size, :size]
+    w = np.exp(-((rr - centre[0]) ** 2 + (cc - centre[1]) ** 2) / (2 * sigma**2))
+    return np.where(w > 0.05, w, 0.0)
+
+
+def test_split_blobs_cuts_two_somata_and_keeps_one():
+    two = np.maximum(_blob((20, 14)), _blob((20, 25)))
+    parts = _split_blobs(two, 8.0)
+    assert len(parts) == 2
+    rows_cols = sorted(tuple(np.round(ndimage.center_of_mass(p)).astype(int)) for p in parts)
+    assert rows_cols == [(20, 14), (20, 25)]
+    np.testing.assert_allclose(np.sum(parts, axis=0), two)
+    assert len(_split_blobs(_blob((20, 20)), 8.0)) == 1
+
+
+def test_merge_split_somata_joins_halves_not_neighbours():
+    soma = _blob((20, 12))
+    left, right = np.where(np.mgrid[:40, :40][1] < 12, soma, 0.0), soma.copy()
+    right[:, :12] = 0.0
+    neighbour = 3.0 * _blob((20, 24))  # 12 px away: another cell (scale must not matter)
+    merged = _merge_split_somata(
+        [left, neighbour, right], max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3
+    )
+    assert len(merged) == 2
+    assert all(m.max() == pytest.approx(1.0) for m in merged)
+    joined = np.maximum(left / left.max(), right / right.max())
+    np.testing.assert_array_equal(merged[0] > 0, joined >= 0.3)  # halves joined, rim trimmed
+    np.testing.assert_array_equal(merged[1] > 0, neighbour >= 0.3 * 3.0)
+    # the union of two whole somata exceeds the area bound: never merged
+    assert len(_merge_split_somata([soma, neighbour], max_distance_px=20, max_area_px=60,
+                                   trim_fraction=0.0)) == 2  # fmt: skip
+    assert _merge_split_somata([], max_distance_px=5, max_area_px=50, trim_fraction=0.3) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("trim_fraction", 1.0, "trim_fraction must be in"),
+        ("merge_distance_fraction", -0.1, "merge_distance_fraction must be >= 0"),
+        ("min_area_fraction", 3.0, "min_area_fraction must be >= 0 and <="),
+        ("min_contrast", -1.0, "min_contrast must be >= 0"),
+    ],
+)
+def test_soma_settings_reject_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SegmentSettings(**{field: value})

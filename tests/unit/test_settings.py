@@ -27,14 +27,22 @@ def test_defaults_and_conversion():
 
 
 def test_unknown_key_names_key_and_suggests():
-    with pytest.raises(ConfigError, match=r"'demo'.*unknown key 'windw_s'.*did you mean 'window_s'"):
+    with pytest.raises(
+        ConfigError, match=r"'demo'.*unknown key 'windw_s'.*did you mean 'window_s'"
+    ):
         DemoSettings.from_mapping({"windw_s": 2})
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("n_iterations", 2.5), ("n_iterations", True), ("window_s", "1"), ("block_px", [1]),
-     ("method", "c"), ("reference", 3)],
+    [
+        ("n_iterations", 2.5),
+        ("n_iterations", True),
+        ("window_s", "1"),
+        ("block_px", [1]),
+        ("method", "c"),
+        ("reference", 3),
+    ],
 )
 def test_wrong_type_names_key(key, value):
     with pytest.raises(ConfigError, match=f"key '{key}'"):

@@ -11,6 +11,7 @@ from analysis.settings import ConfigError
 from analysis.track import (
     TargetMatchError,
     TrackSettings,
+    _merge_disjoint_tracks,
     map_targets,
     masks_to_session,
     pair_dendrites,
@@ -118,7 +119,7 @@ def test_track_rois_stable_ids_and_absent_day():
 def test_track_rois_keeps_single_day_rois_with_min_sessions_1():
     by_session, _ = _sessions()
     masks, table = track_rois(
-        by_session, _transforms(), settings=TrackSettings(), to_reference=_unshift
+        by_session, _transforms(), settings=TrackSettings(min_sessions=1), to_reference=_unshift
     )
     assert masks.sizes["roi"] == len(CENTRES) + 1  # spurious kept, non-cell dropped
     assert set(table.columns) == {"session", "session_roi", "roi", "iou", "detected"}
@@ -279,3 +280,55 @@ def test_with_align_days_rotation_round_trip():
     assert tracked.sizes["roi"] == len(CENTRES)
     assert table.iou.min() > 0.7
     assert (table.groupby("roi").detected.sum() == 2).all()
+
+
+def test_merge_disjoint_tracks_joins_one_neuron_not_two_cells():
+    a, b, far = _disks([(20, 20), (20, 23), (45, 45)]).astype(bool)
+    members = [{"day01": 0}, {"day01": 1}, {"day03": 2}, {"day02": 4}]
+    stacks = [[a], [b], [far], [a]]
+    merged, merged_stacks = _merge_disjoint_tracks(members, stacks, fraction=0.5, min_iou=0.2)
+    # the day02-only track is the day01 track 0 seen again: joined; track 1 overlaps too
+    # but holds another ROI of day01 (two cells of one day), so it stays apart
+    assert merged == [{"day01": 0, "day02": 4}, {"day01": 1}, {"day03": 2}]
+    assert [len(s) for s in merged_stacks] == [2, 1, 1]
+    assert members[0] == {"day01": 0} and len(stacks[0]) == 1  # inputs untouched
+
+
+def test_track_rois_caps_min_sessions_at_the_number_of_sessions():
+    by_session, _ = _sessions()
+    one = {"day01": by_session["day01"]}
+    masks, table = track_rois(
+        one, _transforms(), settings=TrackSettings(min_sessions=3), to_reference=_unshift
+    )
+    assert masks.sizes["roi"] == len(CENTRES)
+    assert table.detected.all()
+
+
+def test_track_rois_min_sessions_2_drops_one_day_rois():
+    by_session, truth_ids = _sessions()
+    masks, _ = track_rois(
+        by_session, _transforms(), settings=TrackSettings(), to_reference=_unshift
+    )
+    assert masks.sizes["roi"] == len(CENTRES)  # the one-day spurious ROI is dropped
+
+
+def test_track_settings_reject_bad_merge_iou():
+    with pytest.raises(ValueError, match="merge_iou_threshold"):
+        TrackSettings(merge_iou_threshold=0.0)
+
+
+def test_track_rois_keeps_a_protected_one_day_roi():
+    # the day03-only ROI at (22, 4) stands in for a target seen on one day: a target
+    # polygon over it (reference coordinates) keeps it despite min_sessions=2
+    by_session, _ = _sessions()
+    protect = _disks([(22, 4)]) > 0
+    masks, _ = track_rois(
+        by_session,
+        _transforms(),
+        settings=TrackSettings(min_sessions=2),
+        protect=protect,
+        to_reference=_unshift,
+    )
+    assert masks.sizes["roi"] == len(CENTRES) + 1
+    kept = masks.values[-1] > 0
+    assert (kept & protect[0]).sum() / protect[0].sum() >= 0.5

@@ -75,6 +75,16 @@ def raw_session_files(wildcards):
     return [str(p) for p in fixed + sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))]
 
 
+def bci_plane_session_files(wildcards, stage, name):
+    """Per-session files of a subject when ``wildcards.plane`` is its BCI plane, else none."""
+    subject, plane = wildcards.subject, int(wildcards.plane)
+    return [
+        f"{RESULTS}/{stage}/{subject}/{session}/{name}"
+        for session in sessions_of(subject)
+        if META[(subject, session)].bci_plane == plane
+    ]
+
+
 def role_plane_files(stage, name, role):
     """Input function: one file of the ``role`` plane of every (subject, session)."""
     return lambda wc: [

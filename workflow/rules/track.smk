@@ -9,6 +9,10 @@ rule track:
             for session in sessions_of(wc.subject)
         ],
         transforms=rules.align_days.output.transforms,
+        # the online targets keep their somata tracked even if detected on one day only
+        targets=lambda wc: bci_plane_session_files(wc, "ingest", "targets.json"),
+        bci_frames=lambda wc: bci_plane_session_files(wc, "ingest", "bci_frames.tsv"),
+        registrations=lambda wc: bci_plane_session_files(wc, "register", f"plane{wc.plane}/registration.nc"),
     output:
         rois=f"{RESULTS}/track/{{subject}}/plane{{plane}}/rois.nc",
         assignments=f"{RESULTS}/track/{{subject}}/plane{{plane}}/assignments.tsv",
