@@ -150,7 +150,9 @@ def track_rois(
     tracks. Tracks that overlap (consensus IoU >= ``merge_iou_threshold``) but never
     share a session are then joined, and tracks detected on fewer than ``min_sessions``
     sessions (at most the number of sessions) are dropped unless they cover a ``protect``
-    mask (the online BCI targets: a target detected on one day only is still tracked).
+    mask (the online BCI targets: a target detected on one day only is still tracked); a
+    ``protect`` mask that no kept track covers becomes a track of its own (a target never
+    detected, e.g. silent, is still extracted from its online polygon).
     The consensus mask is the set
     of pixels inside at least ``consensus_fraction`` of the track's masks (weights = that
     fraction, normalised).
@@ -217,22 +219,27 @@ def track_rois(
         members, stacks, fraction=settings.consensus_fraction, min_iou=settings.merge_iou_threshold
     )
     min_sessions = min(settings.min_sessions, len(per_session))
-    protected = np.zeros(len(members), bool)
-    if protect is not None and len(protect) and members:
-        consensus = np.array([_consensus(s, settings.consensus_fraction) > 0 for s in stacks])
-        p = np.asarray(protect, bool).reshape(len(protect), -1).astype(np.float32)
-        cover = (p @ consensus.reshape(len(consensus), -1).T.astype(np.float32)) / np.maximum(
-            p.sum(1, keepdims=True), 1
-        )
-        protected = (cover >= settings.target_min_score).any(axis=0)
-    keep = [k for k, m in enumerate(members) if len(m) >= min_sessions or protected[k]]
-    weights = np.zeros((len(keep), *shape), np.float32)
+    protect = np.zeros((0, *shape), bool) if protect is None else np.asarray(protect, bool)
+    consensus = [_consensus(s, settings.consensus_fraction) > 0 for s in stacks]
+    cover = _coverage(protect, consensus)
+    protected = (cover >= settings.target_min_score).any(axis=0)
+    tracks = [
+        (members[k], consensus[k], _consensus(stacks[k], settings.consensus_fraction))
+        for k in range(len(members))
+        if len(members[k]) >= min_sessions or protected[k]
+    ]
+    # a target no detection covers is tracked from its own polygon (never detected)
+    for mask in protect:
+        kept = [c for _, c, _ in tracks]
+        if not (_coverage(mask[None], kept) >= settings.target_min_score).any():
+            logger.warning("a target polygon covers no detected ROI: tracked from its polygon")
+            tracks.append(({}, mask, mask.astype(np.float32)))
+    weights = np.zeros((len(tracks), *shape), np.float32)
     rows = []
-    for new_id, k in enumerate(keep):
-        frac = _consensus(stacks[k], settings.consensus_fraction)
+    for new_id, (member, _, frac) in enumerate(tracks):
         weights[new_id] = frac / frac.sum()
         for session, (ids, ref) in per_session.items():
-            i = members[k].get(session)
+            i = member.get(session)
             detected = i is not None
             rows.append(
                 {
@@ -245,16 +252,16 @@ def track_rois(
                     "detected": detected,
                 }
             )
-    logger.info("track_rois: %d tracks kept of %d", len(keep), len(members))
+    logger.info("track_rois: %d tracks kept of %d", len(tracks), len(members))
     com = [ndimage.center_of_mass(w) for w in weights]
     out = xr.DataArray(
         weights,
         dims=MASK_DIMS,
         coords={
-            ROI: np.arange(len(keep), dtype=np.int64),
+            ROI: np.arange(len(tracks), dtype=np.int64),
             ROW: np.arange(shape[0], dtype=np.int64),
             COL: np.arange(shape[1], dtype=np.int64),
-            "n_sessions_detected": (ROI, np.array([len(members[k]) for k in keep], np.int64)),
+            "n_sessions_detected": (ROI, np.array([len(m) for m, _, _ in tracks], np.int64)),
             "area_px": (ROI, (weights > 0).sum(axis=(1, 2)).astype(np.int64)),
             "centroid_row": (ROI, np.array([c[0] for c in com], np.float32)),
             "centroid_col": (ROI, np.array([c[1] for c in com], np.float32)),
@@ -263,6 +270,15 @@ def track_rois(
     )
     table = pd.DataFrame(rows, columns=["session", "session_roi", "roi", "iou", "detected"])
     return out, table
+
+
+def _coverage(masks: np.ndarray, consensus: Sequence[np.ndarray]) -> np.ndarray:
+    """Fraction of each mask (n, row, col) inside each consensus mask -> (n, m)."""
+    if not len(masks) or not len(consensus):
+        return np.zeros((len(masks), len(consensus)))
+    a = np.asarray(masks, np.float32).reshape(len(masks), -1)
+    b = np.asarray(consensus, np.float32).reshape(len(consensus), -1)
+    return (a @ b.T) / np.maximum(a.sum(1, keepdims=True), 1)
 
 
 def _merge_disjoint_tracks(

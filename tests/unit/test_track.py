@@ -332,3 +332,16 @@ def test_track_rois_keeps_a_protected_one_day_roi():
     assert masks.sizes["roi"] == len(CENTRES) + 1
     kept = masks.values[-1] > 0
     assert (kept & protect[0]).sum() / protect[0].sum() >= 0.5
+
+
+def test_track_rois_tracks_an_undetected_target_from_its_polygon():
+    by_session, _ = _sessions()
+    polygon = _disks([(40, 8)]) > 0  # no ROI was ever detected there
+    masks, table = track_rois(
+        by_session, _transforms(), settings=TrackSettings(), protect=polygon, to_reference=_unshift
+    )
+    assert masks.sizes["roi"] == len(CENTRES) + 1
+    new = masks.isel(roi=-1)
+    assert int(new.n_sessions_detected) == 0
+    np.testing.assert_array_equal(new.values > 0, polygon[0])
+    assert not table[table.roi == int(new.roi)].detected.any()
