@@ -25,14 +25,13 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis import io
 from analysis.register import compute_raw_to_registered_offset
 from analysis.segment import SegmentSettings, detect_somata
 from analysis.session_format import read_truth_session, read_truth_subject
-from analysis.track import TrackSettings, map_targets, masks_to_session, track_rois
+from analysis.track import TrackSettings, map_targets, masks_to_session, shift_targets, track_rois
 from analysis.validate import compare_rois, compare_shifts, compare_targets, compare_tracking
 
 log = logging.getLogger("soma_recall")
@@ -53,15 +52,15 @@ def registration_offset(registration, truth) -> tuple[float, float]:
 def session_targets(ingest: Path, registration) -> tuple[list[dict], tuple[int, int]]:
     """Target polygons of the soma plane in registered coordinates, and the plane shape."""
     record = io.read_json(ingest / "session.json")
-    frames = io.read_tsv(ingest / "bci_frames.tsv")
-    logged = {f"logged_{c}": frames[c] for c in ("shift_row", "shift_col") if c in frames}
-    offset = np.array(compute_raw_to_registered_offset(registration, **logged))
+    offset = compute_raw_to_registered_offset(
+        registration, bci_frames=io.read_tsv(ingest / "bci_frames.tsv")
+    )
     targets = [
-        {**t, "polygon": (np.asarray(t["polygon"]) + offset).tolist()}
+        t
         for t in io.read_json(ingest / "targets.json")["targets"]
         if t["plane"] == record["bci_plane"]
     ]
-    return targets, tuple(record["shape"])
+    return shift_targets(targets, offset), tuple(record["shape"])
 
 
 def main() -> None:
