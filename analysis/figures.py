@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.tables import require_columns
 
@@ -72,6 +73,7 @@ def plot_learning_curve(
     mean = behaviour.groupby("day_index")[metric].mean()
     ax.plot(mean.index + 1, mean.to_numpy(), color="k", lw=2, marker="o", label="mean")
     ax.set_xlabel("day")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(metric.replace("_", " "))
     return ax
 
@@ -104,6 +106,7 @@ def plot_group_activity(
         ax.plot(days, mean.to_numpy(), color=color, marker="o", label=group)
         ax.fill_between(days, mean - sem, mean + sem, color=color, alpha=0.25, lw=0)
     ax.set_xlabel("day")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"{value.replace('_', ' ')} (dF/F)")
     ax.legend(frameon=False)
     return ax
