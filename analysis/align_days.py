@@ -370,6 +370,27 @@ def _estimate(ref: np.ndarray, moving: np.ndarray, settings: AlignDaysSettings) 
     return refined if negative_corr(refined) <= negative_corr(x0) else x0
 
 
+def stack_sessions(images: Mapping[str, xr.DataArray]) -> xr.DataArray:
+    """Stack per-session images ``(row, col)`` into ``(session, row, col)``.
+
+    Raises
+    ------
+    ValueError
+        If the sessions' frame sizes differ (xarray would silently pad with NaN): the
+        message names each session's size and the fix.
+    """
+    shapes = {session: tuple(image.shape) for session, image in images.items()}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            f"sessions have different frame sizes (rows, cols) {shapes}; cross-day alignment "
+            "needs one frame size per plane: image every day with the same scan settings, "
+            "or crop the odd day's imaging to the common size before ingest."
+        )
+    return xr.concat(
+        list(images.values()), dim=xr.DataArray(list(images), dims=SESSION, name=SESSION)
+    )
+
+
 def align_days(mean_images: xr.DataArray, *, settings: AlignDaysSettings) -> xr.Dataset:
     """Align each session's mean image to a reference session (rotation + translation).
 

@@ -175,7 +175,11 @@ def check_plane_frames(
             "or extra frame)."
         )
     if len(set(shapes.values())) != 1:
-        raise IngestError(f"{source}: planes have different frame shapes {dict(shapes)}.")
+        raise IngestError(
+            f"{source}: planes have different frame shapes (rows, cols) {dict(shapes)}; all "
+            "planes of a session must have one frame size. Check that every plane<k>.tif "
+            "belongs to this session, or re-export the odd one."
+        )
     return next(iter(counts.values())), next(iter(shapes.values()))
 
 
@@ -242,10 +246,15 @@ def check_bci_meta(meta: Mapping[str, Any], *, path: str | Path) -> dict:
     out = {}
     for key in BCI_META_REQUIRED:
         if key not in meta:
-            raise IngestError(f"{path}: missing field '{key}'.")
+            raise IngestError(
+                f"{path}: missing field '{key}'; bci_meta.yaml needs "
+                f"{', '.join(BCI_META_REQUIRED)} (see README, 'BCI logs')."
+            )
         value = meta[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise IngestError(f"{path}: field '{key}' must be a number, got {value!r}.")
+            raise IngestError(
+                f"{path}: field '{key}' must be a number, got {value!r}; fix the value."
+            )
         out[key] = value
     if not out["threshold"] > out["failure_bound"]:
         raise IngestError(
@@ -295,6 +304,85 @@ def check_targets(
             )
         out.append({**target, "polygon": polygon.tolist()})
     return out
+
+
+def inspect_session(folder: str | Path, *, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read and check every raw file of one session folder (what the ingest rule runs).
+
+    Reads only headers of the imaging (never the pixels), the BCI log, its metadata and
+    the targets, through :mod:`analysis.io`, and checks them against each other.
+
+    Parameters
+    ----------
+    folder : session folder in the plain session format (see module docstring).
+    overrides : session.yaml fields set in the sessions table; they win over the file.
+
+    Returns
+    -------
+    dict with ``meta`` (:class:`SessionMeta`), ``layout`` ('per_plane' | 'interleaved'),
+    ``files`` ({plane (str): path (str)} per plane, or [paths (str)] interleaved, in frame
+    order), ``n_frames`` (volumes = frames per plane), ``shape`` ((rows, cols), pixels),
+    ``bci_frames`` (checked table), ``bci_meta`` (dict) and ``targets`` (list of dict).
+
+    Raises
+    ------
+    IngestError
+        A file disagrees with the format or with another file; names file, field and fix.
+    analysis.io.RawInputError
+        A file is missing, unreadable, corrupt or truncated; names the file.
+    """
+    from analysis import io
+
+    folder = Path(folder)
+    meta = check_session_meta(
+        {**io.read_yaml(folder / "session.yaml"), **(overrides or {})},
+        path=folder / "session.yaml",
+    )
+    tiffs = sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))
+    plan = plan_imaging_files(tiffs, n_planes=meta.n_planes, session_dir=folder)
+    if plan["layout"] == "per_plane":
+        pages = {plane: io.tiff_page_shapes(path) for plane, path in plan["files"].items()}
+        n_frames, shape = check_plane_frames(
+            {p: n for p, (n, _) in pages.items()},
+            {p: s for p, (_, s) in pages.items()},
+            source=str(folder),
+        )
+        files: dict[str, str] | list[str] = {str(p): str(path) for p, path in plan["files"].items()}
+    else:
+        pages = {path.name: io.tiff_page_shapes(path) for path in plan["files"]}
+        shapes = {name: s for name, (_, s) in pages.items()}
+        if len(set(shapes.values())) != 1:
+            raise IngestError(
+                f"{folder}: TIFF files have different frame shapes (rows, cols) {shapes}; "
+                "the files of an interleaved recording must have one frame size. Move "
+                "files of other recordings out of the session folder."
+            )
+        n_frames = check_interleaved_count(
+            sum(n for n, _ in pages.values()), n_planes=meta.n_planes, source=str(folder)
+        )
+        shape = next(iter(shapes.values()))
+        files = [str(p) for p in plan["files"]]
+    return {
+        "meta": meta,
+        "layout": plan["layout"],
+        "files": files,
+        "n_frames": n_frames,
+        "shape": shape,
+        "bci_frames": check_bci_frames(
+            io.read_raw_table(folder / "bci_frames.tsv"),
+            n_frames=n_frames,
+            path=folder / "bci_frames.tsv",
+        ),
+        "bci_meta": check_bci_meta(
+            io.read_yaml(folder / "bci_meta.yaml"), path=folder / "bci_meta.yaml"
+        ),
+        "targets": check_targets(
+            io.read_raw_json(folder / "targets.json"),
+            shape=shape,
+            n_planes=meta.n_planes,
+            path=folder / "targets.json",
+        ),
+    }
 
 
 def split_planes(
@@ -347,6 +435,7 @@ def fill_plane(
     plane: int,
     n_planes: int,
     settings: IngestSettings,
+    source: str = "the raw files",
 ) -> dict[str, np.ndarray]:
     """Copy one plane's frames from raw frame batches into ``out``, converting to int16.
 
@@ -362,6 +451,8 @@ def fill_plane(
     n_planes : int
         1 for a per-plane file, the plane count for an interleaved stack.
     settings : IngestSettings
+    source : str
+        What the frames come from (file or folder), named in errors.
 
     Returns
     -------
@@ -391,6 +482,7 @@ def fill_plane(
             written = stop
     if written != n_frames:
         raise IngestError(
-            f"plane {plane}: the raw files yielded {written} frames, expected {n_frames}."
+            f"{source}: plane {plane} yielded {written} frames, expected {n_frames}; the raw "
+            "files changed since the ingest rule checked them: rerun from ingest."
         )
     return {"dropped": dropped, "saturated": saturated}

@@ -190,7 +190,10 @@ def _raw_read_errors(path: Path, what: str) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError:
-        raise RawInputError(f"{path}: file not found.") from None
+        raise RawInputError(
+            f"{path}: file not found; add it or fix the session's path in the sessions table "
+            "(README, 'The plain session format', lists the files a session needs)."
+        ) from None
     except PermissionError:
         raise RawInputError(
             f"{path}: no read permission; grant read access (chmod a+r) to the raw data."

@@ -39,7 +39,9 @@ def _type_ok(value: Any, annotation: Any) -> bool:
             return False
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_type_ok(v, args[0]) for v in value)
-        return len(value) == len(args) and all(_type_ok(v, a) for v, a in zip(value, args))
+        return len(value) == len(args) and all(
+            _type_ok(v, a) for v, a in zip(value, args, strict=True)
+        )
     if origin is typing.Literal:
         return value in typing.get_args(annotation)
     if isinstance(annotation, type):
@@ -60,6 +62,11 @@ class StageSettings:
         Missing keys take the dataclass default. Lists become tuples so the result
         stays hashable and immutable.
         """
+        if mapping is not None and not isinstance(mapping, Mapping):
+            raise ConfigError(
+                f"config section '{cls.section}' must be a mapping of keys to values, got "
+                f"{mapping!r}; see config/config.yaml for its keys."
+            )
         mapping = dict(mapping or {})
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         hints = typing.get_type_hints(cls)

@@ -11,6 +11,7 @@ from analysis.align_days import (
     compute_overlay,
     points_to_reference,
     points_to_session,
+    stack_sessions,
     to_reference,
     to_session,
 )
@@ -201,3 +202,13 @@ def test_settings_validation():
         AlignDaysSettings.from_mapping({"max_rotation": 2})
     with pytest.raises(ConfigError, match="max_shift_px"):
         AlignDaysSettings.from_mapping({"max_shift_px": 0})
+
+
+def test_stack_sessions_rejects_different_frame_sizes():
+    a = xr.DataArray(np.zeros((8, 8)), dims=("row", "col"))
+    b = xr.DataArray(np.zeros((8, 9)), dims=("row", "col"))
+    stacked = stack_sessions({"day01": a, "day02": a})
+    assert stacked.dims == ("session", "row", "col")
+    assert list(stacked.session.values) == ["day01", "day02"]
+    with pytest.raises(ValueError, match=r"different frame sizes .*'day02': \(8, 9\)"):
+        stack_sessions({"day01": a, "day02": b})

@@ -58,3 +58,8 @@ def test_frozen():
     s = DemoSettings.from_mapping({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.window_s = 3.0  # type: ignore[misc]
+
+
+def test_section_that_is_not_a_mapping():
+    with pytest.raises(ConfigError, match="'demo' must be a mapping"):
+        DemoSettings.from_mapping(5)

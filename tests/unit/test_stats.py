@@ -505,9 +505,13 @@ def test_summary_says_when_the_test_cannot_reach_alpha():
     rows = []
     for roi, group, sign in [(0, "P+", 1), (1, "P+", 1), (2, "P-", -1), (3, "P-", -1)]:
         for epoch, value in (("reduction", sign), ("increase", -sign)):
-            rows += [dict(subject="m1", soma_roi=roi, group=group, epoch=epoch, residual_z=value)] * 3
+            rows += [
+                dict(subject="m1", soma_roi=roi, group=group, epoch=epoch, residual_z=value)
+            ] * 3
     settings = _settings(n_permutations=199)
-    test = stats.test_group_epoch(pd.DataFrame(rows), settings=settings, rng=np.random.default_rng(0))
+    test = stats.test_group_epoch(
+        pd.DataFrame(rows), settings=settings, rng=np.random.default_rng(0)
+    )
     assert test["min_attainable_p"].iloc[0] == pytest.approx(1 / 3)
     assert test["p_value"].iloc[0] >= 1 / 3 - 0.05
     text = stats.summarize(test, settings=settings)

@@ -1,10 +1,9 @@
 """Align every session's mean image of one subject and plane to the reference day."""
 
-import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis import io
-from analysis.align_days import AlignDaysSettings, align_days, compute_overlay
+from analysis.align_days import AlignDaysSettings, align_days, compute_overlay, stack_sessions
 from analysis.dims import SESSION
 from analysis.runlog import rule_log
 
@@ -12,9 +11,11 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(sm.log[0], rule="align_days", inputs=sm.input):
     settings = AlignDaysSettings.from_mapping(sm.params.settings)
-    mean_images = xr.concat(
-        [io.read_netcdf(p)["mean_image"] for p in sm.input.registrations],
-        dim=xr.DataArray(list(sm.params.sessions), dims=SESSION, name=SESSION),
+    mean_images = stack_sessions(
+        {
+            session: io.read_netcdf(path)["mean_image"]
+            for session, path in zip(sm.params.sessions, sm.input.registrations, strict=True)
+        }
     )
     transforms = align_days(mean_images, settings=settings)
     io.write_netcdf(

@@ -19,7 +19,9 @@ with rule_log(sm.log[0], rule="ingest_plane", inputs=sm.input) as log:
     if record["layout"] == "per_plane":
         path = record["files"][str(plane)]
         sources = [(io.iter_tiff_frames(path, batch_frames=settings.batch_frames), 0)]
-        flags = ingest.fill_plane(sources, movie, plane=0, n_planes=1, settings=settings)
+        flags = ingest.fill_plane(
+            sources, movie, plane=0, n_planes=1, settings=settings, source=path
+        )
     else:
         first_frames = np.cumsum([0] + [io.tiff_page_shapes(p)[0] for p in record["files"]])
         sources = [
@@ -27,7 +29,12 @@ with rule_log(sm.log[0], rule="ingest_plane", inputs=sm.input) as log:
             for path, first in zip(record["files"], first_frames, strict=False)
         ]
         flags = ingest.fill_plane(
-            sources, movie, plane=plane, n_planes=record["n_planes"], settings=settings
+            sources,
+            movie,
+            plane=plane,
+            n_planes=record["n_planes"],
+            settings=settings,
+            source=record["session_dir"],
         )
     movie.flush()
     log.info(

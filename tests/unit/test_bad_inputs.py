@@ -1,0 +1,348 @@
+"""Bad-input matrix: each broken raw session must fail with a message naming the file,
+the field and the fix, or be handled as documented (see docs/bad_inputs.md).
+
+Sessions are built in ``tmp_path`` in the plain session format and checked with
+:func:`analysis.ingest.inspect_session`, the code path of the ``ingest`` rule; plane
+splitting uses :func:`analysis.ingest.fill_plane` on :func:`analysis.io.iter_tiff_frames`
+as the ``ingest_plane`` rule does. Config-key and sessions-table cases live in
+tests/unit/test_config.py and test_settings.py and are only referenced here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import xarray as xr
+import yaml
+
+from analysis import config as cfg
+from analysis import ingest, io
+from analysis.extract import ExtractSettings, compute_dff, deconvolve, detect_events
+from analysis.ingest import IngestError, IngestSettings
+from analysis.io import RawInputError
+from analysis.track import TargetMatchError, TrackSettings, map_targets
+
+N_FRAMES = 12
+SHAPE = (16, 20)
+ROLES = {0: "soma", 1: "dendrite"}
+TARGET = {"id": "t0", "group": "P+", "plane": 0, "polygon": [[2, 2], [2, 6], [6, 6], [6, 2]]}
+
+
+def movie(n_frames=N_FRAMES, shape=SHAPE, seed=0):
+    return np.random.default_rng(seed).integers(100, 1000, (n_frames, *shape), dtype=np.uint16)
+
+
+def bci_table(n_frames=N_FRAMES):
+    return pd.DataFrame(
+        {
+            "frame": np.arange(n_frames),
+            "trial": np.zeros(n_frames, dtype=int),
+            "new_trial": np.eye(1, n_frames, dtype=int)[0],
+            "readout": np.linspace(-0.5, 0.5, n_frames),
+            "angle_deg": np.full(n_frames, 45.0),
+            "reward": np.zeros(n_frames, dtype=int),
+            "aversive": np.zeros(n_frames, dtype=int),
+        }
+    )
+
+
+def write_session(folder, *, planes=None, meta=None):
+    """A valid two-plane session; ``planes`` maps plane -> frames to write instead."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "session.yaml").write_text(
+        yaml.safe_dump(meta or {"fs_hz": 10.0, "n_planes": 2, "plane_roles": ROLES})
+    )
+    for plane, frames in (planes or {0: movie(seed=0), 1: movie(seed=1)}).items():
+        tifffile.imwrite(folder / f"plane{plane}.tif", frames)
+    bci_table().to_csv(folder / "bci_frames.tsv", sep="\t", index=False)
+    (folder / "bci_meta.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "threshold": 1.0,
+                "failure_bound": -1.0,
+                "target_angle_deg": 45.0,
+                "max_trial_frames": 90,
+            }
+        )
+    )
+    (folder / "targets.json").write_text(json.dumps([TARGET]))
+    return folder
+
+
+@pytest.fixture
+def session(tmp_path):
+    return write_session(tmp_path / "m01" / "day01")
+
+
+def test_valid_session_passes(session):
+    checked = ingest.inspect_session(session)
+    assert (checked["n_frames"], checked["shape"], checked["layout"]) == (
+        N_FRAMES,
+        SHAPE,
+        "per_plane",
+    )
+    assert checked["meta"].plane_roles == ROLES and checked["targets"][0]["id"] == "t0"
+
+
+# --- imaging -------------------------------------------------------------------------------
+
+
+def test_truncated_tiff_names_file_and_says_copy_again(session):
+    path = session / "plane1.tif"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(RawInputError, match=r"plane1\.tif: .*truncated.*copy it again"):
+        ingest.inspect_session(session)
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"not a TIFF at all", r"plane0\.tif: cannot read TIFF.*corrupt or truncated"),
+        (b"II*\x00 header without pages", r"plane0\.tif: TIFF has no image pages; re-export"),
+    ],
+)
+def test_corrupt_tiff_names_file(session, data, match):
+    (session / "plane0.tif").write_bytes(data)
+    with pytest.raises(RawInputError, match=match):
+        ingest.inspect_session(session)
+
+
+def test_one_plane_with_another_frame_size(tmp_path):
+    folder = write_session(tmp_path / "s", planes={0: movie(), 1: movie(shape=(16, 18))})
+    with pytest.raises(
+        IngestError, match=r"different frame shapes .*\{0: \(16, 20\), 1: \(16, 18\)\}.*re-export"
+    ):
+        ingest.inspect_session(folder)
+
+
+def test_interleaved_files_with_another_frame_size(session):
+    for plane in (0, 1):
+        (session / f"plane{plane}.tif").unlink()
+    tifffile.imwrite(session / "a.tif", movie(n_frames=12))
+    tifffile.imwrite(session / "b.tif", movie(n_frames=12, shape=(16, 18)))
+    with pytest.raises(IngestError, match=r"'b\.tif': \(16, 18\).*Move files of other"):
+        ingest.inspect_session(session)
+
+
+def test_days_with_different_frame_sizes_are_each_accepted(tmp_path):
+    # each session records its own shape; days are brought together later by align_days
+    small = write_session(
+        tmp_path / "day02", planes={0: movie(shape=(14, 20)), 1: movie(shape=(14, 20))}
+    )
+    shapes = [
+        ingest.inspect_session(f)["shape"] for f in (write_session(tmp_path / "day01"), small)
+    ]
+    assert shapes == [SHAPE, (14, 20)]
+
+
+def test_interleaved_stack_not_a_multiple_of_n_planes(session):
+    for plane in (0, 1):
+        (session / f"plane{plane}.tif").unlink()
+    tifffile.imwrite(session / "stack.tif", movie(n_frames=2 * N_FRAMES + 1))
+    with pytest.raises(
+        IngestError, match=r"25 frames is not a multiple of n_planes=2.*Trim the incomplete"
+    ):
+        ingest.inspect_session(session)
+
+
+def test_session_folder_without_imaging_files(session):
+    for plane in (0, 1):
+        (session / f"plane{plane}.tif").unlink()
+    with pytest.raises(IngestError, match=r"day01: no imaging files \(\*\.tif\); expected plane"):
+        ingest.inspect_session(session)
+
+
+def test_nan_zero_and_saturated_frames_are_flagged_not_fatal(tmp_path):
+    frames = movie().astype(np.float32)
+    frames[3, 4:6, 4:6] = np.nan  # dropped: NaN pixels become 0
+    frames[5] = 0.0  # dropped: all-zero frame
+    frames[7] = 40000.0  # saturated, clipped to int16
+    folder = write_session(tmp_path / "s", planes={0: frames, 1: movie()})
+    checked = ingest.inspect_session(folder)
+    out = np.empty((checked["n_frames"], *checked["shape"]), dtype=np.int16)
+    path = checked["files"]["0"]
+    flags = ingest.fill_plane(
+        [(io.iter_tiff_frames(path, batch_frames=5), 0)],
+        out,
+        plane=0,
+        n_planes=1,
+        settings=IngestSettings(),
+    )
+    assert np.flatnonzero(flags["dropped"]).tolist() == [3, 5]
+    assert np.flatnonzero(flags["saturated"]).tolist() == [7]
+    assert (out[3, 4:6, 4:6] == 0).all() and (out[7] == np.iinfo(np.int16).max).all()
+    np.testing.assert_array_equal(out[0], frames[0].astype(np.int16))
+
+
+# --- BCI log and metadata ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_rows", [N_FRAMES - 1, N_FRAMES + 1])
+def test_bci_log_with_more_or_fewer_rows_than_volumes(session, n_rows):
+    bci_table(n_rows).to_csv(session / "bci_frames.tsv", sep="\t", index=False)
+    with pytest.raises(
+        IngestError,
+        match=rf"bci_frames\.tsv: {n_rows} rows but the imaging has {N_FRAMES} volumes"
+        r".*same session",
+    ):
+        ingest.inspect_session(session)
+
+
+def test_bci_log_missing_column(session):
+    bci_table().drop(columns="reward").to_csv(session / "bci_frames.tsv", sep="\t", index=False)
+    with pytest.raises(
+        IngestError, match=r"bci_frames\.tsv: missing column\(s\) \['reward'\].*README"
+    ):
+        ingest.inspect_session(session)
+
+
+def test_bci_log_non_numeric_value(session):
+    table = bci_table().astype({"readout": object})
+    table.loc[3, "readout"] = "n/a?"
+    table.to_csv(session / "bci_frames.tsv", sep="\t", index=False)
+    with pytest.raises(
+        IngestError,
+        match=r"bci_frames\.tsv: column 'readout' has a non-numeric value 'n/a\?' at row 3; fix",
+    ):
+        ingest.inspect_session(session)
+
+
+def test_bci_log_not_a_table(session):
+    (session / "bci_frames.tsv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(RawInputError, match=r"bci_frames\.tsv: not a readable tab-separated table"):
+        ingest.inspect_session(session)
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        (
+            "threshold: [1.0,\n",
+            RawInputError,
+            r"(?s)bci_meta\.yaml: not valid YAML.*fix the file's syntax",
+        ),
+        ("- 1.0\n- 2.0\n", RawInputError, r"bci_meta\.yaml: expected a YAML mapping"),
+        (
+            "threshold: 1.0\nfailure_bound: -1.0\ntarget_angle_deg: 45\n",
+            IngestError,
+            r"bci_meta\.yaml: missing field 'max_trial_frames'; bci_meta\.yaml needs",
+        ),
+        (
+            "threshold: high\nfailure_bound: -1.0\ntarget_angle_deg: 45\nmax_trial_frames: 90\n",
+            IngestError,
+            r"bci_meta\.yaml: field 'threshold' must be a number, got 'high'; fix",
+        ),
+    ],
+)
+def test_corrupt_bci_meta(session, text, error, match):
+    (session / "bci_meta.yaml").write_text(text)
+    with pytest.raises(error, match=match):
+        ingest.inspect_session(session)
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+def test_missing_targets_json(session):
+    (session / "targets.json").unlink()
+    with pytest.raises(RawInputError, match=r"targets\.json: file not found; add it or fix"):
+        ingest.inspect_session(session)
+
+
+def test_target_polygon_outside_field_of_view(session):
+    outside = {**TARGET, "polygon": [[2, 2], [2, 25], [6, 25]]}  # col 25 >= 20 columns
+    (session / "targets.json").write_text(json.dumps([outside]))
+    with pytest.raises(
+        IngestError,
+        match=r"targets\.json: target 0 \(id 't0'\): polygon vertex \[2\.0, 25\.0\] lies "
+        r"outside the 16 x 20 field of view.*\(row, col\)",
+    ):
+        ingest.inspect_session(session)
+
+
+def test_target_matching_no_soma_names_the_target():
+    rr, cc = np.mgrid[:24, :24]
+    soma = (np.hypot(rr - 6, cc - 6) <= 3)[None].astype(np.float32)
+    masks = xr.DataArray(soma, dims=("roi", "row", "col"), coords={"roi": [4]})
+    far = [
+        {"id": "near", "group": "P+", "polygon": [[4, 4], [4, 8], [8, 8], [8, 4]]},
+        {"id": "far", "group": "P-", "polygon": [[16, 16], [16, 20], [20, 20], [20, 16]]},
+    ]
+    with pytest.raises(TargetMatchError, match=r"targets \['far'\] match no soma ROI.*lower"):
+        map_targets(far, masks, shape=(24, 24), settings=TrackSettings())
+
+
+# --- session.yaml, sessions table and config -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("meta", "overrides", "match"),
+    [
+        (
+            {"fs_hz": 10.0, "n_planes": 2, "plane_roles": {0: "soma", 2: "dendrite"}},
+            {},
+            r"session\.yaml: plane_roles names plane 2 but n_planes is 2",
+        ),
+        (  # the sessions table's n_planes wins over session.yaml
+            {"fs_hz": 10.0, "n_planes": 2, "plane_roles": ROLES},
+            {"n_planes": 1},
+            r"session\.yaml: plane_roles names plane 1 but n_planes is 1",
+        ),
+        (
+            {"fs_hz": 10.0, "n_plane": 2, "plane_roles": ROLES},
+            {},
+            r"session\.yaml: unknown field 'n_plane'; valid fields are .*n_planes",
+        ),
+        (
+            {"fs_hz": 10.0, "n_planes": "2", "plane_roles": ROLES},
+            {},
+            r"session\.yaml: field 'n_planes' must be an integer >= 1, got '2'",
+        ),
+    ],
+)
+def test_bad_session_yaml(session, meta, overrides, match):
+    (session / "session.yaml").write_text(yaml.safe_dump(meta))
+    with pytest.raises(IngestError, match=match):
+        ingest.inspect_session(session, overrides=overrides)
+
+
+def test_config_section_of_the_wrong_type_is_stopped_by_the_schema():
+    # unknown, misspelled and mistyped keys are tested in
+    # test_config.test_bad_config_keys_fail_with_the_key_named and duplicated session
+    # names in test_config.test_sessions_table_errors; not repeated here
+    import jsonschema
+
+    config = cfg.default_config()
+    config["register"] = 5
+    with pytest.raises(jsonschema.ValidationError, match="5 is not of type 'object'"):
+        jsonschema.validate(config, cfg.config_schema())
+
+
+# --- traces --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("noise_sd", [0.0, 2.0])
+def test_silent_neuron_has_finite_dff_and_no_events(noise_sd):
+    n_time, fs_hz = 3000, 30.0
+    rng = np.random.default_rng(7)
+    coords = {"roi": [0], "time": np.arange(n_time) / fs_hz, "frame": ("time", np.arange(n_time))}
+    traces = xr.Dataset(
+        {
+            name: xr.DataArray(
+                (level + rng.normal(0, noise_sd, (1, n_time))).astype(np.float32),
+                dims=("roi", "time"),
+                coords=coords,
+            )
+            for name, level in (("F", 200.0), ("Fneu", 50.0))
+        }
+    )
+    settings = ExtractSettings()
+    dff = compute_dff(traces, fs_hz=fs_hz, settings=settings).dff
+    assert np.isfinite(dff).all() and abs(float(dff.median())) < 0.02
+    assert detect_events(dff, fs_hz=fs_hz, settings=settings).empty
+    spikes = deconvolve(dff, fs_hz=fs_hz, settings=settings).spikes
+    assert np.isfinite(spikes).all() and float(spikes.sum()) < 1.0
