@@ -33,6 +33,7 @@ STAGES = {
     "extract": "analysis.extract:ExtractSettings",
     "bci": "analysis.bci:BciSettings",
     "stats": "analysis.stats:StatsSettings",
+    "calibrate": "analysis.calibrate:CalibrateSettings",
 }
 TOP_LEVEL = {
     "raw_root": "folder holding <subject>/<session>/ raw session folders (read-only)",
