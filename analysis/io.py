@@ -185,10 +185,18 @@ class RawInputError(ValueError):
 
 
 @contextlib.contextmanager
-def _raw_read_errors(path: Path, what: str) -> Iterator[None]:
-    """Turn the ways a raw file can fail to read into RawInputError naming the file."""
+def _raw_read_errors(
+    path: Path, what: str, *, other_errors_mean_corrupt: bool = False
+) -> Iterator[None]:
+    """Turn the ways a raw file can fail to read into RawInputError naming the file.
+
+    With ``other_errors_mean_corrupt`` (TIFF readers, which raise many exception types on a
+    damaged file) any other exception is reported as a corrupt or truncated file.
+    """
     try:
         yield
+    except RawInputError:
+        raise
     except FileNotFoundError:
         raise RawInputError(
             f"{path}: file not found; add it or fix the session's path in the sessions table "
@@ -205,6 +213,13 @@ def _raw_read_errors(path: Path, what: str) -> Iterator[None]:
         json.JSONDecodeError,
     ) as err:
         raise RawInputError(f"{path}: not {what} ({err}).") from None
+    except Exception as err:
+        if not other_errors_mean_corrupt:
+            raise
+        raise RawInputError(
+            f"{path}: cannot read TIFF ({type(err).__name__}: {err}); the file is corrupt or "
+            "truncated: copy it again from the acquisition machine."
+        ) from None
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
@@ -281,19 +296,6 @@ def _tiff_layout(tif: Any, path: Path) -> tuple[int, tuple[int, int], int | None
     return n_pages, (int(first[0]), int(first[1])), None
 
 
-def _raw_read_error(path: Path, err: Exception) -> RawInputError:
-    if isinstance(err, RawInputError):
-        return err
-    if isinstance(err, PermissionError):
-        return RawInputError(
-            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
-        )
-    return RawInputError(
-        f"{path}: cannot read TIFF ({type(err).__name__}: {err}); the file is corrupt or "
-        "truncated: copy it again from the acquisition machine."
-    )
-
-
 def tiff_page_shapes(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
     """Number of frames in a TIFF and their (row, col) shape.
 
@@ -303,11 +305,9 @@ def tiff_page_shapes(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
     import tifffile
 
     path = Path(path)
-    try:
+    with _raw_read_errors(path, "a TIFF", other_errors_mean_corrupt=True):
         with tifffile.TiffFile(path) as tif:
             n_frames, shape, _ = _tiff_layout(tif, path)
-    except Exception as err:  # tifffile raises many types on corrupt files
-        raise _raw_read_error(path, err) from None
     return n_frames, shape
 
 
@@ -316,7 +316,7 @@ def iter_tiff_frames(path: str | os.PathLike, *, batch_frames: int = 256) -> Ite
     import tifffile
 
     path = Path(path)
-    try:
+    with _raw_read_errors(path, "a TIFF", other_errors_mean_corrupt=True):
         with tifffile.TiffFile(path) as tif:
             n_frames, shape, offset = _tiff_layout(tif, path)
             if offset is not None:
@@ -330,8 +330,6 @@ def iter_tiff_frames(path: str | os.PathLike, *, batch_frames: int = 256) -> Ite
             for start in range(0, n_frames, batch_frames):
                 stop = min(start + batch_frames, n_frames)
                 yield tif.asarray(key=range(start, stop)).reshape(stop - start, *shape)
-    except Exception as err:
-        raise _raw_read_error(path, err) from None
 
 
 # --- figures -------------------------------------------------------------------------------
