@@ -185,13 +185,12 @@ class RawInputError(ValueError):
 
 
 @contextlib.contextmanager
-def _raw_read_errors(
-    path: Path, what: str, *, other_errors_mean_corrupt: bool = False
-) -> Iterator[None]:
+def _raw_read_errors(path: Path, what: str, *, corrupt_format: str | None = None) -> Iterator[None]:
     """Turn the ways a raw file can fail to read into RawInputError naming the file.
 
-    With ``other_errors_mean_corrupt`` (TIFF readers, which raise many exception types on a
-    damaged file) any other exception is reported as a corrupt or truncated file.
+    With ``corrupt_format`` (binary readers such as tifffile, scipy.io and h5py, which
+    raise many exception types on a damaged file) any other exception is reported as a
+    corrupt or truncated file of that format.
     """
     try:
         yield
@@ -214,11 +213,11 @@ def _raw_read_errors(
     ) as err:
         raise RawInputError(f"{path}: not {what} ({err}).") from None
     except Exception as err:
-        if not other_errors_mean_corrupt:
+        if corrupt_format is None:
             raise
         raise RawInputError(
-            f"{path}: cannot read TIFF ({type(err).__name__}: {err}); the file is corrupt or "
-            "truncated: copy it again from the acquisition machine."
+            f"{path}: cannot read {corrupt_format} ({type(err).__name__}: {err}); the file is "
+            "corrupt or truncated: copy it again from the acquisition machine."
         ) from None
 
 
@@ -251,6 +250,87 @@ def read_raw_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     with _raw_read_errors(path, "valid JSON"):
         return json.loads(path.read_text())
+
+
+def read_stimdata(path: str | os.PathLike, *, fields: Sequence[str]) -> dict[str, np.ndarray]:
+    """Fields of the CLOOSE ``StimData`` struct in a MATLAB .mat file, in MATLAB's shapes.
+
+    Reads v5/v6/v7 files (CLOOSE's Run_GUI saves with ``-v6``) with
+    :func:`scipy.io.loadmat` and v7.3 files (HDF5) with h5py. Both give the same arrays:
+    a 1 x n row vector is ``(1, n)``, a scalar ``(1, 1)``, a cell array an object array
+    of such arrays.
+
+    Parameters
+    ----------
+    path : the .mat file.
+    fields : StimData fields to read; those the struct lacks are left out of the result
+        (the caller decides which it needs).
+
+    Raises
+    ------
+    RawInputError
+        The file is missing, unreadable, not a .mat file, corrupt or truncated, or holds
+        no ``StimData`` struct; the message names the file.
+    """
+    import h5py
+
+    path = Path(path)
+    with _raw_read_errors(path, "a MATLAB .mat file", corrupt_format="MATLAB .mat file"):
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as mat:
+                return _stimdata_hdf5(mat, path, fields)
+        return _stimdata_v5(path, fields)
+
+
+def _no_stimdata(path: Path, found: Sequence[str]) -> RawInputError:
+    return RawInputError(
+        f"{path}: no struct 'StimData' (variables: {sorted(found)}); a CLOOSE BCI log "
+        "(BCI_Trials/<n>.mat, saved by Run_GUI) holds it. Put the right file in the session "
+        "folder or write bci_frames.tsv instead (README, 'BCI logs')."
+    )
+
+
+def _stimdata_v5(path: Path, fields: Sequence[str]) -> dict[str, np.ndarray]:
+    from scipy.io import loadmat, whosmat
+    from scipy.io.matlab import mat_struct
+
+    data = loadmat(path, variable_names=["StimData"], struct_as_record=False, squeeze_me=False)
+    stim = data.get("StimData")
+    if stim is None or stim.size != 1 or not isinstance(stim.flat[0], mat_struct):
+        raise _no_stimdata(path, [name for name, _, _ in whosmat(path)])
+    struct = stim.flat[0]
+    return {
+        name: np.asarray(getattr(struct, name)) for name in fields if name in struct._fieldnames
+    }
+
+
+def _stimdata_hdf5(mat: Any, path: Path, fields: Sequence[str]) -> dict[str, np.ndarray]:
+    import h5py
+
+    group = mat.get("StimData")
+    if not isinstance(group, h5py.Group):
+        raise _no_stimdata(path, [name for name in mat if name != "#refs#"])
+    return {name: _hdf5_value(group[name], mat, path) for name in fields if name in group}
+
+
+def _hdf5_value(node: Any, mat: Any, path: Path) -> np.ndarray:
+    """A MATLAB v7.3 array as loadmat gives it: HDF5 stores MATLAB's dims reversed."""
+    import h5py
+
+    if not isinstance(node, h5py.Dataset):
+        raise RawInputError(f"{path}: {node.name} is a struct, expected an array.")
+    if node.attrs.get("MATLAB_empty", 0):
+        return np.zeros((0, 0))
+    data = node[()]
+    matlab_class = node.attrs.get("MATLAB_class", b"")
+    if isinstance(matlab_class, bytes):
+        matlab_class = matlab_class.decode()
+    if matlab_class == "cell":  # object references into /#refs#
+        cells = np.empty(data.shape, dtype=object)
+        for index, ref in np.ndenumerate(data):
+            cells[index] = _hdf5_value(mat[ref], mat, path)
+        return cells.T
+    return np.asarray(data).T
 
 
 def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
@@ -305,7 +385,7 @@ def tiff_page_shapes(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
     import tifffile
 
     path = Path(path)
-    with _raw_read_errors(path, "a TIFF", other_errors_mean_corrupt=True):
+    with _raw_read_errors(path, "a TIFF", corrupt_format="TIFF"):
         with tifffile.TiffFile(path) as tif:
             n_frames, shape, _ = _tiff_layout(tif, path)
     return n_frames, shape
@@ -316,7 +396,7 @@ def iter_tiff_frames(path: str | os.PathLike, *, batch_frames: int = 256) -> Ite
     import tifffile
 
     path = Path(path)
-    with _raw_read_errors(path, "a TIFF", other_errors_mean_corrupt=True):
+    with _raw_read_errors(path, "a TIFF", corrupt_format="TIFF"):
         with tifffile.TiffFile(path) as tif:
             n_frames, shape, offset = _tiff_layout(tif, path)
             if offset is not None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.io
 import tifffile
 import xarray as xr
 import yaml
@@ -214,6 +216,75 @@ def test_bci_log_non_numeric_value(session):
 def test_bci_log_not_a_table(session):
     (session / "bci_frames.tsv").write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(RawInputError, match=r"bci_frames\.tsv: not a readable tab-separated table"):
+        ingest.inspect_session(session)
+
+
+def cloose_log(session):
+    """Swap the session's bci_frames.tsv for a CLOOSE StimData log BCI_Trials/1.mat (v5)."""
+    table = bci_table()
+    threshold_used = np.empty((2, 1), dtype=object)  # the cell {range; thresh}
+    threshold_used[0, 0], threshold_used[1, 0] = np.array([[-1.0]]), np.array([[1.0]])
+    stim = {
+        "Angle": table["angle_deg"].to_numpy()[None],
+        "z_score": table["readout"].to_numpy()[None],
+        "NewTrial": np.array([[1.0, np.nan]]),
+        "Reward_frames": np.zeros((1, N_FRAMES)),
+        "Aversive_frames": np.zeros((1, N_FRAMES)),
+        "threshold_used": threshold_used,
+        "targetAngle": 45.0,
+    }
+    (session / "bci_frames.tsv").unlink()
+    path = session / "BCI_Trials" / "1.mat"
+    path.parent.mkdir()
+    scipy.io.savemat(path, {"StimData": stim})
+    return path
+
+
+def test_cloose_log_is_read_in_place_of_the_tsv(session):
+    cloose_log(session)
+    checked = ingest.inspect_session(session)
+    assert checked["bci_log"] == str(session / "BCI_Trials" / "1.mat")
+    pd.testing.assert_frame_equal(
+        checked["bci_frames"][["frame", "trial", "new_trial", "angle_deg"]],
+        bci_table()[["frame", "trial", "new_trial", "angle_deg"]],
+    )
+
+
+def _truncated(path):
+    return path.read_bytes()[: path.stat().st_size // 2]
+
+
+def _hdf5_truncated(path):
+    with h5py.File(path, "w") as mat:  # a v7.3 .mat is HDF5
+        mat.create_group("StimData").create_dataset("Angle", data=np.zeros((N_FRAMES, 1)))
+    return _truncated(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda path: b"MATLAB garbage" * 20, r"cannot read MATLAB \.mat file \(.*corrupt or"),
+        (_truncated, r"cannot read MATLAB \.mat file \(.*\); the file is corrupt or truncated"),
+        (_hdf5_truncated, r"cannot read MATLAB \.mat file \(OSError: .*truncated"),
+        (
+            lambda path: scipy.io.savemat(path, {"baseline": np.zeros(3)}) or path.read_bytes(),
+            r"no struct 'StimData' \(variables: \['baseline'\]\); a CLOOSE BCI log",
+        ),
+    ],
+)
+def test_corrupt_cloose_log_names_file(session, damage, match):
+    path = cloose_log(session)
+    path.write_bytes(damage(path))
+    with pytest.raises(RawInputError, match=r"BCI_Trials/1\.mat: " + match):
+        ingest.inspect_session(session)
+
+
+def test_several_cloose_logs(session):
+    cloose_log(session)
+    (session / "BCI_Trials" / "2.mat").write_bytes(b"")
+    with pytest.raises(
+        IngestError, match=r"several CLOOSE logs \['BCI_Trials/1\.mat', 'BCI_Trials/2\.mat'\]"
+    ):
         ingest.inspect_session(session)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from analysis.config import load_sessions, load_settings, session_overrides
-from analysis.ingest import check_session_meta
+from analysis.ingest import check_session_meta, find_bci_log
 from analysis.io import read_yaml
 
 
@@ -70,8 +70,13 @@ def all_sessions(pattern):
 
 
 def raw_session_files(wildcards):
+    """Raw inputs of a session: its BCI log is bci_frames.tsv or one CLOOSE .mat."""
     folder = Path(session_dir(wildcards))
-    fixed = [folder / name for name in ("session.yaml", "bci_frames.tsv", "bci_meta.yaml", "targets.json")]
+    bci_log = find_bci_log(folder)
+    meta = folder / "bci_meta.yaml"
+    # next to a .mat, bci_meta.yaml may be absent (the rule then says what it lacks)
+    metas = [meta] if bci_log.suffix == ".tsv" or meta.exists() else []
+    fixed = [folder / "session.yaml", bci_log, *metas, folder / "targets.json"]
     return [str(p) for p in fixed + sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))]
 
 

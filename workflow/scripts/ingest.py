@@ -23,6 +23,7 @@ with rule_log(sm.log[0], rule="ingest", inputs=sm.input):
         "shape": list(session["shape"]),
         "layout": session["layout"],
         "files": session["files"],
+        "bci_log": session["bci_log"],
         "sha256": {str(p): io.sha256_file(p) for p in sm.input},
     }
     io.write_tsv(session["bci_frames"], sm.output.bci_frames)
