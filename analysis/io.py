@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import glob
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,20 +29,62 @@ from analysis import __version__
 from analysis.dims import MOVIE_DIMS
 
 
+class OutputWriteError(OSError):
+    """An output cannot be written: the disk is full or the folder is not writable."""
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+_RESULTS_ADVICE = (
+    "or set 'results' in config/config.yaml to a folder on another disk, then rerun the "
+    "same command (finished outputs are kept)."
+)
+
+
+@contextlib.contextmanager
+def output_write_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a full disk or an unwritable folder into OutputWriteError naming ``path``."""
+    path = Path(path)
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as err:
+        if err.errno in _DISK_FULL:
+            raise OutputWriteError(
+                f"{path}: cannot write output, the disk is full ({err}); free space on that "
+                f"disk {_RESULTS_ADVICE}"
+            ) from err
+        if err.errno in _NOT_WRITABLE:
+            raise OutputWriteError(
+                f"{path}: cannot write output, {path.parent} is not writable ({err}); make it "
+                f"writable (chmod u+w) {_RESULTS_ADVICE}"
+            ) from err
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    A full disk or an unwritable folder raises :class:`OutputWriteError`; the temporary
+    file is removed, so a failed write never leaves a file under the finished name.
+    Temporary files of this output left by a killed process are removed first.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with output_write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+            stale.unlink()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, path)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 def provenance(
@@ -76,8 +121,11 @@ def write_netcdf(
         for name, var in ds.data_vars.items()
         if var.ndim > 0 and var.dtype.kind in "fiub"
     }
+    # Encoded in memory, then written as plain bytes: HDF5 cannot recover from a write
+    # failing on a full disk (it crashes the process), a plain file write raises cleanly.
+    encoded = ds.to_netcdf(engine="h5netcdf", encoding=encoding, invalid_netcdf=True)
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding, invalid_netcdf=True)
+        tmp.write_bytes(encoded)
 
 
 def _attr_value(value: Any) -> Any:
@@ -156,8 +204,18 @@ def create_movie(path: str | os.PathLike, header: MovieHeader) -> np.memmap:
     and then ``flush()``; Snakemake marks the output incomplete until the rule ends.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mov = np.memmap(path, mode="w+", dtype=header.dtype, shape=header.shape)
+    with output_write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = int(np.prod(header.shape)) * np.dtype(header.dtype).itemsize
+        with open(path, "wb") as file:
+            # Reserve the blocks now: a memmap written on a full disk dies of SIGBUS later.
+            try:
+                if size:
+                    os.posix_fallocate(file.fileno(), 0, size)
+            except OSError:
+                path.unlink()
+                raise
+        mov = np.memmap(path, mode="r+", dtype=header.dtype, shape=header.shape)
     write_json(dataclasses.asdict(header), movie_header_path(path))
     return mov
 
@@ -203,7 +261,8 @@ def _raw_read_errors(path: Path, what: str, *, corrupt_format: str | None = None
         ) from None
     except PermissionError:
         raise RawInputError(
-            f"{path}: no read permission; grant read access (chmod a+r) to the raw data."
+            f"{path}: no read permission (on the file or a folder above it); grant read "
+            "access to the raw data, e.g. chmod -R a+rX on the raw folder."
         ) from None
     except (
         pd.errors.ParserError,
@@ -344,34 +403,82 @@ def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+class _TiffLogErrors(logging.Handler):
+    """Collects the errors tifffile logs instead of raising (a broken page chain)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tiff_chain_errors(path: Path) -> Iterator[None]:
+    """Raise RawInputError when tifffile logs a broken page chain while parsing pages.
+
+    tifffile stops at an IFD cut short or pointing past the end of the file and only
+    logs it, which would silently drop the frames after it.
+    """
+    handler = _TiffLogErrors()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        raise RawInputError(
+            f"{path}: TIFF page chain is broken ({handler.messages[0][:160]}); the file is "
+            "truncated or corrupt: copy it again from the acquisition machine."
+        )
+
+
 def _tiff_layout(tif: Any, path: Path) -> tuple[int, tuple[int, int], int | None]:
     """(frames, (rows, cols), contiguous data offset or None) of an open TIFF.
 
     ImageJ and tifffile-shaped files state their frame count in the description; fewer
     parsed pages than that means either one contiguous block (ImageJ > 4 GB style) or a
-    file cut short, which is told apart by the file size.
+    file cut short, which is told apart by the file size. Other files (ScanImage, most
+    rigs) have one IFD per frame: a page chain that breaks off, or a last frame whose
+    pixels lie past the end of the file, means a truncated file.
     """
-    pages = tif.pages
-    n_pages = len(pages)
+    with _tiff_chain_errors(path):
+        pages = tif.pages
+        n_pages = len(pages)
     if n_pages == 0:
         raise RawInputError(f"{path}: TIFF has no image pages; re-export the stack.")
     first = pages.first.shape
     if len(first) != 2:
         raise RawInputError(f"{path}: TIFF pages must be single 2-D frames, got shape {first}.")
-    series = tif.series[0]
-    n_series = int(np.prod(series.shape[:-2])) if len(series.shape) > 2 else 1
-    if n_series > n_pages:
-        offset = series.dataoffset
-        if offset is None or offset + series.nbytes > path.stat().st_size:
-            raise RawInputError(
-                f"{path}: TIFF describes {n_series} frames but only {n_pages} are readable; "
-                "the file is truncated: copy it again from the acquisition machine."
-            )
-        return n_series, (int(first[0]), int(first[1])), int(offset)
-    last = pages[n_pages - 1].shape  # parses the page chain to the end
-    if tuple(last) != tuple(first):
+    size = path.stat().st_size
+    if tif.is_imagej or tif.is_shaped:
+        series = tif.series[0]
+        n_series = int(np.prod(series.shape[:-2])) if len(series.shape) > 2 else 1
+        if n_series > n_pages:
+            offset = series.dataoffset
+            if offset is None or offset + series.nbytes > size:
+                raise RawInputError(
+                    f"{path}: TIFF describes {n_series} frames but only {n_pages} are "
+                    "readable; the file is truncated: copy it again from the acquisition "
+                    "machine."
+                )
+            return n_series, (int(first[0]), int(first[1])), int(offset)
+    with _tiff_chain_errors(path):
+        last = pages[n_pages - 1]  # parses the page chain to the end
+    if tuple(last.shape) != tuple(first):
         raise RawInputError(
-            f"{path}: TIFF pages must all have one shape; first page {first}, last {last}."
+            f"{path}: TIFF pages must all have one shape; first page {first}, last {last.shape}."
+        )
+    data_end = max(
+        (o + n for o, n in zip(last.dataoffsets, last.databytecounts, strict=True)), default=0
+    )
+    if data_end > size:
+        raise RawInputError(
+            f"{path}: the last of {n_pages} TIFF frames ends at byte {data_end} but the file "
+            f"has {size} bytes; the file is truncated: copy it again from the acquisition "
+            "machine."
         )
     return n_pages, (int(first[0]), int(first[1])), None
 
@@ -391,25 +498,57 @@ def tiff_page_shapes(path: str | os.PathLike) -> tuple[int, tuple[int, int]]:
     return n_frames, shape
 
 
-def iter_tiff_frames(path: str | os.PathLike, *, batch_frames: int = 256) -> Iterator[np.ndarray]:
-    """Yield consecutive batches ``(frames, row, col)`` of a TIFF, never the whole file."""
+def tiff_scanimage_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """ScanImage's non-varying frame data (``{"SI.hRoiManager.scanVolumeRate": ...}``).
+
+    Read from the ScanImage 2016+ BigTIFF header (magic 117637889 at byte 16) or, in
+    files without it, from the first page's Software tag. None for a TIFF that ScanImage
+    did not write. Values are parsed as MATLAB literals (``[1;2]`` -> ``[[1], [2]]``).
+    """
+    import tifffile
+
+    path = Path(path)
+    with _raw_read_errors(path, "a TIFF", corrupt_format="TIFF"):
+        with tifffile.TiffFile(path) as tif:
+            if not tif.is_scanimage:
+                return None
+            frame_data = (tif.scanimage_metadata or {}).get("FrameData")
+            if not frame_data:
+                frame_data = tifffile.matlabstr2py(tif.pages.first.software)
+    if not isinstance(frame_data, dict):
+        raise RawInputError(
+            f"{path}: ScanImage metadata is not a list of 'SI.<key> = <value>' lines; the "
+            "file is corrupt: copy it again from the acquisition machine."
+        )
+    return frame_data
+
+
+def iter_tiff_frames(
+    path: str | os.PathLike, *, batch_frames: int = 256, pages: Sequence[int] | None = None
+) -> Iterator[np.ndarray]:
+    """Yield consecutive batches ``(frames, row, col)`` of a TIFF, never the whole file.
+
+    ``pages`` (increasing 0-based page indices) reads only those frames, e.g. one plane
+    of an interleaved stack; default every page.
+    """
     import tifffile
 
     path = Path(path)
     with _raw_read_errors(path, "a TIFF", corrupt_format="TIFF"):
         with tifffile.TiffFile(path) as tif:
             n_frames, shape, offset = _tiff_layout(tif, path)
+            index = np.arange(n_frames) if pages is None else np.asarray(pages, dtype=np.int64)
             if offset is not None:
                 series = tif.series[0]
                 frames = np.memmap(
                     path, mode="r", dtype=series.dtype, offset=offset, shape=(n_frames, *shape)
                 )
-                for start in range(0, n_frames, batch_frames):
-                    yield np.asarray(frames[start : start + batch_frames])
+                for start in range(0, len(index), batch_frames):
+                    yield np.asarray(frames[index[start : start + batch_frames]])
                 return
-            for start in range(0, n_frames, batch_frames):
-                stop = min(start + batch_frames, n_frames)
-                yield tif.asarray(key=range(start, stop)).reshape(stop - start, *shape)
+            for start in range(0, len(index), batch_frames):
+                key = index[start : start + batch_frames]
+                yield tif.asarray(key=key.tolist()).reshape(len(key), *shape)
 
 
 # --- figures -------------------------------------------------------------------------------

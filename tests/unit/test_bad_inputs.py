@@ -417,3 +417,105 @@ def test_silent_neuron_has_finite_dff_and_no_events(noise_sd):
     assert detect_events(dff, fs_hz=fs_hz, settings=settings).empty
     spikes = deconvolve(dff, fs_hz=fs_hz, settings=settings).spikes
     assert np.isfinite(spikes).all() and float(spikes.sum()) < 1.0
+
+
+# --- permissions and a full disk ----------------------------------------------------------
+
+
+def run_without_permission_override(code):
+    """Run ``code`` in a Python subprocess that file permission bits apply to.
+
+    Root bypasses permission bits, so as root the subprocess drops the two capabilities
+    that do it (util-linux ``setpriv``); other users are already bound by them.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: permission bits cannot apply")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+
+
+def inspect_unprivileged(folder):
+    result = run_without_permission_override(
+        f"from analysis import ingest\ningest.inspect_session({str(folder)!r})\n"
+    )
+    assert result.returncode != 0, "the session was read despite missing permission"
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_raw_file_without_read_permission(session):
+    (session / "plane1.tif").chmod(0)
+    error = inspect_unprivileged(session)
+    assert error.startswith("analysis.io.RawInputError:")
+    assert f"{session / 'plane1.tif'}: no read permission" in error
+    assert "chmod" in error
+
+
+def test_raw_folder_without_read_permission(session):
+    session.chmod(0)
+    try:
+        error = inspect_unprivileged(session)
+    finally:
+        session.chmod(0o755)
+    assert error.startswith("analysis.io.RawInputError:")
+    assert f"{session / 'session.yaml'}: no read permission" in error
+
+
+def test_output_folder_not_writable(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    out.chmod(0o555)
+    result = run_without_permission_override(
+        "import pandas as pd\nfrom analysis import io\n"
+        f"io.write_tsv(pd.DataFrame({{'a': [1]}}), {str(out / 'stats' / 'tests.tsv')!r})\n"
+    )
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("analysis.io.OutputWriteError:")
+    assert f"{out / 'stats' / 'tests.tsv'}: cannot write output, {out / 'stats'} is not" in error
+    assert "set 'results' in config/config.yaml" in error
+    assert list(out.iterdir()) == []
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs: the only way to fill a disk for real without filling the machine's."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path: io.write_tsv(pd.DataFrame({"a": np.arange(40_000.0)}), path),
+        lambda path: io.write_netcdf(
+            xr.DataArray(np.random.default_rng(0).random((200, 200)), dims=("a", "b"), name="x"),
+            path,
+            stage="test",
+        ),
+        lambda path: io.create_movie(path, io.MovieHeader(100, 64, 64, "int16", 10.0)),
+    ],
+    ids=["tsv", "netcdf", "movie"],
+)
+def test_disk_full_on_output(full_disk, write):
+    path = full_disk / "stage" / "output"
+    with pytest.raises(io.OutputWriteError, match="cannot write output, the disk is full") as err:
+        write(path)
+    assert str(err.value).startswith(f"{path}:")
+    assert "free space on that disk" in str(err.value)
+    assert list((full_disk / "stage").iterdir()) == [], "a failed write left a file behind"

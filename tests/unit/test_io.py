@@ -19,6 +19,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_write_removes_temporary_files_of_a_killed_writer(tmp_path):
+    target = tmp_path / "out.tsv"
+    (tmp_path / ".out.tsv.abc123.part").write_text("left by SIGKILL")
+    (tmp_path / ".other.tsv.abc123.part").write_text("another output's, being written")
+    io.write_tsv(pd.DataFrame({"a": [1]}), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tsv.abc123.part", "out.tsv"]
+
+
 def test_netcdf_roundtrip_with_provenance(tmp_path):
     data = xr.DataArray(
         np.arange(6, dtype=np.float32).reshape(2, 3),

@@ -127,14 +127,24 @@ def test_mistyped_config_key_stops_at_start(workdir, tmp_path):
     assert "nonrigd" in result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_full_run_on_reduced_sample(workdir):
+@pytest.fixture(scope="module")
+def finished_run(workdir):
+    """The full workflow run once, uninterrupted, with the raw folder read-only.
+
+    Returns the raw files' sha256 before the run. (Root ignores permission bits; the
+    checksums prove nothing was written anyway.)
+    """
     raw = workdir / "sample" / "raw"
     before = sha256_tree(raw)
     set_writable(raw, False)
-    # (root ignores permission bits; the checksums below prove nothing was written anyway)
     snakemake(workdir, "--cores", "2")
-    assert sha256_tree(raw) == before
+    return before
+
+
+@pytest.mark.slow
+def test_full_run_on_reduced_sample(workdir, finished_run):
+    raw = workdir / "sample" / "raw"
+    assert sha256_tree(raw) == finished_run
 
     results = workdir / "results"
     subjects = [p.name for p in raw.iterdir()]
@@ -164,3 +174,143 @@ def test_full_run_on_reduced_sample(workdir):
     shutil.rmtree(results / "figures")
     snakemake(workdir, "--cores", "2", "figures")
     assert (results / "figures" / "fig1_learning.png").is_file()
+
+
+# --- interruptions and determinism ------------------------------------------------------
+
+# Rules killed mid-job, in DAG order; each kill lands in a different rule.
+KILL_POINTS = ("ingest_plane", "register", "segment", "track", "extract", "bci", "stats")
+
+
+def fresh_workdir(workdir, name):
+    """Another work folder on the same raw data and config, with empty results."""
+    other = workdir.parent / f"{workdir.name}-{name}"
+    shutil.copytree(workdir / "config", other / "config")
+    return other
+
+
+def results_files(folder):
+    """Finished results by relative path (logs, benchmarks and figure images excluded:
+    logs carry times, and PNG/SVG embed render metadata)."""
+    results = Path(folder) / "results"
+    return {
+        str(p.relative_to(results)): p
+        for p in sorted(results.rglob("*"))
+        if p.is_file()
+        and p.parts[len(results.parts)] not in ("logs", "benchmarks")
+        and p.suffix not in (".png", ".svg")
+    }
+
+
+def assert_same_results(reference, other):
+    ref, new = results_files(reference), results_files(other)
+    assert sorted(ref) == sorted(new)
+    for name, path in ref.items():
+        if path.suffix == ".nc":
+            # HDF5 stores object timestamps, so compare the content, attrs included.
+            from analysis import io
+
+            with io.read_netcdf(path) as a, io.read_netcdf(new[name]) as b:
+                assert a.identical(b), name
+        else:
+            assert path.read_bytes() == new[name].read_bytes(), name
+
+
+def started_since(workdir, rule, since):
+    """Whether a job of ``rule`` has opened its log since ``since`` (it is running)."""
+    logs = workdir / "results" / "logs" / rule
+    return logs.is_dir() and any(p.stat().st_mtime >= since for p in logs.rglob("*.log"))
+
+
+def kill_session(session_id):
+    """SIGKILL every process of a session, as a node failure or `kill -9` of the job would."""
+    import os
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def incomplete_outputs(workdir):
+    """Outputs Snakemake has marked incomplete (jobs that started and did not finish)."""
+    import base64
+
+    marks = workdir / ".snakemake" / "incomplete"
+    names = set()
+    for mark in marks.rglob("*") if marks.is_dir() else ():
+        if mark.is_file() and mark.name != "migration_underway":
+            encoded = "".join(part.lstrip("@") for part in mark.relative_to(marks).parts)
+            names.add(base64.urlsafe_b64decode(encoded).decode())
+    return names
+
+
+def assert_no_partial_file_looks_finished(workdir):
+    """Every output that exists is complete, or Snakemake knows it is not."""
+    from analysis import io
+
+    incomplete = incomplete_outputs(workdir)
+    for name, path in results_files(workdir).items():
+        key = f"results/{name}"
+        if key in incomplete or path.name.endswith(".part"):
+            continue
+        if path.suffix == ".nc":
+            io.read_netcdf(path).close()
+        elif path.suffix == ".tsv":
+            pd.read_csv(path, sep="\t")
+        elif path.suffix == ".json":
+            io.read_json(path)
+        elif path.suffix == ".bin":
+            io.open_movie(path)
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_to_identical_results(workdir, finished_run):
+    import time
+
+    work = fresh_workdir(workdir, "killed")
+    killed_in = []
+    for rule in KILL_POINTS:
+        # A SIGKILLed Snakemake leaves its lock; a user unlocks the same way.
+        snakemake(work, "--unlock")
+        start = time.time()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+             "--directory", str(work), "--cores", "2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        while proc.poll() is None and not started_since(work, rule, start):
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the run ended before rule {rule} started"
+        time.sleep(1.0)  # into the job's work, past its start-up
+        kill_session(proc.pid)
+        proc.wait()
+        killed_in.append(rule)
+        assert_no_partial_file_looks_finished(work)
+    assert killed_in == list(KILL_POINTS)
+
+    snakemake(work, "--unlock")
+    snakemake(work, "--cores", "2")
+    assert "Nothing to be done" in snakemake(work, "-n", "--cores", "2").stdout
+    assert not list((work / "results").rglob("*.part")), "partial files left behind"
+    assert_same_results(workdir, work)
+
+
+@pytest.mark.slow
+def test_two_clean_runs_give_identical_results(workdir, finished_run):
+    work = fresh_workdir(workdir, "second")
+    snakemake(work, "--cores", "2")
+    assert_same_results(workdir, work)
+    stats = sorted((work / "results" / "stats").iterdir())
+    assert stats and all(
+        p.read_bytes() == (workdir / "results" / "stats" / p.name).read_bytes() for p in stats
+    )
