@@ -97,7 +97,7 @@ class CalibrateSettings(StageSettings):
     n_animals: int = 6
     n_permutations: int = 499
     alpha: float = 0.05
-    power_goal: float = 0.8
+    power_goal: float = 0.95
     positive_fraction_goal: float = 0.95
     seed: int = 0
     n_days: int = 1
