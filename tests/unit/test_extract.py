@@ -249,14 +249,19 @@ def test_dff_missing_variable():
 # --- deconvolution and events -----------------------------------------------------------
 
 
-def test_deconvolve_recovers_spikes():
+def test_deconvolve_ar1_recovers_spikes():
     rng = np.random.default_rng(3)
     y, spikes, _, _ = _spike_trace(rng, 6000, tau_s=0.7, noise_sd=0.05)
-    out = deconvolve(_traces(y), fs_hz=FS_HZ, settings=ExtractSettings(tau_decay_s=0.7))
+    ar1 = ExtractSettings(tau_decay_s=0.7, deconvolution_method="oasis_ar1")
+    out = deconvolve(_traces(y), fs_hz=FS_HZ, settings=ar1)
     assert out.spikes.dims == ("roi", "time")
     assert np.corrcoef(out.spikes.values[0], spikes)[0, 1] > 0.9
     assert np.corrcoef(out.denoised.values[0], y)[0, 1] > 0.95
-    est = deconvolve(_traces(y), fs_hz=FS_HZ, settings=ExtractSettings(estimate_tau=True))
+    est = deconvolve(
+        _traces(y),
+        fs_hz=FS_HZ,
+        settings=ExtractSettings(estimate_tau=True, deconvolution_method="oasis_ar1"),
+    )
     # OASIS's autocovariance estimate of tau is rough on sparse spiking: only sanity here.
     assert 0.1 < float(est.fitted_tau_decay_s[0]) < 2.0
     assert np.corrcoef(est.spikes.values[0], spikes)[0, 1] > 0.7
