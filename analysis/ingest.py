@@ -1,9 +1,11 @@
-"""Ingest: check a raw session in the plain session format and split it into planes.
+"""Ingest: check a raw session and split it into planes, in the plain session format's terms.
 
 Input contract (DESIGN.md section 3, read-only): a session folder with ``session.yaml``
-(``fs_hz``, ``n_planes``, ``plane_roles``, optional ``bci_plane``), imaging as
-``plane<k>.tif`` per plane or one interleaved TIFF stack (frame k belongs to plane
-k mod n_planes), a BCI log, ``bci_meta.yaml`` and ``targets.json``. The BCI log is
+(``plane_roles``, optional ``bci_plane``; ``fs_hz`` and ``n_planes`` unless the imaging
+metadata records them), imaging files, a BCI log, ``bci_meta.yaml`` and ``targets.json``.
+Imaging is ``plane<k>.tif`` per plane or interleaved TIFF stacks (frame k belongs to plane
+k mod n_planes), or what a rig wrote: ScanImage TIFF, Scanbox .sbx, HDF5 or NWB, read by
+:mod:`analysis.readers` into the same per-plane frames. The BCI log is
 ``bci_frames.tsv`` (one row per imaging volume) or, when that is absent, the rig's CLOOSE
 log ``BCI_Trials/<n>.mat`` (struct ``StimData``), converted by :func:`convert_stimdata` to
 the same table and metadata (``bci_meta.yaml`` then only needs ``max_trial_frames``).
@@ -19,15 +21,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.settings import StageSettings, require
+
+if TYPE_CHECKING:
+    from analysis.readers import ImagingMeta
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +72,23 @@ class IngestSettings(StageSettings):
         (int16 is the registration dtype; larger values are clipped to 32767).
     max_saturated_fraction : a frame with more saturated pixels than this fraction is
         listed among ``saturated_frames`` in the session record.
+    functional_channel : channel read from multi-channel ScanImage or Scanbox files:
+        0 = the first saved channel; k >= 1 = ScanImage channel k (one of
+        ``SI.hChannels.channelSave``) or the k-th Scanbox channel.
+    hdf5_dataset : path of the (time, row, col) movie in an HDF5 session file; empty =
+        the file's only 3-D dataset.
+    nwb_series : names of the NWB TwoPhotonSeries to read, one per plane in plane order
+        (or one (frame, x, y, z) series); empty = every TwoPhotonSeries in acquisition,
+        sorted by name.
     """
 
     section = "ingest"
     batch_frames: int = 256
     saturation_value: int = 32767
     max_saturated_fraction: float = 0.01
+    functional_channel: int = 0
+    hdf5_dataset: str = ""
+    nwb_series: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         require(self.batch_frames >= 1, "ingest.batch_frames must be >= 1")
@@ -84,6 +99,10 @@ class IngestSettings(StageSettings):
         require(
             0 < self.max_saturated_fraction <= 1,
             "ingest.max_saturated_fraction must be in (0, 1]",
+        )
+        require(
+            self.functional_channel >= 0,
+            "ingest.functional_channel must be >= 0 (0: the first saved channel)",
         )
 
 
@@ -153,32 +172,75 @@ def check_session_meta(meta: Mapping[str, Any], *, path: str | Path) -> SessionM
     return SessionMeta(float(fs_hz), n_planes, dict(sorted(roles.items())), int(bci_plane))
 
 
-def plan_imaging_files(files: Sequence[Path], *, n_planes: int, session_dir: Path) -> dict:
-    """Decide how TIFF files map to planes.
+FS_RTOL = 0.01  # session.yaml's fs_hz may round the metadata's rate to 1%
 
-    Returns ``{"layout": "per_plane", "files": {plane: path}}`` when every plane has a
-    ``plane<k>.tif``, or ``{"layout": "interleaved", "files": [paths in order]}`` otherwise.
+
+def merge_imaging_meta(
+    given: Mapping[str, Any], imaging: ImagingMeta, *, sources: Mapping[str, str]
+) -> dict[str, Any]:
+    """session.yaml fields (overrides merged in), with ``fs_hz`` / ``n_planes`` filled in
+    from the imaging metadata where not set.
+
+    Parameters
+    ----------
+    given : session.yaml merged with the sessions-table overrides.
+    imaging : :class:`analysis.readers.ImagingMeta` (``fs_hz``, ``n_planes``, ``origin``).
+    sources : {field: where the user set it}, named in errors.
+
+    Raises
+    ------
+    IngestError
+        A set field disagrees with the metadata (``fs_hz`` by more than 1%); the message
+        names both places.
     """
-    per_plane = {}
-    for path in files:
-        match = re.fullmatch(r"plane(\d+)\.tiff?", path.name)
-        if match:
-            per_plane[int(match.group(1))] = path
-    if per_plane:
-        missing = sorted(set(range(n_planes)) - set(per_plane))
-        if missing:
+    out = dict(given)
+    for key, value in (("fs_hz", imaging.fs_hz), ("n_planes", imaging.n_planes)):
+        if value is None:
+            continue
+        if key not in given:
+            out[key] = value
+            continue
+        user = given[key]
+        if isinstance(user, bool) or not isinstance(user, (int, float)):
+            continue  # check_session_meta names the wrong type
+        same = np.isclose(user, value, rtol=FS_RTOL, atol=0.0) if key == "fs_hz" else user == value
+        if not same:
             raise IngestError(
-                f"{session_dir}: found {sorted(p.name for p in per_plane.values())} but no "
-                f"plane{missing[0]}.tif; session.yaml says n_planes={n_planes}. Add the "
-                "missing plane file or correct n_planes."
+                f"{sources[key]}: '{key}' is {user!r} but {imaging.origin[key]} says "
+                f"{value:g}; remove '{key}' there (the imaging metadata sets it) or correct it."
             )
-        return {"layout": "per_plane", "files": {p: per_plane[p] for p in range(n_planes)}}
-    if not files:
-        raise IngestError(
-            f"{session_dir}: no imaging files (*.tif); expected plane<k>.tif per plane or "
-            "one interleaved TIFF stack."
-        )
-    return {"layout": "interleaved", "files": sorted(files)}
+    return out
+
+
+def read_session_meta(
+    folder: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    settings: IngestSettings | None = None,
+) -> tuple[SessionMeta, ImagingMeta]:
+    """The session's metadata: session.yaml, sessions-table overrides and imaging metadata.
+
+    Reads ``session.yaml`` and the imaging files' metadata (never frames); fields the user
+    did not set are taken from the metadata (:func:`merge_imaging_meta`).
+
+    Returns
+    -------
+    (:class:`SessionMeta`, :class:`analysis.readers.ImagingMeta`)
+    """
+    from analysis import io, readers
+
+    folder = Path(folder)
+    path = folder / "session.yaml"
+    overrides = dict(overrides or {})
+    given = {**io.read_yaml(path), **overrides}
+    imaging = readers.read_imaging_meta(folder, settings=settings or IngestSettings())
+    sources = {
+        key: f"{folder}: the sessions table" if key in overrides else str(path)
+        for key in ("fs_hz", "n_planes")
+    }
+    return check_session_meta(
+        merge_imaging_meta(given, imaging, sources=sources), path=path
+    ), imaging
 
 
 def check_plane_frames(
@@ -286,7 +348,8 @@ def find_bci_log(folder: str | Path) -> Path:
     """The BCI log of a session folder: ``bci_frames.tsv``, else its one CLOOSE .mat.
 
     The .mat is looked for as ``BCI_Trials/*.mat`` (where Run_GUI saves it) and
-    ``*.mat`` in the folder itself.
+    ``*.mat`` in the folder itself, except a Scanbox info file (``<name>.mat`` beside
+    ``<name>.sbx``).
 
     Raises
     ------
@@ -301,7 +364,10 @@ def find_bci_log(folder: str | Path) -> Path:
     table = folder / "bci_frames.tsv"
     if table.exists():
         return table
-    mats = sorted(folder.glob("BCI_Trials/*.mat")) + sorted(folder.glob("*.mat"))
+    sbx_info = {p.with_suffix(".mat") for p in folder.glob("*.sbx")}  # Scanbox's, not a log
+    mats = sorted(folder.glob("BCI_Trials/*.mat")) + sorted(
+        p for p in folder.glob("*.mat") if p not in sbx_info
+    )
     if len(mats) == 1:
         return mats[0]
     if mats:
@@ -562,23 +628,30 @@ def check_targets(
     return out
 
 
-def inspect_session(folder: str | Path, *, overrides: Mapping[str, Any] | None = None) -> dict:
+def inspect_session(
+    folder: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    settings: IngestSettings | None = None,
+) -> dict:
     """Read and check every raw file of one session folder (what the ingest rule runs).
 
-    Reads only headers of the imaging (never the pixels), the BCI log (``bci_frames.tsv``
-    or a CLOOSE .mat, converted by :func:`convert_stimdata`), its metadata and the targets,
-    through :mod:`analysis.io`, and checks them against each other.
+    Reads the imaging files' metadata and headers (never the pixels, see
+    :mod:`analysis.readers`), the BCI log (``bci_frames.tsv`` or a CLOOSE .mat, converted
+    by :func:`convert_stimdata`), its metadata and the targets, and checks them against
+    each other.
 
     Parameters
     ----------
-    folder : session folder in the plain session format (see module docstring).
+    folder : session folder (see module docstring).
     overrides : session.yaml fields set in the sessions table; they win over the file.
+    settings : ingest settings (which channel, HDF5 dataset or NWB series to read).
 
     Returns
     -------
-    dict with ``meta`` (:class:`SessionMeta`), ``layout`` ('per_plane' | 'interleaved'),
-    ``files`` ({plane (str): path (str)} per plane, or [paths (str)] interleaved, in frame
-    order), ``n_frames`` (volumes = frames per plane), ``shape`` ((rows, cols), pixels),
+    dict with ``meta`` (:class:`SessionMeta`), ``imaging``
+    (:class:`analysis.readers.ImagingPlan`: format, files, per-plane sources),
+    ``n_frames`` (volumes = frames per plane), ``shape`` ((rows, cols), pixels),
     ``bci_log`` (path (str) of the log read, see :func:`find_bci_log`), ``bci_frames``
     (checked table), ``bci_meta`` (dict) and ``targets`` (list of dict).
 
@@ -589,37 +662,12 @@ def inspect_session(folder: str | Path, *, overrides: Mapping[str, Any] | None =
     analysis.io.RawInputError
         A file is missing, unreadable, corrupt or truncated; names the file.
     """
-    from analysis import io
+    from analysis import io, readers
 
     folder = Path(folder)
-    meta = check_session_meta(
-        {**io.read_yaml(folder / "session.yaml"), **(overrides or {})},
-        path=folder / "session.yaml",
-    )
-    tiffs = sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))
-    plan = plan_imaging_files(tiffs, n_planes=meta.n_planes, session_dir=folder)
-    if plan["layout"] == "per_plane":
-        pages = {plane: io.tiff_page_shapes(path) for plane, path in plan["files"].items()}
-        n_frames, shape = check_plane_frames(
-            {p: n for p, (n, _) in pages.items()},
-            {p: s for p, (_, s) in pages.items()},
-            source=str(folder),
-        )
-        files: dict[str, str] | list[str] = {str(p): str(path) for p, path in plan["files"].items()}
-    else:
-        pages = {path.name: io.tiff_page_shapes(path) for path in plan["files"]}
-        shapes = {name: s for name, (_, s) in pages.items()}
-        if len(set(shapes.values())) != 1:
-            raise IngestError(
-                f"{folder}: TIFF files have different frame shapes (rows, cols) {shapes}; "
-                "the files of an interleaved recording must have one frame size. Move "
-                "files of other recordings out of the session folder."
-            )
-        n_frames = check_interleaved_count(
-            sum(n for n, _ in pages.values()), n_planes=meta.n_planes, source=str(folder)
-        )
-        shape = next(iter(shapes.values()))
-        files = [str(p) for p in plan["files"]]
+    meta, imaging_meta = read_session_meta(folder, overrides=overrides, settings=settings)
+    imaging = readers.plan_imaging(imaging_meta, n_planes=meta.n_planes)
+    n_frames, shape = imaging.n_frames, imaging.shape
     bci_log = find_bci_log(folder)
     meta_path = folder / "bci_meta.yaml"
     if bci_log.suffix == ".tsv":
@@ -635,8 +683,7 @@ def inspect_session(folder: str | Path, *, overrides: Mapping[str, Any] | None =
         bci_meta_source = bci_log
     return {
         "meta": meta,
-        "layout": plan["layout"],
-        "files": files,
+        "imaging": imaging,
         "n_frames": n_frames,
         "shape": shape,
         "bci_log": str(bci_log),
@@ -649,24 +696,6 @@ def inspect_session(folder: str | Path, *, overrides: Mapping[str, Any] | None =
             path=folder / "targets.json",
         ),
     }
-
-
-def split_planes(
-    batches: Iterable[np.ndarray], *, n_planes: int, first_frame: int = 0
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Route interleaved frames to planes: frame k belongs to plane k mod n_planes.
-
-    Yields ``(plane, frames)`` pairs in acquisition order; ``first_frame`` is the global
-    index of the first frame (files of a multi-file session continue the count).
-    """
-    index = first_frame
-    for batch in batches:
-        planes = (index + np.arange(len(batch))) % n_planes
-        for plane in range(n_planes):
-            selected = batch[planes == plane]
-            if len(selected):
-                yield plane, selected
-        index += len(batch)
 
 
 def convert_frames(frames: np.ndarray, *, settings: IngestSettings) -> dict[str, np.ndarray]:
@@ -695,11 +724,9 @@ def convert_frames(frames: np.ndarray, *, settings: IngestSettings) -> dict[str,
 
 
 def fill_plane(
-    sources: Iterable[tuple[Iterable[np.ndarray], int]],
+    batches: Iterable[np.ndarray],
     out: np.ndarray,
     *,
-    plane: int,
-    n_planes: int,
     settings: IngestSettings,
     source: str = "the raw files",
 ) -> dict[str, np.ndarray]:
@@ -707,15 +734,10 @@ def fill_plane(
 
     Parameters
     ----------
-    sources : iterable of (batches, first_frame)
-        Per raw file, its frame batches ``(frames, row, col)`` and the global index of its
-        first frame (an interleaved session may span several files).
+    batches : iterable of arrays ``(frames, row, col)``
+        The plane's frames in time order, e.g. :func:`analysis.readers.iter_plane`.
     out : writable array ``(time, row, col)`` int16
         Receives the plane's frames (e.g. a memmap from ``analysis.io.create_movie``).
-    plane : int
-        Plane to keep: global frame k belongs to plane ``k mod n_planes``.
-    n_planes : int
-        1 for a per-plane file, the plane count for an interleaved stack.
     settings : IngestSettings
     source : str
         What the frames come from (file or folder), named in errors.
@@ -727,28 +749,26 @@ def fill_plane(
     Raises
     ------
     IngestError
-        If the sources hold fewer frames of this plane than ``out`` has.
+        If the batches hold fewer or more frames than ``out`` has.
     """
     n_frames = len(out)
     dropped = np.zeros(n_frames, dtype=bool)
     saturated = np.zeros(n_frames, dtype=bool)
     written = 0
-    for batches, first_frame in sources:
-        for batch_plane, frames in split_planes(
-            batches, n_planes=n_planes, first_frame=first_frame
-        ):
-            if batch_plane != plane or written >= n_frames:
-                continue
-            frames = frames[: n_frames - written]
-            converted = convert_frames(frames, settings=settings)
-            stop = written + len(frames)
-            out[written:stop] = converted["frames"]
-            dropped[written:stop] = converted["dropped"]
-            saturated[written:stop] = converted["saturated"]
-            written = stop
+    for frames in batches:
+        if written + len(frames) > n_frames:
+            written += len(frames)
+            break
+        converted = convert_frames(frames, settings=settings)
+        stop = written + len(frames)
+        out[written:stop] = converted["frames"]
+        dropped[written:stop] = converted["dropped"]
+        saturated[written:stop] = converted["saturated"]
+        written = stop
     if written != n_frames:
         raise IngestError(
-            f"{source}: plane {plane} yielded {written} frames, expected {n_frames}; the raw "
-            "files changed since the ingest rule checked them: rerun from ingest."
+            f"{source}: the plane yielded {'more than ' if written > n_frames else ''}"
+            f"{written} frames, expected {n_frames}; the raw files changed since the ingest "
+            "rule checked them: rerun from ingest."
         )
     return {"dropped": dropped, "saturated": saturated}

@@ -403,15 +403,26 @@ def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-class _TiffLogErrors(logging.Handler):
-    """Collects the errors tifffile logs instead of raising (a broken page chain)."""
+# what tifffile logs (TiffPages._seek) when the chain of pages breaks off
+_TIFF_CHAIN_ERRORS = (
+    "corrupted tag list of page",
+    "invalid offset to page",
+    "invalid page offset",
+    "invalid circular reference",
+)
+
+
+class _TiffChainErrors(logging.Handler):
+    """Collects the page-chain errors tifffile logs instead of raising."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.ERROR)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        message = record.getMessage()
+        if any(marker in message for marker in _TIFF_CHAIN_ERRORS):
+            self.messages.append(message)
 
 
 @contextlib.contextmanager
@@ -421,7 +432,7 @@ def _tiff_chain_errors(path: Path) -> Iterator[None]:
     tifffile stops at an IFD cut short or pointing past the end of the file and only
     logs it, which would silently drop the frames after it.
     """
-    handler = _TiffLogErrors()
+    handler = _TiffChainErrors()
     logger = logging.getLogger("tifffile")
     logger.addHandler(handler)
     try:

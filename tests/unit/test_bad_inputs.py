@@ -3,7 +3,7 @@ the field and the fix, or be handled as documented (see docs/bad_inputs.md).
 
 Sessions are built in ``tmp_path`` in the plain session format and checked with
 :func:`analysis.ingest.inspect_session`, the code path of the ``ingest`` rule; plane
-splitting uses :func:`analysis.ingest.fill_plane` on :func:`analysis.io.iter_tiff_frames`
+splitting uses :func:`analysis.ingest.fill_plane` on :func:`analysis.readers.iter_plane`
 as the ``ingest_plane`` rule does. Config-key and sessions-table cases live in
 tests/unit/test_config.py and test_settings.py and are only referenced here.
 """
@@ -16,13 +16,14 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import rig_files
 import scipy.io
 import tifffile
 import xarray as xr
 import yaml
 
 from analysis import config as cfg
-from analysis import ingest, io
+from analysis import ingest, io, readers
 from analysis.extract import ExtractSettings, compute_dff, deconvolve, detect_events
 from analysis.ingest import IngestError, IngestSettings
 from analysis.io import RawInputError
@@ -82,11 +83,15 @@ def session(tmp_path):
 
 def test_valid_session_passes(session):
     checked = ingest.inspect_session(session)
-    assert (checked["n_frames"], checked["shape"], checked["layout"]) == (
+    assert (checked["n_frames"], checked["shape"], checked["imaging"].format) == (
         N_FRAMES,
         SHAPE,
-        "per_plane",
+        "tiff",
     )
+    assert [s["files"] for s in checked["imaging"].planes.values()] == [
+        [str(session / "plane0.tif")],
+        [str(session / "plane1.tif")],
+    ]
     assert checked["meta"].plane_roles == ROLES and checked["targets"][0]["id"] == "t0"
 
 
@@ -154,7 +159,112 @@ def test_interleaved_stack_not_a_multiple_of_n_planes(session):
 def test_session_folder_without_imaging_files(session):
     for plane in (0, 1):
         (session / f"plane{plane}.tif").unlink()
-    with pytest.raises(IngestError, match=r"day01: no imaging files \(\*\.tif\); expected plane"):
+    with pytest.raises(IngestError, match=r"day01: no imaging files; expected plane<k>\.tif"):
+        ingest.inspect_session(session)
+
+
+# --- rig imaging formats (fixtures as in test_readers.py) ---------------------------------
+
+
+def rig_session(session, write):
+    """The valid session with its plane TIFFs replaced by what ``write(folder)`` writes."""
+    for plane in (0, 1):
+        (session / f"plane{plane}.tif").unlink()
+    write(session)
+    return session
+
+
+def write_scanimage(folder):
+    # 2 planes at 10 Hz, as session.yaml says; N_FRAMES volumes, one channel, no flyback
+    pages = np.stack([movie(seed=0), movie(seed=1)], axis=1).reshape(-1, *SHAPE)
+    data = rig_files.scanimage_frame_data(volume_rate_hz=10.0, n_slices=2)
+    rig_files.write_scanimage_tiff(folder / "file_00001.tif", pages.astype(np.int16), data)
+
+
+def write_sbx(folder):
+    # resfreq so that 2 x 5120 / 512 lines / 2 planes = 10 Hz, as session.yaml says
+    frames = np.stack([movie(seed=0), movie(seed=1)], axis=1)[:, :, None]
+    rig_files.write_sbx(folder / "m01_000_001", frames, resfreq=5120.0, lines=512)
+
+
+@pytest.mark.parametrize(
+    ("cut", "match"),
+    [
+        (0.5, r"file_00001\.tif: TIFF page chain is broken .*truncated or corrupt: copy it again"),
+        (-10, r"file_00001\.tif: the last of 24 TIFF frames ends at byte \d+ but the file has"),
+    ],
+    ids=["inside-an-IFD", "inside-the-last-frame"],
+)
+def test_truncated_scanimage_tiff(session, cut, match):
+    rig_session(session, write_scanimage)
+    assert ingest.inspect_session(session)["imaging"].format == "scanimage"
+    path = session / "file_00001.tif"
+    data = path.read_bytes()
+    size = int(len(data) * cut) if cut > 0 else len(data) + cut
+    path.write_bytes(data[:size])
+    with pytest.raises(RawInputError, match=match):
+        ingest.inspect_session(session)
+
+
+def test_truncated_sbx(session):
+    rig_session(session, write_sbx)
+    assert ingest.inspect_session(session)["meta"].fs_hz == 10.0
+    path = session / "m01_000_001.sbx"
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(
+        RawInputError, match=r"m01_000_001\.sbx: \d+ bytes is not a whole number of 16 x 20 x 1-"
+    ):
+        ingest.inspect_session(session)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("missing", r"m01_000_001\.mat: file not found; Scanbox saves the recording's info"),
+        ("garbage", r"m01_000_001\.mat: cannot read Scanbox info \.mat .*corrupt or truncated"),
+        ("no-resfreq", r"m01_000_001\.mat: Scanbox info has no field 'resfreq'"),
+    ],
+)
+def test_bad_scanbox_info_file(session, damage, match):
+    rig_session(session, write_sbx)
+    info = session / "m01_000_001.mat"
+    if damage == "missing":
+        info.unlink()
+    elif damage == "garbage":
+        info.write_bytes(b"MATLAB 5.0 MAT-file" + bytes(range(256)) * 3)
+    else:
+        fields = scipy.io.loadmat(info, squeeze_me=True, struct_as_record=False)["info"]
+        struct = {k: getattr(fields, k) for k in fields._fieldnames if k != "resfreq"}
+        struct["config"] = {k: getattr(fields.config, k) for k in fields.config._fieldnames}
+        struct["config"]["knobby"] = {"pos": {"x": 0.0, "y": 0.0, "z": 0.0, "a": 0.0}}
+        struct["chan"] = {"nchan": np.uint8(1)}
+        scipy.io.savemat(info, {"info": struct})
+    with pytest.raises(RawInputError, match=match):
+        ingest.inspect_session(session)
+
+
+@pytest.mark.parametrize("kind", ["hdf5", "nwb"])
+def test_truncated_hdf5_or_nwb(session, kind):
+    def write(folder):
+        if kind == "hdf5":
+            stack = np.stack([movie(seed=0), movie(seed=1)], axis=1).reshape(-1, *SHAPE)
+            rig_files.write_hdf5(folder / "movie.h5", stack)
+        else:
+            series = {"plane0": movie(seed=0), "plane1": movie(seed=1)}
+            rig_files.write_nwb(folder / "movie.nwb", series, rate_hz=10.0)
+
+    rig_session(session, write)
+    assert ingest.inspect_session(session)["imaging"].format == kind
+    path = next(session.glob("movie.*"))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    label = {"hdf5": "HDF5 file", "nwb": "NWB file"}[kind]
+    with pytest.raises(RawInputError, match=rf"{path.name}: cannot read {label} .*truncated"):
+        ingest.inspect_session(session)
+
+
+def test_nwb_without_two_photon_series(session):
+    rig_session(session, lambda f: rig_files.write_nwb(f / "s.nwb", {}, rate_hz=10.0))
+    with pytest.raises(IngestError, match=r"s\.nwb: no TwoPhotonSeries in acquisition .*none"):
         ingest.inspect_session(session)
 
 
@@ -166,12 +276,9 @@ def test_nan_zero_and_saturated_frames_are_flagged_not_fatal(tmp_path):
     folder = write_session(tmp_path / "s", planes={0: frames, 1: movie()})
     checked = ingest.inspect_session(folder)
     out = np.empty((checked["n_frames"], *checked["shape"]), dtype=np.int16)
-    path = checked["files"]["0"]
     flags = ingest.fill_plane(
-        [(io.iter_tiff_frames(path, batch_frames=5), 0)],
+        readers.iter_plane(checked["imaging"].planes[0], batch_frames=5),
         out,
-        plane=0,
-        n_planes=1,
         settings=IngestSettings(),
     )
     assert np.flatnonzero(flags["dropped"]).tolist() == [3, 5]

@@ -9,7 +9,7 @@ import scipy.io
 import tifffile
 import yaml
 
-from analysis import cloose, ingest, io, session_format, simulate
+from analysis import cloose, ingest, io, readers, session_format, simulate
 from analysis.ingest import IngestError, IngestSettings
 
 PATH = Path("raw/m01/day01")
@@ -89,10 +89,10 @@ def test_interleaved_count_must_divide():
 
 def test_plane_files_missing_plane(tmp_path):
     with pytest.raises(IngestError, match="no plane1.tif"):
-        ingest.plan_imaging_files([tmp_path / "plane0.tif"], n_planes=2, session_dir=tmp_path)
+        readers.plan_tiff_files([tmp_path / "plane0.tif"], n_planes=2, session_dir=tmp_path)
     with pytest.raises(IngestError, match=r"no imaging files"):
-        ingest.plan_imaging_files([], n_planes=2, session_dir=tmp_path)
-    plan = ingest.plan_imaging_files([tmp_path / "stack.tif"], n_planes=2, session_dir=tmp_path)
+        readers.find_imaging(tmp_path)
+    plan = readers.plan_tiff_files([tmp_path / "stack.tif"], n_planes=2, session_dir=tmp_path)
     assert plan["layout"] == "interleaved"
 
 
@@ -114,14 +114,19 @@ def test_bci_meta_threshold_order():
         ingest.check_bci_meta(meta, path=PATH / "bci_meta.yaml")
 
 
-def test_split_planes_interleaved_across_files():
-    frames = np.arange(10)[:, None, None] * np.ones((1, 2, 2))
-    first = list(ingest.split_planes([frames[:3]], n_planes=2, first_frame=0))
-    second = list(ingest.split_planes([frames[3:]], n_planes=2, first_frame=3))
-    plane0 = np.concatenate([f for p, f in first + second if p == 0])[:, 0, 0]
-    plane1 = np.concatenate([f for p, f in first + second if p == 1])[:, 0, 0]
-    np.testing.assert_array_equal(plane0, [0, 2, 4, 6, 8])
-    np.testing.assert_array_equal(plane1, [1, 3, 5, 7, 9])
+def test_interleaved_planes_across_files_in_name_order(tmp_path):
+    # 2 planes interleaved over files of 5 and 7 frames; frame value = global index.
+    # Name order is numeric: stack_2 comes before stack_10.
+    frames = (np.arange(12)[:, None, None] * np.ones((1, 6, 7))).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "stack_2.tif", frames[:5])
+    tifffile.imwrite(tmp_path / "stack_10.tif", frames[5:])
+    meta = readers.read_imaging_meta(tmp_path, settings=IngestSettings())
+    plan = readers.plan_imaging(meta, n_planes=2)
+    assert (plan.format, plan.n_frames, plan.shape) == ("tiff", 6, (6, 7))
+    for plane in (0, 1):
+        batches = list(readers.iter_plane(plan.planes[plane], batch_frames=2))
+        values = np.concatenate(batches)[:, 0, 0]
+        np.testing.assert_array_equal(values, np.arange(plane, 12, 2))
 
 
 def test_convert_frames_flags_dropped_and_saturated():
@@ -136,21 +141,19 @@ def test_convert_frames_flags_dropped_and_saturated():
     assert out["frames"][3].max() == 32767
 
 
-def test_fill_plane_from_interleaved_files():
-    # 2 planes interleaved over two files of 5 and 7 frames; frame value = global index
-    frames = np.arange(12)[:, None, None] * np.ones((1, 3, 3), dtype=np.uint16)
-    sources = [([frames[:5]], 0), ([frames[5:9], frames[9:]], 5)]
+def test_fill_plane_converts_batches():
+    frames = np.arange(6)[:, None, None] * np.ones((1, 3, 3), dtype=np.uint16)
     out = np.zeros((6, 3, 3), dtype=np.int16)
-    flags = ingest.fill_plane(sources, out, plane=1, n_planes=2, settings=IngestSettings())
-    np.testing.assert_array_equal(out[:, 0, 0], [1, 3, 5, 7, 9, 11])
-    assert not flags["dropped"].any()
+    flags = ingest.fill_plane([frames[:4], frames[4:]], out, settings=IngestSettings())
+    np.testing.assert_array_equal(out[:, 0, 0], np.arange(6))
+    assert not flags["dropped"][1:].any() and flags["dropped"][0]  # frame 0 is all zero
 
 
-def test_fill_plane_reports_missing_frames():
-    sources = [([np.ones((3, 2, 2))], 0)]
-    with pytest.raises(IngestError, match="yielded 3 frames, expected 4"):
+@pytest.mark.parametrize(("n_frames", "match"), [(3, "yielded 3 frames"), (5, "more than 5")])
+def test_fill_plane_reports_missing_or_extra_frames(n_frames, match):
+    with pytest.raises(IngestError, match=match + r".*expected 4.*rerun from ingest"):
         ingest.fill_plane(
-            sources, np.zeros((4, 2, 2), np.int16), plane=0, n_planes=1, settings=IngestSettings()
+            [np.ones((n_frames, 2, 2))], np.zeros((4, 2, 2), np.int16), settings=IngestSettings()
         )
 
 

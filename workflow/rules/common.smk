@@ -6,8 +6,8 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from analysis.config import load_sessions, load_settings, session_overrides
-from analysis.ingest import check_session_meta, find_bci_log
-from analysis.io import read_yaml
+from analysis.ingest import find_bci_log, read_session_meta
+from analysis.readers import find_imaging
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -18,9 +18,11 @@ validate(SESSIONS.drop(columns="session_dir"), workflow.source_path("../schemas/
 
 
 def _session_meta(row):
-    meta_path = Path(row["session_dir"]) / "session.yaml"
-    meta = {**read_yaml(meta_path), **session_overrides(row)}
-    return check_session_meta(meta, path=meta_path)
+    """session.yaml, sessions-table overrides and the imaging metadata (never frames)."""
+    meta, _ = read_session_meta(
+        row["session_dir"], overrides=session_overrides(row), settings=SETTINGS["ingest"]
+    )
+    return meta
 
 
 META = {
@@ -70,14 +72,17 @@ def all_sessions(pattern):
 
 
 def raw_session_files(wildcards):
-    """Raw inputs of a session: its BCI log is bci_frames.tsv or one CLOOSE .mat."""
+    """Raw inputs of a session: imaging files of any reader (TIFF, .sbx + its .mat, HDF5,
+    NWB; analysis.readers.find_imaging), and a BCI log that is bci_frames.tsv or one
+    CLOOSE .mat."""
     folder = Path(session_dir(wildcards))
     bci_log = find_bci_log(folder)
     meta = folder / "bci_meta.yaml"
     # next to a .mat, bci_meta.yaml may be absent (the rule then says what it lacks)
     metas = [meta] if bci_log.suffix == ".tsv" or meta.exists() else []
     fixed = [folder / "session.yaml", bci_log, *metas, folder / "targets.json"]
-    return [str(p) for p in fixed + sorted(folder.glob("*.tif")) + sorted(folder.glob("*.tiff"))]
+    _, imaging = find_imaging(folder)
+    return [str(p) for p in fixed + imaging]
 
 
 def bci_plane_session_files(wildcards, stage, name):

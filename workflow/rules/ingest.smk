@@ -14,6 +14,7 @@ rule ingest:
         overrides=lambda wc: session_overrides(
             SESSIONS[(SESSIONS["subject"] == wc.subject) & (SESSIONS["session"] == wc.session)].iloc[0]
         ),
+        settings=stage_settings("ingest"),
     log:
         f"{RESULTS}/logs/ingest/{{subject}}/{{session}}.log",
     script:

@@ -9,7 +9,11 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(sm.log[0], rule="ingest", inputs=sm.input):
     folder = Path(sm.params.session_dir)
-    session = ingest.inspect_session(folder, overrides=sm.params.overrides)
+    session = ingest.inspect_session(
+        folder,
+        overrides=sm.params.overrides,
+        settings=ingest.IngestSettings.from_mapping(sm.params.settings),
+    )
     meta = session["meta"]
     record = {
         "subject": sm.wildcards.subject,
@@ -21,8 +25,7 @@ with rule_log(sm.log[0], rule="ingest", inputs=sm.input):
         "bci_plane": meta.bci_plane,
         "n_frames": session["n_frames"],
         "shape": list(session["shape"]),
-        "layout": session["layout"],
-        "files": session["files"],
+        "imaging": session["imaging"].to_record(),
         "bci_log": session["bci_log"],
         "sha256": {str(p): io.sha256_file(p) for p in sm.input},
     }

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from analysis import ingest, io
+from analysis import ingest, io, readers
 from analysis.ingest import IngestSettings
 from analysis.runlog import rule_log
 
@@ -16,26 +16,13 @@ with rule_log(sm.log[0], rule="ingest_plane", inputs=sm.input) as log:
     n_frames = record["n_frames"]
     header = io.MovieHeader(n_frames, *record["shape"], dtype="int16", fs_hz=record["fs_hz"])
     movie = io.create_movie(sm.output.movie, header)
-    if record["layout"] == "per_plane":
-        path = record["files"][str(plane)]
-        sources = [(io.iter_tiff_frames(path, batch_frames=settings.batch_frames), 0)]
-        flags = ingest.fill_plane(
-            sources, movie, plane=0, n_planes=1, settings=settings, source=path
-        )
-    else:
-        first_frames = np.cumsum([0] + [io.tiff_page_shapes(p)[0] for p in record["files"]])
-        sources = [
-            (io.iter_tiff_frames(path, batch_frames=settings.batch_frames), int(first))
-            for path, first in zip(record["files"], first_frames, strict=False)
-        ]
-        flags = ingest.fill_plane(
-            sources,
-            movie,
-            plane=plane,
-            n_planes=record["n_planes"],
-            settings=settings,
-            source=record["session_dir"],
-        )
+    source = record["imaging"]["planes"][str(plane)]
+    flags = ingest.fill_plane(
+        readers.iter_plane(source, batch_frames=settings.batch_frames),
+        movie,
+        settings=settings,
+        source=f"{record['session_dir']} ({record['imaging']['format']}, plane {plane})",
+    )
     movie.flush()
     log.info(
         "plane %d: %d frames, %d dropped, %d saturated",
