@@ -19,6 +19,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/bci.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/calibrate.smk"
 
 
