@@ -20,6 +20,7 @@ Every problem raises :class:`IngestError` naming the file, the field and the fix
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -125,12 +126,21 @@ def check_session_meta(meta: Mapping[str, Any], *, path: str | Path) -> SessionM
         ({plane index: 'soma' | 'dendrite'}), optional ``bci_plane`` (default: the soma plane).
     path : the file the mapping came from, named in errors.
     """
-    known = {"fs_hz", "n_planes", "plane_roles", "bci_plane", "notes"}
+    known = {"fs_hz", "n_planes", "plane_roles", "bci_plane", "notes", "session_start_time"}
     for key in meta:
         if key not in known:
             raise IngestError(
                 f"{path}: unknown field '{key}'; valid fields are {', '.join(sorted(known))}."
             )
+    start = meta.get("session_start_time")
+    if start is not None and not isinstance(start, (datetime.date, datetime.datetime)):
+        try:
+            datetime.datetime.fromisoformat(str(start))
+        except ValueError:
+            raise IngestError(
+                f"{path}: field 'session_start_time' must be an ISO 8601 date or time, e.g. "
+                f"2026-03-14T09:30:00-05:00, got {start!r}."
+            ) from None
     for key in ("fs_hz", "n_planes", "plane_roles"):
         if key not in meta:
             raise IngestError(

@@ -81,6 +81,13 @@ def session(tmp_path):
     return write_session(tmp_path / "m01" / "day01")
 
 
+def test_session_start_time_is_accepted(session):
+    meta = {"fs_hz": 10.0, "n_planes": 2, "plane_roles": ROLES}
+    for start in ("2026-03-14T09:30:00-05:00", "2026-03-14"):
+        (session / "session.yaml").write_text(yaml.safe_dump({**meta, "session_start_time": start}))
+        assert ingest.inspect_session(session)["meta"].n_planes == 2
+
+
 def test_valid_session_passes(session):
     checked = ingest.inspect_session(session)
     assert (checked["n_frames"], checked["shape"], checked["imaging"].format) == (
@@ -479,6 +486,11 @@ def test_target_matching_no_soma_names_the_target():
             {"fs_hz": 10.0, "n_planes": "2", "plane_roles": ROLES},
             {},
             r"session\.yaml: field 'n_planes' must be an integer >= 1, got '2'",
+        ),
+        (
+            {"fs_hz": 10.0, "n_planes": 2, "plane_roles": ROLES, "session_start_time": "noon"},
+            {},
+            r"session\.yaml: field 'session_start_time' must be an ISO 8601 date or time",
         ),
     ],
 )
