@@ -21,6 +21,7 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/validate.smk"
 
 
 rule all:

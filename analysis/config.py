@@ -35,6 +35,7 @@ STAGES = {
     "stats": "analysis.stats:StatsSettings",
     "export": "analysis.export:ExportSettings",
     "calibrate": "analysis.calibrate:CalibrateSettings",
+    "validate": "analysis.validate:ValidateSettings",
 }
 TOP_LEVEL = {
     "raw_root": "folder holding <subject>/<session>/ raw session folders (read-only)",

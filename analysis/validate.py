@@ -34,6 +34,7 @@ Outputs
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +46,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from analysis.align_days import points_to_session
+from analysis.settings import StageSettings, require
 
 log = logging.getLogger(__name__)
 
@@ -654,3 +656,274 @@ def compare_targets(
         "recall": _ratio(correct.sum(), len(truth)),
         "group_agreement": _ratio((merged["group"] == merged["group_true"]).sum(), len(merged)),
     }
+
+
+# --- scoring a whole run ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidateSettings(StageSettings):
+    """Settings of the ``validate`` target: the simulated cohort it scores the pipeline on.
+
+    The cohort is the simulator's ``validate`` preset (256 x 256 px, two planes, 60
+    neurons per subject) with these sizes; the pipeline then runs on it with this
+    config's stage settings.
+
+    Attributes
+    ----------
+    seed : random seed of the cohort.
+    n_subjects, n_days : cohort size.
+    n_frames : frames per plane per day.
+    """
+
+    section = "validate"
+    seed: int = 1
+    n_subjects: int = 3
+    n_days: int = 5
+    n_frames: int = 3000
+
+    def __post_init__(self) -> None:
+        require(self.n_subjects >= 1, "validate.n_subjects must be >= 1")
+        require(self.n_days >= 2, "validate.n_days must be >= 2 (tracking needs two days)")
+        require(self.n_frames >= 500, "validate.n_frames must be >= 500")
+
+
+# Goals of the imaging stages on simulated cohorts (the ``validate`` target's metrics.tsv).
+IMAGING_GOALS = {
+    "registration_shift_error_px": "<= 0.3",
+    "crossday_target_centroid_error_px": "<= 1.0",
+    "soma_f1_iou50": ">= 0.90",
+    "target_soma_recall": ">= 1.0",
+    "dendrite_recall_targets": ">= 0.90",
+    "pairing_accuracy_targets": ">= 0.95",
+    "tracking_accuracy": ">= 0.95",
+    "trace_corr_median": ">= 0.90",
+    "spike_corr_median": "> spike_corr_median_suite2p",
+    "spike_corr_median_suite2p": "",
+}
+
+
+def _unit_map(hits: pd.DataFrame) -> dict[int, int]:
+    return dict(zip(hits["detected_roi"].astype(int), hits["true_roi"].astype(int), strict=True))
+
+
+def _majority_units(matches: pd.DataFrame) -> dict[int, int]:
+    """Tracked ROI id -> the true unit it matches on most days."""
+    if matches.empty:
+        return {}
+    mode = matches.groupby("detected_roi")["true_roi"].agg(lambda s: s.mode().iloc[0])
+    return _unit_map(mode.reset_index())
+
+
+def suite2p_default_spikes(fcorr: np.ndarray, *, fs_hz: float) -> np.ndarray:
+    """suite2p 1.1.0's default deconvolution of neuropil-corrected traces (roi, time).
+
+    Its defaults: maximin baseline (60 s window, 10-sample Gaussian, 8th percentile)
+    and OASIS with tau 1.0 s, as ``run_s2p`` applies them, on the CPU.
+    """
+    import torch
+    from suite2p import default_settings
+    from suite2p.extraction import dcnv
+
+    defaults = default_settings()
+    pre = defaults["dcnv_preprocess"]
+    fc = np.ascontiguousarray(np.nan_to_num(np.asarray(fcorr, dtype=np.float32)))
+    fc = dcnv.preprocess(
+        fc,
+        pre["baseline"],
+        pre["win_baseline"],
+        pre["sig_baseline"],
+        fs_hz,
+        pre["prctile_baseline"],
+        device=torch.device("cpu"),
+    )
+    return dcnv.oasis(fc, defaults["extraction"]["batch_size"], defaults["tau"], fs_hz)
+
+
+def score_subject(results: Any, truth_root: Any, subject: str) -> dict[str, list]:
+    """Score one subject's pipeline outputs against the simulator's truth.
+
+    Parameters
+    ----------
+    results : path
+        The run's results folder (``register``, ``segment``, ``align_days``, ``track``,
+        ``extract`` outputs of the workflow).
+    truth_root : path
+        The simulated cohort's root (``truth/<subject>/...``).
+    subject : str
+
+    Returns
+    -------
+    dict of metric name -> list of per-unit values (shift errors per session and plane,
+    per-session F1, per-(target, session) correctness, per-ROI correlations, ...), to be
+    pooled over subjects by :func:`score_run`.
+    """
+    from pathlib import Path
+
+    from analysis import io
+    from analysis.session_format import read_truth_session, read_truth_subject
+
+    results, truth_root = Path(results), Path(truth_root)
+    subject_truth = read_truth_subject(truth_root, subject)
+    neurons, dendrites = subject_truth["neurons"], subject_truth["dendrites"]
+    sessions = list(subject_truth["sessions"]["session"])
+    record = io.read_json(results / "ingest" / subject / sessions[0] / "session.json")
+    roles = {role: int(plane) for plane, role in record["plane_roles"].items()}
+    soma_plane, dendrite_plane = roles["soma"], roles["dendrite"]
+    targets = neurons[neurons["target_id"] >= 0]
+    target_tufts = set(dendrites.loc[dendrites["neuron"].isin(targets["neuron"]), "tuft"])
+    out: dict[str, list] = {name: [] for name in IMAGING_GOALS}
+
+    offsets: dict[int, dict[str, tuple[float, float]]] = {soma_plane: {}, dendrite_plane: {}}
+    truths = {}
+    for session in sessions:
+        truth, _ = read_truth_session(truth_root, subject, session)
+        truths[session] = truth
+        for plane in (soma_plane, dendrite_plane):
+            reg = io.read_netcdf(
+                results / "register" / subject / session / f"plane{plane}" / "registration.nc"
+            )
+            m = compare_shifts(
+                reg["shift_row"].values,
+                reg["shift_col"].values,
+                truth["shift_row"].values,
+                truth["shift_col"].values,
+                exclude=reg["bad_frame"].values,
+            )
+            out["registration_shift_error_px"].append(m["median_abs_error_px"])
+            offsets[plane][session] = (m["offset_row_px"], m["offset_col_px"])
+        seg = results / "segment" / subject / session
+        somata = io.read_netcdf(seg / f"plane{soma_plane}" / "rois.nc")["masks"]
+        cells = somata.isel(roi=somata["is_cell"].values.astype(bool))
+        _, m = compare_rois(
+            cells,
+            truth["soma_mask"],
+            iou_threshold=0.5,
+            registration_offset_px=offsets[soma_plane][session],
+        )
+        out["soma_f1_iou50"].append(m["f1_iou"])
+        dend = io.read_netcdf(seg / f"plane{dendrite_plane}" / "rois.nc")["masks"]
+        tuft_masks = truth["dendrite_mask"].sel(tuft=sorted(target_tufts))
+        _, m = compare_rois(
+            dend,
+            tuft_masks,
+            iou_threshold=0.3,
+            registration_offset_px=offsets[dendrite_plane][session],
+        )
+        out["dendrite_recall_targets"].append(m["recall_iou"])
+
+    transforms = io.read_netcdf(
+        results / "align_days" / subject / f"plane{soma_plane}" / "transforms.nc"
+    )
+    shape = tuple(truths[sessions[0]]["soma_mask"].shape[1:])
+    moved = compare_transforms(
+        transforms,
+        subject_truth["transforms"],
+        shape=shape,
+        points=targets[["centroid_row", "centroid_col"]].to_numpy(float),
+        registration_offsets_px=offsets[soma_plane],
+    )
+    reference = str(transforms.attrs.get("reference_session", sessions[0]))
+    out["crossday_target_centroid_error_px"] += list(
+        moved.loc[moved["session"] != reference, "mean_error_px"]
+    )
+
+    soma_matches, dendrite_matches = [], []
+    track = results / "track" / subject
+    tracked_somata = io.read_netcdf(track / f"plane{soma_plane}" / "rois.nc")["session_masks"]
+    tracked_dendrites = io.read_netcdf(track / f"plane{dendrite_plane}" / "rois.nc")[
+        "session_masks"
+    ]
+    true_targets = targets[["target_id", "neuron", "group"]]
+    for session in sessions:
+        matches, _ = compare_rois(
+            tracked_somata.sel(session=session),
+            truths[session]["soma_mask"],
+            iou_threshold=0.5,
+            registration_offset_px=offsets[soma_plane][session],
+        )
+        hits = matches[matches["hit"]].assign(session=session)
+        soma_matches.append(hits)
+        mapped = io.read_tsv(track / session / "targets.tsv")
+        # A target is on its neuron when its ROI's optimal (Hungarian) partner is that
+        # neuron, whatever the IoU: a weak overlap of the right cell is still the cell.
+        units = _unit_map(matches)
+        merged = true_targets.merge(mapped[["target_id", "roi"]], on="target_id", how="left")
+        out["target_soma_recall"] += list(merged["roi"].map(units) == merged["neuron"])
+        matches, _ = compare_rois(
+            tracked_dendrites.sel(session=session),
+            truths[session]["dendrite_mask"],
+            iou_threshold=0.3,
+            registration_offset_px=offsets[dendrite_plane][session],
+        )
+        dendrite_matches.append(matches[matches["hit"]].assign(session=session))
+
+        traces = io.read_netcdf(
+            results / "extract" / subject / session / f"plane{soma_plane}" / "traces.nc"
+        )
+        found = hits[hits["detected_roi"].isin(traces["roi"].values)]
+        out["trace_corr_median"] += list(
+            compare_traces(traces["dff"], truths[session]["soma_calcium"], matches=found)["r"]
+        )
+        fs_hz = float(traces.attrs["fs_hz"])
+        out["spike_corr_median"] += list(
+            compare_spikes(traces["spikes"], truths[session]["spikes"], matches=found, fs_hz=fs_hz)[
+                "r"
+            ]
+        )
+        s2p = xr.DataArray(
+            suite2p_default_spikes(traces["Fcorr"].values, fs_hz=fs_hz),
+            dims=("roi", "time"),
+            coords={"roi": traces["roi"].values},
+        )
+        out["spike_corr_median_suite2p"] += list(
+            compare_spikes(s2p, truths[session]["spikes"], matches=found, fs_hz=fs_hz)["r"]
+        )
+
+    soma_hits = pd.concat(soma_matches)[["session", "detected_roi", "true_roi"]]
+    _, tracking = compare_tracking(soma_hits)
+    out["tracking_accuracy"].append((tracking["n_correct"], tracking["n_tracked"]))
+
+    # A target's pairing is right when its tracked soma's paired dendrites are exactly
+    # the tracked dendrite ROIs of its own tuft (scored where that tuft was tracked).
+    scored, _ = compare_pairing(
+        io.read_tsv(track / "pairs.tsv"),
+        soma_units=_majority_units(soma_hits),
+        dendrite_units=_majority_units(pd.concat(dendrite_matches)),
+        tuft_neuron=dict(zip(dendrites["tuft"], dendrites["neuron"], strict=True)),
+    )
+    scored = scored[scored["true_neuron"].isin(targets["neuron"])]
+    for _, rows in scored.groupby("soma_roi"):
+        if rows["true_pair"].any():
+            out["pairing_accuracy_targets"].append(
+                bool((rows["paired"].astype(bool) == rows["true_pair"]).all())
+            )
+    return out
+
+
+def score_run(results: Any, truth_root: Any, subjects: list[str]) -> pd.DataFrame:
+    """The imaging metrics of a whole simulated cohort: ``metric, value, goal, n``.
+
+    Medians pool sessions (registration: sessions x planes), fractions pool units over
+    subjects (targets x sessions for target recall; tracked ROIs for tracking accuracy;
+    target neurons with a tracked tuft for pairing). ``spike_corr_median_suite2p`` is
+    suite2p's default deconvolution on the same neuropil-corrected traces, the baseline
+    ``spike_corr_median`` must beat.
+    """
+    pooled: dict[str, list] = {name: [] for name in IMAGING_GOALS}
+    for subject in subjects:
+        for name, values in score_subject(results, truth_root, subject).items():
+            pooled[name] += values
+    rows = []
+    for name, values in pooled.items():
+        if name == "tracking_accuracy":
+            correct, total = (sum(v) for v in zip(*values, strict=True)) if values else (0, 0)
+            value, n = _ratio(correct, total), total
+        elif name in ("target_soma_recall", "pairing_accuracy_targets"):
+            value, n = _ratio(sum(values), len(values)), len(values)
+        else:
+            finite = np.asarray(values, dtype=float)
+            finite = finite[np.isfinite(finite)]
+            value, n = (float(np.median(finite)) if finite.size else np.nan), int(finite.size)
+        rows.append({"metric": name, "value": value, "goal": IMAGING_GOALS[name], "n": n})
+    return pd.DataFrame(rows)

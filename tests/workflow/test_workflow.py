@@ -314,3 +314,32 @@ def test_two_clean_runs_give_identical_results(workdir, finished_run):
     assert stats and all(
         p.read_bytes() == (workdir / "results" / "stats" / p.name).read_bytes() for p in stats
     )
+
+
+# --- the validate target ------------------------------------------------------------------
+
+
+def test_validate_target_plans_simulation_run_and_scoring(workdir):
+    out = snakemake(workdir, "-n", "--cores", "2", "validate").stdout
+    for rule in ("simulate_validation_cohort", "run_validation_cohort", "validate"):
+        assert f"rule {rule}:" in out or f"\n{rule} " in out, rule
+
+
+@pytest.mark.slow
+def test_imaging_metrics_of_the_finished_run(workdir, finished_run):
+    """The validate target's scoring, on the reduced sample's run (2 days, 400 frames)."""
+    from analysis.validate import IMAGING_GOALS, score_run
+
+    metrics = score_run(workdir / "results", workdir / "sample", ["m01"]).set_index("metric")
+    assert list(metrics.index) == list(IMAGING_GOALS)
+    assert (metrics["n"] > 0).all(), metrics
+    value = metrics["value"]
+    # Loose floors: this short run checks the scoring is wired to the right files and
+    # frames; the goals themselves are measured by `snakemake validate`.
+    assert value["registration_shift_error_px"] < 1.0
+    assert value["crossday_target_centroid_error_px"] < 2.0
+    assert value["soma_f1_iou50"] > 0.7
+    assert value["target_soma_recall"] > 0.8
+    assert value["tracking_accuracy"] > 0.8
+    assert value["trace_corr_median"] > 0.7
+    assert value["spike_corr_median"] > 0.5
