@@ -515,6 +515,36 @@ def test_config_section_of_the_wrong_type_is_stopped_by_the_schema():
 # --- traces --------------------------------------------------------------------------------
 
 
+def test_session_with_no_trials_is_handled(session):
+    """A recording without trials (e.g. spontaneous activity): no error, empty results."""
+    from analysis import bci, stats
+
+    idle = bci_table().assign(trial=-1, new_trial=0, angle_deg=np.nan)
+    idle.to_csv(session / "bci_frames.tsv", sep="\t", index=False)
+    checked = ingest.inspect_session(session)
+    frames, meta = checked["bci_frames"], checked["bci_meta"]
+    trials = bci.compute_trials(frames, meta=meta, fs_hz=10.0)
+    assert trials.empty and "outcome" in trials.columns
+    epochs = bci.compute_task_error(frames, meta=meta, fs_hz=10.0, settings=bci.BciSettings())
+    assert set(epochs["epoch"]) == {"none"} and epochs["error"].isna().all()
+    dff = xr.DataArray(
+        np.ones((2, N_FRAMES), np.float32),
+        dims=("roi", "time"),
+        coords={"roi": [0, 1], "frame": ("time", np.arange(N_FRAMES))},
+    )
+    aligned = bci.align_trials(dff, np.array([], np.int64), fs_hz=10.0, window_s=(-1.0, 1.0),
+                               trial_ids=np.array([], int))  # fmt: skip
+    assert aligned.sizes["trial"] == 0 and aligned.sizes["roi"] == 2
+    behaviour = stats.compute_behaviour(
+        trials.assign(subject="m01", session="day01"),
+        sessions=pd.DataFrame(
+            {"subject": ["m01"], "session": ["day01"], "fs_hz": [10.0], "duration_s": [1.2]}
+        ),
+    )
+    row = behaviour.iloc[0]
+    assert row["n_trials"] == 0 and row["rewards_per_min"] == 0 and np.isnan(row["hit_rate"])
+
+
 @pytest.mark.parametrize("noise_sd", [0.0, 2.0])
 def test_silent_neuron_has_finite_dff_and_no_events(noise_sd):
     n_time, fs_hz = 3000, 30.0
