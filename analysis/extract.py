@@ -49,6 +49,7 @@ import xarray as xr
 from scipy import ndimage, sparse
 
 from analysis.dims import FRAME, MASK_DIMS, ROI, TIME, TRACE_DIMS
+from analysis.runlog import Progress
 from analysis.settings import StageSettings, require
 
 log = logging.getLogger(__name__)
@@ -310,10 +311,12 @@ def extract_traces(
     )
 
     out = np.empty((2 * n_roi, n_time), dtype=np.float32)
+    progress = Progress(log, "extraction", n_time)
     for start in range(0, n_time, batch_frames):
         stop = min(start + batch_frames, n_time)
         block = np.asarray(movie[start:stop], dtype=np.float32).reshape(stop - start, -1)
         out[:, start:stop] = projector @ block.T
+        progress.update(stop - start)
     log.info("extracted %d ROIs over %d frames", n_roi, n_time)
 
     coords = _trace_coords(n_time, fs_hz)

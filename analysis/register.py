@@ -58,6 +58,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.dims import COL, FRAME, ROW, TIME
+from analysis.runlog import Progress
 from analysis.settings import StageSettings, require
 
 logger = logging.getLogger(__name__)
@@ -169,18 +170,22 @@ class _Frames:
 
     suite2p tests its file arguments with ``not f_raw``, which fails on numpy arrays;
     this wrapper is always truthy and hands out writable in-memory copies of each batch
-    (suite2p's ``BinaryFile`` interface: ``shape``, slicing reads and writes).
+    (suite2p's ``BinaryFile`` interface: ``shape``, slicing reads and writes). Writes
+    count towards ``progress`` when given.
     """
 
-    def __init__(self, array: Any) -> None:
+    def __init__(self, array: Any, progress: Progress | None = None) -> None:
         self._array = array
         self.shape = tuple(array.shape)
+        self.progress = progress
 
     def __getitem__(self, index: Any) -> np.ndarray:
         return np.array(self._array[index], dtype=np.int16)
 
     def __setitem__(self, index: Any, frames: np.ndarray) -> None:
         self._array[index] = frames
+        if self.progress is not None:
+            self.progress.update(len(frames))
 
 
 def _block_size(settings: RegisterSettings, frame_shape: tuple[int, int]) -> tuple[int, int]:
@@ -251,6 +256,7 @@ def _summarise_registered(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream over registered frames: mean and max images, per-frame Pearson r with ``ref``."""
     n_frames = out.shape[0]
+    progress = Progress(logger, "summary images", n_frames)
     total = np.zeros(ref.shape, np.float64)
     peak = np.full(ref.shape, -np.inf, np.float32)
     corr = np.empty(n_frames, np.float32)
@@ -266,6 +272,7 @@ def _summarise_registered(
         norms = np.linalg.norm(valid, axis=1) * ref_norm
         # a constant frame has no defined correlation: report 0 so it is flagged bad
         corr[start : start + len(frames)] = np.where(norms > 0, valid @ ref_valid / norms, 0.0)
+        progress.update(len(frames))
     return (total / n_frames).astype(np.float32), peak, corr
 
 
@@ -330,7 +337,8 @@ def register_movie(raw: Any, out: Any, *, fs_hz: float, settings: RegisterSettin
 
     block_size = _block_size(settings, (n_rows, n_cols))
     reg = s2p_register.registration_wrapper(
-        _Frames(out),
+        # two-step registration writes every frame twice
+        _Frames(out, Progress(logger, "registration", n_frames * (1 + settings.two_step))),
         f_raw=_Frames(raw),
         settings=_suite2p_settings(settings, block_size),
         device=torch.device(settings.device),

@@ -360,3 +360,12 @@ def test_trace_functions_reject_bad_input():
         detect_events(no_frame, fs_hz=FS_HZ, settings=settings)
     with pytest.raises(ValueError, match="fs_hz"):
         detect_events(_traces(np.zeros((1, 10))), fs_hz=0.0, settings=settings)
+
+
+def test_extract_logs_progress(caplog):
+    movie, masks, _, _ = _contaminated_movie(np.random.default_rng(1))
+    with caplog.at_level(logging.INFO, logger="analysis.extract"):
+        extract_traces(movie, masks, fs_hz=FS_HZ, settings=ExtractSettings(), batch_frames=64)
+    n = movie.shape[0]
+    assert f"extraction: {n}/{n} frames (100%)" in caplog.text
+    assert "frames/s" in caplog.text

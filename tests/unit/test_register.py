@@ -182,3 +182,18 @@ def test_raw_to_registered_offset_uses_logged_rig_shifts():
         compute_raw_to_registered_offset(
             registration, bci_frames=pd.DataFrame({"shift_row": d[:2]})
         )
+
+
+def test_logs_progress_of_both_passes(caplog):
+    rng = np.random.default_rng(5)
+    true = np.round(rng.uniform(-2, 2, size=(40, 2)))
+    with caplog.at_level("INFO", logger="analysis.register"):
+        register_movie(
+            _movie(rng, true),
+            np.zeros((40, N_PX, N_PX), np.int16),
+            fs_hz=FS_HZ,
+            settings=RegisterSettings(nonrigid=False, two_step=True, batch_size_frames=16),
+        )
+    # two-step registration writes every frame twice; the summary pass reads them once
+    assert "registration: 80/80 frames (100%)" in caplog.text
+    assert "summary images: 40/40 frames (100%)" in caplog.text

@@ -15,8 +15,14 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
     masks = io.read_netcdf(sm.input.rois)["session_masks"].sel(
         {SESSION: sm.wildcards.session}, drop=True
     )
-    traces = extract.extract_traces(movie, masks, fs_hz=header.fs_hz, settings=settings)
     dropped = io.read_tsv(sm.input.frames)["dropped"].to_numpy(bool)
+    if len(dropped) != header.n_frames:
+        raise ValueError(
+            f"{sm.input.frames} lists {len(dropped)} frames but the registered movie "
+            f"{sm.input.movie} has {header.n_frames}: one of them is stale; rerun both with "
+            "`snakemake --forcerun ingest_plane`."
+        )
+    traces = extract.extract_traces(movie, masks, fs_hz=header.fs_hz, settings=settings)
     if dropped.any():
         # dropped frames carry no signal: NaN keeps them out of baselines and events
         log.info("%d dropped frames set to NaN", dropped.sum())
