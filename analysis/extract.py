@@ -94,6 +94,13 @@ class ExtractSettings(StageSettings):
         sample: 0.97 AR(2) vs 0.87 AR(1); suite2p's default deconvolution 0.91).
     estimate_tau : bool
         Estimate the AR coefficients per ROI from the data instead of using the taus.
+    deconv_baseline_window_s : float
+        Window of the maximin baseline (min then max filter of the smoothed trace)
+        subtracted before OASIS, seconds (suite2p's default preprocessing): slow drifts
+        left in dF/F otherwise make OASIS's noise-constrained AR(2) fit take minutes
+        per trace.
+    deconv_baseline_smooth_s : float
+        Gaussian sigma of the smoothing before that min-max, seconds.
     event_threshold_sd : float
         Detection threshold in robust noise SDs, applied to the rise over ``event_rise_s``
         and to the amplitude (see :func:`detect_events`).
@@ -130,6 +137,8 @@ class ExtractSettings(StageSettings):
     tau_rise_s: float = 0.07
     deconvolution_method: Literal["oasis_ar1", "oasis_ar2"] = "oasis_ar2"
     estimate_tau: bool = False
+    deconv_baseline_window_s: float = 60.0
+    deconv_baseline_smooth_s: float = 0.7
     event_threshold_sd: float = 4.0
     event_min_separation_s: float = 0.5
     event_smooth_s: float = 0.05
@@ -161,6 +170,8 @@ class ExtractSettings(StageSettings):
             0 < self.min_baseline_fraction <= 1, "extract.min_baseline_fraction must be in (0, 1]"
         )
         require(self.tau_decay_s > 0, "extract.tau_decay_s must be > 0")
+        require(self.deconv_baseline_window_s > 0, "extract.deconv_baseline_window_s must be > 0")
+        require(self.deconv_baseline_smooth_s >= 0, "extract.deconv_baseline_smooth_s must be >= 0")
         require(
             0 < self.tau_rise_s < self.tau_decay_s,
             "extract.tau_rise_s must be in (0, tau_decay_s)",
@@ -474,6 +485,17 @@ def _nanpercentile_rows(seg: np.ndarray, q: float) -> np.ndarray:
 # --- deconvolution and events -----------------------------------------------------------
 
 
+def maximin_baseline(trace: np.ndarray, *, window_frames: int, smooth_frames: float) -> np.ndarray:
+    """Slow baseline of a trace: max filter of the min filter of the smoothed trace.
+
+    The baseline suite2p subtracts before deconvolution; it follows drifts slower than
+    ``window_frames`` and stays under transients shorter than that.
+    """
+    smooth = ndimage.gaussian_filter1d(trace, smooth_frames) if smooth_frames > 0 else trace
+    low = ndimage.minimum_filter1d(smooth, window_frames, mode="nearest")
+    return ndimage.maximum_filter1d(low, window_frames, mode="nearest")
+
+
 def deconvolve(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings) -> xr.Dataset:
     """Spike inference per ROI with OASIS (oasis-deconv), L1-penalised, noise-constrained.
 
@@ -491,8 +513,9 @@ def deconvolve(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings) ->
     -------
     xarray.Dataset
         ``spikes(roi, time)``: deconvolved activity (dF/F jump per frame, >= 0);
-        ``denoised(roi, time)``: the fitted calcium trace plus OASIS's baseline, in dF/F
-        (overlays ``dff``); ``deconv_baseline(roi)``: that baseline; ``fitted_tau_decay_s(roi)``:
+        ``denoised(roi, time)``: the fitted calcium trace plus the maximin drift and
+        OASIS's constant baseline, in dF/F (overlays ``dff``); ``deconv_baseline(roi)``:
+        that constant (on the drift-free trace); ``fitted_tau_decay_s(roi)``:
         decay time constant of the AR model used. All float32; NaN frames of ``dff`` stay
         NaN; an all-NaN ROI gives NaN everywhere.
     """
@@ -518,10 +541,15 @@ def deconvolve(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings) ->
             log.warning("deconvolve: ROI %s has < 2 finite frames; left NaN", dff[ROI].values[k])
             continue
         filled = np.interp(frames, frames[valid], y[valid])
+        drift = maximin_baseline(
+            filled,
+            window_frames=max(1, round(settings.deconv_baseline_window_s * fs_hz)),
+            smooth_frames=settings.deconv_baseline_smooth_s * fs_hz,
+        )
         # dF/F baselines can sit slightly below 0, so the OASIS baseline may be negative.
-        res = oasis_deconvolve(filled, framerate=fs_hz, penalty=1, b_nonneg=False, **kwargs)
+        res = oasis_deconvolve(filled - drift, framerate=fs_hz, penalty=1, b_nonneg=False, **kwargs)
         spikes[k] = np.where(valid, res.s, np.nan)
-        denoised[k] = np.where(valid, res.c + res.b, np.nan)
+        denoised[k] = np.where(valid, res.c + res.b + drift, np.nan)
         base[k] = res.b
         g = tuple(float(v) for v in np.atleast_1d(res.g))
         if len(g) == 2:
