@@ -41,7 +41,10 @@ dendrite plane's table); on the dendrite plane ``paired_soma_id`` (-1: none),
 ``SummaryImages<Role>Plane<k>`` hold the mean, max, enhanced-mean and reference images.
 ``processing/behavior``: ``BehavioralTimeSeries`` ``BCI`` with per-volume ``readout``,
 ``grating_angle``, ``reward_ttl``, ``aversive_ttl``, ``task_error``,
-``task_error_derivative`` (and ``licks``, ``opto``, ``online_shift`` when logged).
+``task_error_derivative`` (and ``licks``, ``opto``, ``online_shift`` when logged), and the
+table ``BCITaskParameters`` (rows ``parameter``, ``value``, ``meaning``: threshold,
+failure_bound, target_angle_deg, max_trial_frames). With the trials table these are the
+BCI log that :func:`analysis.ingest.convert_nwb_bci_log` reads back from an NWB session.
 ``events``: ``reward`` and ``aversive`` ``EventsTable`` (one row per TTL). ``trials``:
 start/stop, outcome, reward/aversive times, time to outcome, active period, frame
 indices. ``intervals/task_error_epochs``: the error-reduction and error-increase epochs.
@@ -96,6 +99,7 @@ import xarray as xr
 
 from analysis import __version__
 from analysis.dims import COL, ROI, ROW, TIME
+from analysis.ingest import BCI_META_REQUIRED, NWB_BCI_CONTAINER, NWB_BCI_PARAMETERS
 from analysis.io import atomic_path
 from analysis.settings import StageSettings, require
 
@@ -952,7 +956,7 @@ def _add_behavior(nwbfile: NWBFile, results: SessionResults) -> None:
         series.append(("licks", frames["licks"], "n.a.", "1 on volumes with a lick, else 0."))
     if "opto" in frames:
         series.append(("opto", frames["opto"], "n.a.", "optogenetic stimulation as logged."))
-    bci = BehavioralTimeSeries(name="BCI")
+    bci = BehavioralTimeSeries(name=NWB_BCI_CONTAINER)
     for name, values, unit, description in series:
         bci.add_timeseries(
             TimeSeries(
@@ -979,6 +983,7 @@ def _add_behavior(nwbfile: NWBFile, results: SessionResults) -> None:
         name="behavior", description="BCI task: online readout, grating, outcomes, task error"
     )
     behavior.add(bci)
+    behavior.add(_bci_parameters_table(meta))
     for name, column, text in (
         ("reward", "reward", "reward TTL"),
         ("aversive", "aversive", "white-noise (failure) sound onset"),
@@ -988,6 +993,40 @@ def _add_behavior(nwbfile: NWBFile, results: SessionResults) -> None:
             log.info("no %s events in the BCI log", name)
             continue
         _add_events(nwbfile, name, hits, text=text, fs_hz=fs_hz)
+
+
+_BCI_PARAMETER_TEXT = {
+    "threshold": "readout level of a hit (dimensionless)",
+    "failure_bound": "readout level below which a trial fails (dimensionless)",
+    "target_angle_deg": "grating angle of the target, degrees",
+    "max_trial_frames": "closed-loop volumes before a trial times out",
+}
+
+
+def _bci_parameters_table(meta: Mapping[str, Any]) -> Any:
+    """bci_meta as a table, one row per parameter (ingest reads a re-ingested file's)."""
+    from hdmf.common import DynamicTable, VectorData
+
+    return DynamicTable(
+        name=NWB_BCI_PARAMETERS,
+        description="BCI task parameters of the session (bci_meta), one row per parameter",
+        id=list(range(len(BCI_META_REQUIRED))),
+        columns=[
+            VectorData(
+                name="parameter", description="parameter name", data=list(BCI_META_REQUIRED)
+            ),
+            VectorData(
+                name="value",
+                description="parameter value",
+                data=[float(meta[key]) for key in BCI_META_REQUIRED],
+            ),
+            VectorData(
+                name="meaning",
+                description="what the parameter sets, with its unit",
+                data=[_BCI_PARAMETER_TEXT[key] for key in BCI_META_REQUIRED],
+            ),
+        ],
+    )
 
 
 def _add_events(

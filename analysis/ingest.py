@@ -8,7 +8,9 @@ k mod n_planes), or what a rig wrote: ScanImage TIFF, Scanbox .sbx, HDF5 or NWB,
 :mod:`analysis.readers` into the same per-plane frames. The BCI log is
 ``bci_frames.tsv`` (one row per imaging volume) or, when that is absent, the rig's CLOOSE
 log ``BCI_Trials/<n>.mat`` (struct ``StimData``), converted by :func:`convert_stimdata` to
-the same table and metadata (``bci_meta.yaml`` then only needs ``max_trial_frames``).
+the same table and metadata (``bci_meta.yaml`` then only needs ``max_trial_frames``), or,
+when the imaging is an NWB file and neither is there, that file's trials table and BCI
+time series (:func:`convert_nwb_bci_log`).
 
 Output contract: per plane a ``(time, row, col)`` int16 binary movie; a session record
 with metadata, frame counts, dropped/saturated frames and raw sha256 checksums; the
@@ -55,6 +57,18 @@ CLOOSE_ANGLE_GREY = -5.0  # Angle code of a trial's opening grey frames
 CLOOSE_ANGLE_ITI = -1.0  # Angle code of inter-trial frames (grey or black)
 CLOOSE_GREY_FRAMES = 15  # Run_GUI counts them in its trial length (FramesZ)
 CLOOSE_SMOOTH_FRAMES = 3  # z = mean(x(n-2:n)) - range from the 3rd frame, x(n) - range before
+# BCI log in an NWB file, as analysis.export writes it: the per-volume TimeSeries (in
+# processing/behavior/BCI, else in acquisition) of each column, and the task parameters.
+NWB_BCI_CONTAINER = "BCI"
+NWB_BCI_SERIES = {
+    "readout": "readout",
+    "angle_deg": "grating_angle",
+    "reward": "reward_ttl",
+    "aversive": "aversive_ttl",
+}
+NWB_BCI_OPTIONAL_SERIES = {"licks": "licks", "opto": "opto"}
+NWB_SHIFT_SERIES = "online_shift"  # (volume, 2): shift_row, shift_col
+NWB_BCI_PARAMETERS = "BCITaskParameters"  # processing/behavior table: parameter, value
 INT16_MAX = np.iinfo(np.int16).max
 
 
@@ -355,7 +369,8 @@ def check_bci_meta(meta: Mapping[str, Any], *, path: str | Path) -> dict:
 
 
 def find_bci_log(folder: str | Path) -> Path:
-    """The BCI log of a session folder: ``bci_frames.tsv``, else its one CLOOSE .mat.
+    """The BCI log of a session folder: ``bci_frames.tsv``, else its one CLOOSE .mat, else
+    its NWB imaging file (read by :func:`convert_nwb_bci_log`).
 
     The .mat is looked for as ``BCI_Trials/*.mat`` (where Run_GUI saves it) and
     ``*.mat`` in the folder itself, except a Scanbox info file (``<name>.mat`` beside
@@ -364,11 +379,14 @@ def find_bci_log(folder: str | Path) -> Path:
     Raises
     ------
     IngestError
-        No ``bci_frames.tsv`` and more than one .mat file (the message lists them).
+        No ``bci_frames.tsv`` and more than one .mat file (the message lists them), or
+        NWB files that are not the folder's one imaging file
+        (:func:`analysis.readers.find_imaging`).
     analysis.io.RawInputError
-        Neither ``bci_frames.tsv`` nor any .mat file.
+        Neither ``bci_frames.tsv`` nor any .mat or NWB file.
     """
     from analysis.io import RawInputError
+    from analysis.readers import find_imaging
 
     folder = Path(folder)
     table = folder / "bci_frames.tsv"
@@ -386,9 +404,13 @@ def find_bci_log(folder: str | Path) -> Path:
             "no bci_frames.tsv; a session has one BCI log. Move the .mat files of other "
             "recordings out of the session folder, or write bci_frames.tsv."
         )
+    if any(folder.glob("*.nwb")):
+        _, files = find_imaging(folder)  # refuses several NWB files or other formats beside
+        return files[0]
     raise RawInputError(
         f"{folder}: no BCI log; add bci_frames.tsv or the rig's CLOOSE log "
-        "BCI_Trials/<n>.mat (README, 'BCI logs')."
+        "BCI_Trials/<n>.mat, or record it in the session's NWB imaging file (trials table "
+        "and BCI time series; README, 'BCI logs')."
     )
 
 
@@ -567,20 +589,7 @@ def _stim_meta(
         "target_angle_deg": _stim_scalar(stim["targetAngle"], name="targetAngle", path=path),
     }
     given = dict(meta or {})
-    for key, value in from_log.items():
-        if key not in given:
-            continue
-        other = given[key]
-        same = (
-            isinstance(other, (int, float))
-            and not isinstance(other, bool)
-            and np.isclose(other, value, rtol=1e-6, atol=0.0)
-        )
-        if not same:
-            raise IngestError(
-                f"{meta_path}: field '{key}' is {other!r} but {path} (StimData) says {value!r}; "
-                f"remove '{key}' from bci_meta.yaml (the rig's log sets it) or correct it."
-            )
+    _check_meta_agrees(given, from_log, source=f"{path} (StimData)", meta_path=meta_path)
     if "max_trial_frames" not in given:
         where = "has no field 'max_trial_frames'" if meta is not None else "not found"
         raise IngestError(
@@ -595,6 +604,190 @@ def _stim_meta(
             "fix the value."
         )
     return {**given, **from_log}
+
+
+def _check_meta_agrees(
+    given: Mapping[str, Any],
+    from_log: Mapping[str, float],
+    *,
+    source: str,
+    meta_path: str | Path,
+) -> None:
+    """bci_meta.yaml may repeat a field the rig's log records only with the same value.
+
+    Parameters
+    ----------
+    given : bci_meta.yaml as read.
+    from_log : the fields the log records.
+    source : the log (file and object), named in errors.
+    meta_path : bci_meta.yaml, named in errors.
+    """
+    for key, value in from_log.items():
+        if key not in given:
+            continue
+        other = given[key]
+        same = (
+            isinstance(other, (int, float))
+            and not isinstance(other, bool)
+            and np.isclose(other, value, rtol=1e-6, atol=0.0)
+        )
+        if not same:
+            raise IngestError(
+                f"{meta_path}: field '{key}' is {other!r} but {source} says {value!r}; "
+                f"remove '{key}' from bci_meta.yaml (the rig's log sets it) or correct it."
+            )
+
+
+def convert_nwb_bci_log(
+    record: Mapping[str, Any],
+    *,
+    meta: Mapping[str, Any] | None,
+    path: str | Path,
+    meta_path: str | Path,
+) -> tuple[pd.DataFrame, dict]:
+    """Convert the BCI log an NWB file records to the plain BCI table and metadata.
+
+    Mapping (the layout :mod:`analysis.export` writes; volume k is at the k-th time of the
+    imaging TwoPhotonSeries, its timestamps or ``starting_time + k / rate``):
+
+    - trials table (``intervals/trials``): ``trial`` = the row's id on the volumes that
+      start in [start_time, stop_time), -1 elsewhere; ``new_trial`` = 1 on each trial's
+      first volume.
+    - TimeSeries in ``processing/behavior/BCI`` (else ``acquisition``), one sample per
+      volume: ``readout`` -> ``readout``, ``grating_angle`` -> ``angle_deg`` (NaN: grey
+      or black), ``reward_ttl`` / ``aversive_ttl`` -> ``reward`` / ``aversive`` (1 where
+      > 0); optional ``licks`` (1 where > 0), ``opto`` (as recorded) and ``online_shift``
+      (volume, 2) -> ``shift_row``, ``shift_col``.
+    - table ``processing/behavior/BCITaskParameters`` (rows ``parameter``, ``value``):
+      ``threshold``, ``failure_bound``, ``target_angle_deg``, ``max_trial_frames``;
+      ``meta`` (bci_meta.yaml) gives those it lacks and may repeat the others only with
+      the same values.
+
+    Parameters
+    ----------
+    record : what :func:`analysis.readers.read_nwb_bci_log` read from the file.
+    meta : bci_meta.yaml beside the file, or None when there is none.
+    path : the NWB file, named in errors.
+    meta_path : where bci_meta.yaml is (or belongs), named in errors.
+
+    Returns
+    -------
+    (table, meta) as :func:`convert_stimdata` returns them.
+
+    Raises
+    ------
+    IngestError
+        The trials table or a BCI TimeSeries is missing, a series is not sampled once
+        per imaging volume, trials overlap or lie outside the recording, or a task
+        parameter is in neither the file nor bci_meta.yaml; names the object and the fix.
+    """
+    volume_times = np.asarray(record["volume_times"], dtype=np.float64)
+    half = record["volume_period"] / 2
+    n = volume_times.size
+    imaging = f"the imaging TwoPhotonSeries '{record['imaging_series']}'"
+    instead = "or write bci_frames.tsv beside the NWB file (README, 'BCI logs')"
+    trials = record["trials"]
+    if trials is None:
+        raise IngestError(
+            f"{path}: no trials table (intervals/trials); the BCI log in an NWB file takes "
+            f"each volume's trial from it. Add the trials (start_time, stop_time) {instead}."
+        )
+    trial = np.full(n, -1, dtype=np.int64)
+    new_trial = np.zeros(n, dtype=np.int64)
+    for row in trials.sort_values("start_time").itertuples(index=False):
+        inside = (volume_times >= row.start_time - half) & (volume_times < row.stop_time - half)
+        if not inside.any():
+            raise IngestError(
+                f"{path}: trial {row.id} ({row.start_time:g}..{row.stop_time:g} s) holds no "
+                f"volume of {imaging} ({_time_span(volume_times)}); trial times must be "
+                "seconds on the imaging's clock. Correct the trials table or remove the trial."
+            )
+        if (trial[inside] >= 0).any():
+            raise IngestError(
+                f"{path}: trial {row.id} overlaps trial {trial[inside].max()} in the trials "
+                "table; trials must not overlap. Correct their start_time / stop_time."
+            )
+        trial[inside] = row.id
+        new_trial[np.flatnonzero(inside)[0]] = 1
+    series = record["series"]
+    missing = [name for name in NWB_BCI_SERIES.values() if name not in series]
+    if missing:
+        raise IngestError(
+            f"{path}: no TimeSeries {missing} in processing/behavior/{NWB_BCI_CONTAINER} or "
+            f"acquisition; the BCI log in an NWB file needs {list(NWB_BCI_SERIES.values())}, "
+            f"one sample per imaging volume (as analysis.export writes them). Add them {instead}."
+        )
+
+    def per_volume(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        entry = series[name]
+        times, data = np.asarray(entry["times"], dtype=np.float64), entry["data"]
+        if times.size != n or np.any(np.abs(times - volume_times) >= half):
+            raise IngestError(
+                f"{path}: TimeSeries {entry['where']} has {times.size} samples at "
+                f"{_time_span(times)} but {imaging} has {n} volumes at "
+                f"{_time_span(volume_times)}; the BCI log needs one sample per imaging volume. "
+                f"Resample it to the volume times {instead}."
+            )
+        if data.shape != shape:
+            raise IngestError(
+                f"{path}: TimeSeries {entry['where']} has data of shape {data.shape}, "
+                f"expected {shape} (one row per imaging volume)."
+            )
+        return data
+
+    columns: dict[str, np.ndarray] = {
+        "frame": np.arange(n, dtype=np.int64),
+        "trial": trial,
+        "new_trial": new_trial,
+    }
+    flags = ("reward", "aversive", "licks")
+    for column, name in {**NWB_BCI_SERIES, **NWB_BCI_OPTIONAL_SERIES}.items():
+        if name in series:
+            values = per_volume(name, (n,))
+            columns[column] = (values > 0).astype(np.int64) if column in flags else values
+    if NWB_SHIFT_SERIES in series:
+        shift = per_volume(NWB_SHIFT_SERIES, (n, 2))
+        columns["shift_row"], columns["shift_col"] = shift[:, 0], shift[:, 1]
+    return pd.DataFrame(columns), _nwb_bci_meta(
+        record["parameters"], meta, path=path, meta_path=meta_path
+    )
+
+
+def _time_span(times: np.ndarray) -> str:
+    return f"{times[0]:.6g}..{times[-1]:.6g} s" if times.size else "no times"
+
+
+def _nwb_bci_meta(
+    parameters: Mapping[str, Any] | None,
+    meta: Mapping[str, Any] | None,
+    *,
+    path: str | Path,
+    meta_path: str | Path,
+) -> dict:
+    table = f"processing/behavior/{NWB_BCI_PARAMETERS}"
+    from_log = {}
+    for key in BCI_META_REQUIRED:
+        if key not in (parameters or {}):
+            continue
+        try:
+            from_log[key] = float(parameters[key])
+        except (TypeError, ValueError):
+            raise IngestError(
+                f"{path}: {table} gives {key} = {parameters[key]!r}, not a number; correct "
+                f"the table or remove the row and give {key} in bci_meta.yaml."
+            ) from None
+    given = dict(meta or {})
+    _check_meta_agrees(given, from_log, source=f"{path} ({table})", meta_path=meta_path)
+    merged = {**given, **from_log}
+    missing = [key for key in BCI_META_REQUIRED if key not in merged]
+    if missing:
+        where = f"{table} has no {missing}" if parameters is not None else f"no table {table}"
+        raise IngestError(
+            f"{path}: {where} (the BCI task parameters) and {meta_path} "
+            f"{'does not give them' if meta is not None else 'not found'}; add bci_meta.yaml "
+            f"beside the NWB file with {', '.join(missing)} (README, 'BCI logs')."
+        )
+    return merged
 
 
 def check_targets(
@@ -647,8 +840,9 @@ def inspect_session(
     """Read and check every raw file of one session folder (what the ingest rule runs).
 
     Reads the imaging files' metadata and headers (never the pixels, see
-    :mod:`analysis.readers`), the BCI log (``bci_frames.tsv`` or a CLOOSE .mat, converted
-    by :func:`convert_stimdata`), its metadata and the targets, and checks them against
+    :mod:`analysis.readers`), the BCI log (``bci_frames.tsv``, a CLOOSE .mat converted by
+    :func:`convert_stimdata`, or the NWB imaging file's trials and BCI series converted by
+    :func:`convert_nwb_bci_log`), its metadata and the targets, and checks them against
     each other.
 
     Parameters
@@ -684,12 +878,16 @@ def inspect_session(
         bci_table, bci_meta = io.read_raw_table(bci_log), io.read_yaml(meta_path)
         bci_meta_source = meta_path
     else:
-        bci_table, bci_meta = convert_stimdata(
-            io.read_stimdata(bci_log, fields=(*STIMDATA_FIELDS, *STIMDATA_OPTIONAL)),
-            meta=io.read_yaml(meta_path) if meta_path.exists() else None,
-            path=bci_log,
-            meta_path=meta_path,
-        )
+        given = io.read_yaml(meta_path) if meta_path.exists() else None
+        if bci_log.suffix == ".nwb":
+            record = readers.read_nwb_bci_log(
+                bci_log, imaging_series=imaging.planes[meta.bci_plane]["series"]
+            )
+            convert = convert_nwb_bci_log
+        else:
+            record = io.read_stimdata(bci_log, fields=(*STIMDATA_FIELDS, *STIMDATA_OPTIONAL))
+            convert = convert_stimdata
+        bci_table, bci_meta = convert(record, meta=given, path=bci_log, meta_path=meta_path)
         bci_meta_source = bci_log
     return {
         "meta": meta,

@@ -16,7 +16,8 @@ session.yaml:
   interleaved; the dataset's attributes ``fs_hz`` and ``n_planes`` when present.
 - ``nwb``: one ``*.nwb`` file with TwoPhotonSeries in acquisition, one per plane or one
   (frame, x, y, z) series (read by pynwb); the series' ``rate`` (or timestamps), the
-  number of series or z planes.
+  number of series or z planes. Without another BCI log, the file's trials table and BCI
+  time series are the log (:func:`read_nwb_bci_log`).
 
 Three steps, each reading as little as it can:
 
@@ -43,9 +44,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from analysis import io
-from analysis.ingest import IngestError, IngestSettings, check_interleaved_count, check_plane_frames
+from analysis.ingest import (
+    NWB_BCI_CONTAINER,
+    NWB_BCI_OPTIONAL_SERIES,
+    NWB_BCI_PARAMETERS,
+    NWB_BCI_SERIES,
+    NWB_SHIFT_SERIES,
+    IngestError,
+    IngestSettings,
+    check_interleaved_count,
+    check_plane_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -691,12 +703,7 @@ def _nwb_series(path: Path, *, settings: IngestSettings) -> list[dict[str, Any]]
             for name, series in nwb_io.read().acquisition.items():
                 if not isinstance(series, TwoPhotonSeries):
                     continue
-                rate, rate_field = None, None
-                if series.rate is not None:
-                    rate, rate_field = float(series.rate), "rate"
-                elif series.timestamps is not None and len(series.timestamps) > 1:
-                    rate = 1.0 / float(np.median(np.diff(series.timestamps[:])))
-                    rate_field = "timestamps"
+                rate, rate_field = _nwb_rate(series)
                 shape = tuple(int(n) for n in series.data.shape)
                 available[name] = {
                     "name": name,
@@ -722,6 +729,105 @@ def _nwb_series(path: Path, *, settings: IngestSettings) -> list[dict[str, Any]]
                 "are not read: point the session at those files instead)."
             )
     return [available[name] for name in names]
+
+
+def _nwb_rate(series: Any) -> tuple[float | None, str | None]:
+    """A TimeSeries' sampling rate (Hz) and the field it came from ('rate' or
+    'timestamps', their median interval); (None, None) when it records neither."""
+    if series.rate is not None:
+        return float(series.rate), "rate"
+    if series.timestamps is not None and len(series.timestamps) > 1:
+        return 1.0 / float(np.median(np.diff(series.timestamps[:]))), "timestamps"
+    return None, None
+
+
+def _nwb_times(series: Any) -> np.ndarray:
+    """Sample times (s) of a TimeSeries: its timestamps, else starting_time + k / rate."""
+    if series.timestamps is not None:
+        return np.asarray(series.timestamps[:], dtype=np.float64)
+    start = 0.0 if series.starting_time is None else float(series.starting_time)
+    return start + np.arange(len(series.data)) / float(series.rate)
+
+
+def read_nwb_bci_log(path: str | Path, *, imaging_series: str) -> dict[str, Any]:
+    """The BCI log objects of an NWB file as arrays, for
+    :func:`analysis.ingest.convert_nwb_bci_log` (which names what is missing).
+
+    Parameters
+    ----------
+    path : the NWB file.
+    imaging_series : the TwoPhotonSeries (in acquisition) whose volumes the log counts.
+
+    Returns
+    -------
+    dict with ``imaging_series`` (its name), ``volume_times`` (s, one per volume) and
+    ``volume_period`` (s); ``trials`` (DataFrame ``id, start_time, stop_time``, None
+    without a trials table); ``series`` ({name: {"where", "times", "data"}} for each BCI
+    TimeSeries found in ``processing/behavior/BCI``, else in ``acquisition``); and
+    ``parameters`` ({parameter: value} of ``processing/behavior/BCITaskParameters``, None
+    without that table).
+    """
+    from pynwb import NWBHDF5IO, TimeSeries
+
+    path = Path(path)
+    names = (*NWB_BCI_SERIES.values(), *NWB_BCI_OPTIONAL_SERIES.values(), NWB_SHIFT_SERIES)
+    with io._raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
+        with NWBHDF5IO(str(path), "r") as nwb_io:
+            nwb = nwb_io.read()
+            imaging = nwb.acquisition[imaging_series]
+            volume_times = _nwb_times(imaging)
+            rate, _ = _nwb_rate(imaging)
+            behavior = nwb.processing.get("behavior")
+            interfaces = {} if behavior is None else behavior.data_interfaces
+            found = {}
+            if NWB_BCI_CONTAINER in interfaces:
+                container = interfaces[NWB_BCI_CONTAINER].time_series
+                where = f"processing/behavior/{NWB_BCI_CONTAINER}"
+                found = {n: (f"{where}/{n}", container[n]) for n in names if n in container}
+            for name in names:
+                if name not in found and isinstance(nwb.acquisition.get(name), TimeSeries):
+                    found[name] = (f"acquisition/{name}", nwb.acquisition[name])
+            series = {
+                name: {
+                    "where": where,
+                    "times": _nwb_times(timeseries),
+                    "data": np.asarray(timeseries.data[:], dtype=np.float64),
+                }
+                for name, (where, timeseries) in found.items()
+            }
+            trials = None
+            if nwb.trials is not None:
+                trials = pd.DataFrame(
+                    {
+                        "id": np.asarray(nwb.trials.id[:], dtype=np.int64),
+                        "start_time": nwb.trials["start_time"].data[:],
+                        "stop_time": nwb.trials["stop_time"].data[:],
+                    }
+                )
+            parameters = None
+            if NWB_BCI_PARAMETERS in interfaces:
+                table = interfaces[NWB_BCI_PARAMETERS]
+                if not {"parameter", "value"} <= set(table.colnames):
+                    raise IngestError(
+                        f"{path}: table processing/behavior/{NWB_BCI_PARAMETERS} has columns "
+                        f"{list(table.colnames)}; it needs 'parameter' (name) and 'value', "
+                        "one row per BCI task parameter (as analysis.export writes it)."
+                    )
+                parameters = dict(
+                    zip(
+                        (str(name) for name in table["parameter"].data[:]),
+                        table["value"].data[:],
+                        strict=True,
+                    )
+                )
+    return {
+        "imaging_series": imaging_series,
+        "volume_times": volume_times,
+        "volume_period": 1.0 / rate if rate else np.inf,
+        "trials": trials,
+        "series": series,
+        "parameters": parameters,
+    }
 
 
 def _nwb_meta(folder: Path, path: Path, *, settings: IngestSettings) -> ImagingMeta:

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from analysis import export
+from analysis import export, ingest, readers
 from analysis.export import ExportSettings, PlaneResults, SessionResults
+from analysis.ingest import IngestError, IngestSettings
 
 FS_HZ = 10.0
 N_FRAMES = 80
@@ -166,21 +167,24 @@ def session():
     return _session(np.random.default_rng(3))
 
 
-@pytest.fixture(scope="module")
-def nwb_path(session, tmp_path_factory):
+def _build_nwb(session):
     settings = ExportSettings()
     start, source = export.compute_session_start_time(
         session.session, session_meta={}, path="session.yaml"
     )
-    nwbfile = export.build_nwb(
+    return export.build_nwb(
         session,
         start_time=start,
         start_time_source=source,
         subject_info=export.compute_subject(session.subject, settings=settings),
         settings=settings,
     )
+
+
+@pytest.fixture(scope="module")
+def nwb_path(session, tmp_path_factory):
     path = tmp_path_factory.mktemp("nwb") / "session.nwb"
-    export.write_nwb(nwbfile, path)
+    export.write_nwb(_build_nwb(session), path)
     return path
 
 
@@ -242,6 +246,113 @@ def test_nwb_round_trip(session, nwb_path):
         assert epochs["epoch"].tolist() == ["reduction", "increase", "reduction"]
         np.testing.assert_allclose(epochs["start_time"], [0.6, 0.9, 2.6])
         np.testing.assert_allclose(epochs["stop_time"], [0.9, 1.2, 3.0])
+
+
+# --- an NWB session ingested back ---------------------------------------------------------
+
+
+def _nwb_session(session, folder, *, movies, remove=(), bci_meta=None):
+    """A raw session folder whose imaging and BCI log are one NWB file: the export of
+    ``session`` plus one TwoPhotonSeries per plane, as a rig writes them; ``remove``
+    deletes HDF5 objects from the written file, ``bci_meta`` writes bci_meta.yaml."""
+    import h5py
+    import yaml
+    from pynwb.ophys import TwoPhotonSeries
+
+    nwbfile = _build_nwb(session)
+    for plane, movie in movies.items():
+        nwbfile.add_acquisition(
+            TwoPhotonSeries(
+                name=f"TwoPhotonSeries{plane}",
+                data=np.swapaxes(movie, 1, 2),  # NWB's (frame, x, y)
+                imaging_plane=nwbfile.imaging_planes[f"ImagingPlane{plane}"],
+                unit="a.u.",
+                rate=FS_HZ,
+            )
+        )
+    folder.mkdir()
+    path = folder / "session.nwb"
+    export.write_nwb(nwbfile, path)
+    with h5py.File(path, "a") as file:
+        for name in remove:
+            del file[name]
+    (folder / "session.yaml").write_text(
+        yaml.safe_dump({"plane_roles": {0: "soma", 1: "dendrite"}})
+    )
+    target = {"id": 0, "group": "P+", "plane": 0, "polygon": [[1, 1], [1, 5], [5, 5]]}
+    (folder / "targets.json").write_text(json.dumps([target]))
+    if bci_meta is not None:
+        (folder / "bci_meta.yaml").write_text(yaml.safe_dump(bci_meta))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def movies():
+    rng = np.random.default_rng(8)
+    return {plane: rng.integers(0, 4000, (N_FRAMES, *SHAPE)).astype(np.int16) for plane in (0, 1)}
+
+
+def test_nwb_session_ingests_back_to_the_bci_log_and_frames(session, movies, tmp_path):
+    folder = _nwb_session(session, tmp_path / "s", movies=movies)
+    assert ingest.find_bci_log(folder) == folder / "session.nwb"
+    checked = ingest.inspect_session(folder)
+    assert checked["bci_log"] == str(folder / "session.nwb")
+    assert (checked["meta"].fs_hz, checked["meta"].n_planes, checked["shape"]) == (FS_HZ, 2, SHAPE)
+    original = ingest.check_bci_frames(session.bci_frames, n_frames=N_FRAMES, path="original")
+    assert (original["trial"] == -1).any() and original["licks"].any()  # all paths exercised
+    pd.testing.assert_frame_equal(checked["bci_frames"], original)
+    assert checked["bci_meta"] == ingest.check_bci_meta(session.bci_meta, path="original")
+    for plane, movie in movies.items():
+        out = np.empty((checked["n_frames"], *checked["shape"]), np.int16)
+        planes = checked["imaging"].planes
+        ingest.fill_plane(
+            readers.iter_plane(planes[plane], batch_frames=32), out, settings=IngestSettings()
+        )
+        np.testing.assert_array_equal(out, movie)
+
+
+def test_nwb_session_bci_meta_yaml_fills_in_or_must_agree(session, movies, tmp_path):
+    parameters = "processing/behavior/BCITaskParameters"
+    folder = _nwb_session(
+        session, tmp_path / "yaml", movies=movies, remove=[parameters], bci_meta=session.bci_meta
+    )
+    assert ingest.inspect_session(folder)["bci_meta"] == session.bci_meta
+    folder = _nwb_session(
+        session, tmp_path / "disagree", movies=movies, bci_meta={"threshold": 0.5}
+    )
+    with pytest.raises(
+        IngestError,
+        match=r"bci_meta\.yaml: field 'threshold' is 0\.5 but .*session\.nwb "
+        r"\(processing/behavior/BCITaskParameters\) says 0\.3; remove 'threshold'",
+    ):
+        ingest.inspect_session(folder)
+
+
+@pytest.mark.parametrize(
+    ("remove", "match"),
+    [
+        (
+            ["intervals/trials"],
+            r"session\.nwb: no trials table \(intervals/trials\); .*Add the trials "
+            r"\(start_time, stop_time\) or write bci_frames\.tsv beside the NWB file",
+        ),
+        (
+            ["processing/behavior/BCI/readout"],
+            r"session\.nwb: no TimeSeries \['readout'\] in processing/behavior/BCI or "
+            r"acquisition; .*Add them or write bci_frames\.tsv",
+        ),
+        (
+            ["processing/behavior/BCITaskParameters"],
+            r"session\.nwb: no table processing/behavior/BCITaskParameters \(the BCI task "
+            r"parameters\) and .*bci_meta\.yaml not found; add bci_meta\.yaml beside the NWB "
+            r"file with threshold, failure_bound, target_angle_deg, max_trial_frames",
+        ),
+    ],
+)
+def test_nwb_session_missing_bci_objects_are_named(session, movies, tmp_path, remove, match):
+    folder = _nwb_session(session, tmp_path / "s", movies=movies, remove=remove)
+    with pytest.raises(IngestError, match=match):
+        ingest.inspect_session(folder)
 
 
 def test_nwb_passes_nwbinspector(nwb_path):

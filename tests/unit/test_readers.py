@@ -364,6 +364,104 @@ def test_nwb_series_with_different_rates(tmp_path):
     assert (meta.fs_hz, meta.n_planes) == (20.0, 1)
 
 
+def add_rig_bci_log(path, series, *, trials):
+    """Append a rig's BCI log to an NWB file: ``trials`` [(start, stop)] and TimeSeries
+    ``{name: (data, timestamps)}`` in acquisition."""
+    from pynwb import NWBHDF5IO, TimeSeries
+
+    with NWBHDF5IO(str(path), "a") as handle:
+        nwb = handle.read()
+        for start, stop in trials:
+            nwb.add_trial(start_time=start, stop_time=stop)
+        for name, (data, timestamps) in series.items():
+            nwb.add_acquisition(
+                TimeSeries(name=name, data=data, unit="n.a.", timestamps=timestamps)
+            )
+        handle.write(nwb)
+
+
+@pytest.fixture
+def rig_nwb_session(tmp_path):
+    """A volume TwoPhotonSeries on the rig's clock (timestamps from 100 s, jittered), no
+    bci_frames.tsv; bci_meta.yaml gives the task parameters. Returns (folder, times)."""
+    n = 20
+    folder = write_session_files(tmp_path / "rig", n_frames=n)
+    (folder / "bci_frames.tsv").unlink()
+    rng = np.random.default_rng(5)
+    times = 100.0 + 0.1 * np.arange(n) + rng.uniform(-0.01, 0.01, n)
+    write_nwb(folder / "rig.nwb", {"volume": frames_of((n, *SHAPE, 2), seed=6)}, rate_hz=None,
+              timestamps=times, trials=False)  # fmt: skip
+    return folder, times
+
+
+def test_nwb_rig_bci_log_in_acquisition_with_timestamps(rig_nwb_session):
+    folder, times = rig_nwb_session
+    n = times.size
+    trial = np.full(n, -1)
+    trial[2:9], trial[12:19] = 0, 1
+    readout = np.linspace(-1, 1, n)
+    angle = np.where(trial >= 0, 45.0, np.nan)
+    ttl = {"reward_ttl": 7, "aversive_ttl": 17}
+    volts = {name: np.where(np.arange(n) == k, 5.0, 0.0) for name, k in ttl.items()}
+    sampled = times + 0.02  # the behaviour clock lags the imaging by under half a volume
+    add_rig_bci_log(
+        folder / "rig.nwb",
+        {"readout": (readout, sampled), "grating_angle": (angle, sampled)}
+        | {name: (v, sampled) for name, v in volts.items()},
+        trials=[(100.2, 100.9), (101.2, 101.9)],
+    )
+    checked = ingest.inspect_session(folder)
+    assert checked["bci_log"] == str(folder / "rig.nwb")
+    expected = pd.DataFrame(
+        {
+            "frame": np.arange(n),
+            "trial": trial,
+            "new_trial": np.isin(np.arange(n), [2, 12]).astype(int),
+            "readout": readout,
+            "angle_deg": angle,
+            "reward": (volts["reward_ttl"] > 0).astype(int),
+            "aversive": (volts["aversive_ttl"] > 0).astype(int),
+        }
+    )
+    pd.testing.assert_frame_equal(
+        checked["bci_frames"], ingest.check_bci_frames(expected, n_frames=n, path="expected")
+    )
+    assert checked["bci_meta"]["max_trial_frames"] == 9  # from bci_meta.yaml
+
+
+@pytest.mark.parametrize(
+    ("step", "trials", "match"),
+    [
+        (
+            2,
+            [(100.2, 100.9)],
+            r"rig\.nwb: TimeSeries acquisition/readout has 10 samples at 100.*s but the "
+            r"imaging TwoPhotonSeries 'volume' has 20 volumes .*one sample per imaging volume",
+        ),
+        (
+            1,
+            [(100.2, 100.9), (100.8, 101.5)],
+            r"rig\.nwb: trial 1 overlaps trial 0 in the trials table; trials must not overlap",
+        ),
+        (
+            1,
+            [(100.2, 100.9), (200.0, 201.0)],
+            r"rig\.nwb: trial 1 \(200\.\.201 s\) holds no volume of the imaging "
+            r"TwoPhotonSeries 'volume' \(100.*s\); trial times must be seconds on the imaging",
+        ),
+    ],
+)
+def test_nwb_rig_bci_log_that_does_not_fit_the_imaging(rig_nwb_session, step, trials, match):
+    folder, times = rig_nwb_session
+    series = {
+        name: (np.zeros(times[::step].size), times[::step])
+        for name in ("readout", "grating_angle", "reward_ttl", "aversive_ttl")
+    }
+    add_rig_bci_log(folder / "rig.nwb", series, trials=trials)
+    with pytest.raises(IngestError, match=match):
+        ingest.inspect_session(folder)
+
+
 # --- choosing the reader -------------------------------------------------------------------
 
 

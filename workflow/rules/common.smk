@@ -73,16 +73,16 @@ def all_sessions(pattern):
 
 def raw_session_files(wildcards):
     """Raw inputs of a session: imaging files of any reader (TIFF, .sbx + its .mat, HDF5,
-    NWB; analysis.readers.find_imaging), and a BCI log that is bci_frames.tsv or one
-    CLOOSE .mat."""
+    NWB; analysis.readers.find_imaging), and a BCI log that is bci_frames.tsv, one
+    CLOOSE .mat or the NWB imaging file itself (analysis.ingest.find_bci_log)."""
     folder = Path(session_dir(wildcards))
     bci_log = find_bci_log(folder)
     meta = folder / "bci_meta.yaml"
-    # next to a .mat, bci_meta.yaml may be absent (the rule then says what it lacks)
+    # next to a .mat or NWB log, bci_meta.yaml may be absent (the rule then says what it lacks)
     metas = [meta] if bci_log.suffix == ".tsv" or meta.exists() else []
     fixed = [folder / "session.yaml", bci_log, *metas, folder / "targets.json"]
     _, imaging = find_imaging(folder)
-    return [str(p) for p in fixed + imaging]
+    return [str(p) for p in dict.fromkeys(fixed + imaging)]  # an NWB log is the imaging
 
 
 def bci_plane_session_files(wildcards, stage, name):
