@@ -283,21 +283,25 @@ def _block_centres(blocks: list) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def register_movie(raw: Any, out: Any, *, fs_hz: float, settings: RegisterSettings) -> xr.Dataset:
+def register_movie(
+    raw: Any, out: Any, *, fs_hz: float, settings: RegisterSettings, threads: int | None = None
+) -> xr.Dataset:
     """Register a movie to its own reference image with suite2p (rigid + nonrigid).
 
     Parameters
     ----------
     raw : array-like, (time, row, col), int16
-        Raw movie of one plane, e.g. a read-only ``np.memmap``; read in batches, never
-        modified.
+        Raw movie of one plane, e.g. a read-only :class:`analysis.io.MovieFile`; read in
+        batches, never modified.
     out : array-like, (time, row, col), int16
-        Writable array of the same shape (e.g. a ``np.memmap`` from
-        ``analysis.io.create_movie``) that receives the registered frames.
+        Writable array of the same shape (e.g. from ``analysis.io.create_movie``) that
+        receives the registered frames.
     fs_hz : float
         Frame (volume) rate, Hz; sets the ``time`` coordinate (s).
     settings : RegisterSettings
         Stage settings.
+    threads : int, optional
+        CPU threads for torch (the rule's ``threads``); default: torch's (all cores).
 
     Returns
     -------
@@ -329,6 +333,9 @@ def register_movie(raw: Any, out: Any, *, fs_hz: float, settings: RegisterSettin
     from suite2p.registration import register as s2p_register
     from suite2p.registration.utils import highpass_mean_image
 
+    if threads is not None:
+        # after importing suite2p: its numba import resets torch's OpenMP thread count
+        torch.set_num_threads(threads)
     _check_movies(raw, out)
     if not (np.isfinite(fs_hz) and fs_hz > 0):
         raise ValueError(f"register_movie: fs_hz must be a positive number, got {fs_hz}")

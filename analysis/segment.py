@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
-from scipy import ndimage, stats
+from scipy import ndimage, sparse, stats
 
+from analysis import io
 from analysis.dims import COL, MASK_DIMS, ROI, ROW
 from analysis.settings import StageSettings, require
 
@@ -56,7 +60,9 @@ class SegmentSettings(StageSettings):
         union's area stays within ``max_area_fraction``.
         trim_fraction: after merging, pixels weighted below this fraction of the ROI's
         peak weight are dropped (dim rims spilling onto neighbouring somata).
-        max_binned_frames: cap on the number of binned frames read from the movie.
+        max_binned_frames: cap on the number of binned frames sparsery gets; longer
+        movies get longer bins. sparsery holds about five binned movies, so this bounds
+        the stage's memory (500: ~0.7 GB at 256 x 256 px) whatever the recording length.
     Cell classification (no downloaded classifier)
         min_area_fraction, max_area_fraction: allowed ROI area, as fractions of the
         area of a disk of ``diameter_px``.
@@ -101,7 +107,7 @@ class SegmentSettings(StageSettings):
     max_overlap: float = 0.75
     merge_distance_fraction: float = 0.7
     trim_fraction: float = 0.3
-    max_binned_frames: int = 5000
+    max_binned_frames: int = 500
     min_area_fraction: float = 0.4
     max_area_fraction: float = 2.5
     max_compactness: float = 1.6
@@ -203,7 +209,12 @@ def _centroids(weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detect_somata(
-    movie: Any, *, mean_image: np.ndarray, fs_hz: float, settings: SegmentSettings
+    movie: Any,
+    *,
+    mean_image: np.ndarray,
+    fs_hz: float,
+    settings: SegmentSettings,
+    threads: int | None = None,
 ) -> xr.DataArray:
     """Find somata with suite2p's sparsery functional detection and classify them.
 
@@ -225,6 +236,8 @@ def detect_somata(
         Frame (volume) rate in Hz.
     settings : SegmentSettings
         Detection and classification settings.
+    threads : int, optional
+        CPU threads for torch (the rule's ``threads``); default: torch's (all cores).
 
     Returns
     -------
@@ -246,6 +259,9 @@ def detect_somata(
     from suite2p.detection import detect
     from suite2p.parameters import default_settings
 
+    if threads is not None:
+        # after importing suite2p: its numba import resets torch's OpenMP thread count
+        torch.set_num_threads(threads)
     n_frames, n_rows, n_cols = _check_inputs(movie, mean_image, fs_hz)
     det = default_settings()["detection"]
     det["algorithm"] = "sparsery"
@@ -259,18 +275,18 @@ def detect_somata(
         max_ROIs=settings.max_rois,
         spatial_scale=int(np.clip(np.round(np.log2(settings.diameter_px / 3.0)), 1, 4)),
     )
-    bin_size = int(max(1, n_frames // settings.max_binned_frames, round(settings.tau_s * fs_hz)))
-    binned = detect.bin_movie(
-        movie, bin_size, yrange=[0, n_rows], xrange=[0, n_cols], nbins=settings.max_binned_frames
+    det["bin_size"] = int(
+        max(1, n_frames // settings.max_binned_frames, round(settings.tau_s * fs_hz))
     )
-    logger.info("sparsery on %d binned frames (bin %d frames)", binned.shape[0], bin_size)
+    logger.info("sparsery on binned frames of %d frames", det["bin_size"])
     try:
+        # suite2p bins the movie itself, so its binned copy is freed once high-pass
+        # filtered: one binned movie fewer in memory while sparsery runs
         _, stat, _ = detect.detection_wrapper(
             movie,
             diameter=[settings.diameter_px, settings.diameter_px],
             tau=settings.tau_s,
             fs=fs_hz,
-            mov=binned.copy(),
             settings=det,
             device=torch.device(settings.device),
         )
@@ -279,6 +295,14 @@ def detect_somata(
             raise
         logger.warning("suite2p found no ROIs in this movie: %s", err)
         stat = []
+    # the same binned movie again, for the ROI traces (skewness)
+    binned = detect.bin_movie(
+        movie,
+        det["bin_size"],
+        yrange=[0, n_rows],
+        xrange=[0, n_cols],
+        nbins=settings.max_binned_frames,
+    )
 
     raw = []
     for s in stat:
@@ -485,7 +509,7 @@ def _remove_residual_motion(
     return out
 
 
-def _bin_zscore(
+def _clean_bins(
     movie: Any,
     mean_image: np.ndarray,
     *,
@@ -493,47 +517,99 @@ def _bin_zscore(
     neuropil_block_px: int,
     motion_block_px: int,
     batch_frames: int = 600,
-) -> np.ndarray:
-    """Bin in time (streamed), clean and z-score every pixel; (bin, row, col) float32.
+) -> Iterator[np.ndarray]:
+    """Bin in time and clean, streamed: yields batches of binned frames (bin, row, col).
 
     Each binned frame minus the mean image has its residual motion removed
     (:func:`_remove_residual_motion`) and its neuropil (:func:`_block_median`)
     subtracted; without these, shared motion and neuropil make every fragment's trace
     correlate and unrelated tufts would merge.
     """
-    n_frames = movie.shape[0]
-    n_bins = n_frames // bin_frames
+    n_bins = movie.shape[0] // bin_frames
     batch = max(bin_frames, (batch_frames // bin_frames) * bin_frames)
-    out = np.empty((n_bins, *movie.shape[1:]), np.float32)
     for start in range(0, n_bins * bin_frames, batch):
         stop = min(start + batch, n_bins * bin_frames)
         chunk = np.asarray(movie[start:stop], np.float32)
         binned = chunk.reshape(-1, bin_frames, *movie.shape[1:]).mean(axis=1) - mean_image
         binned = _remove_residual_motion(binned, mean_image, motion_block_px)
         binned -= _block_median(binned, neuropil_block_px)
-        out[start // bin_frames : stop // bin_frames] = binned
-    out -= out.mean(axis=0)
-    sd = out.std(axis=0)
-    out /= np.where(sd > 0, sd, 1.0)
-    return out
+        yield binned.astype(np.float32)
 
 
-def _local_correlation(z: np.ndarray) -> np.ndarray:
-    """Mean correlation of each pixel with its 8 neighbours; z is z-scored (time, row, col)."""
-    n_t, n_rows, n_cols = z.shape
-    total = np.zeros((n_rows, n_cols), np.float64)
-    count = np.zeros((n_rows, n_cols), np.float64)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if dr == 0 and dc == 0:
-                continue
-            rs = slice(max(dr, 0), n_rows + min(dr, 0))
-            rd = slice(max(-dr, 0), n_rows + min(-dr, 0))
-            cs = slice(max(dc, 0), n_cols + min(dc, 0))
-            cd = slice(max(-dc, 0), n_cols + min(-dc, 0))
-            total[rd, cd] += (z[:, rd, cd] * z[:, rs, cs]).mean(axis=0)
-            count[rd, cd] += 1
-    return (total / count).astype(np.float32)
+# neighbour offsets (row, col) whose products give every pixel's 8 neighbours once per pair
+_NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _pair_slices(n_rows: int, n_cols: int, dr: int, dc: int) -> tuple[tuple, tuple]:
+    """Slices of pixels p and of their neighbours p + (dr, dc), both inside the frame."""
+    a = (slice(0, n_rows - dr), slice(max(-dc, 0), n_cols - max(dc, 0)))
+    b = (slice(dr, n_rows), slice(max(dc, 0), n_cols + min(dc, 0)))
+    return a, b
+
+
+class _PixelStats:
+    """Per-pixel moments and neighbour cross-products of binned frames, accumulated in
+    batches (float64), so the local correlation image needs no movie in memory."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.n = 0
+        self.total = np.zeros(shape, np.float64)
+        self.squares = np.zeros(shape, np.float64)
+        self.products = [np.zeros((shape[0] - dr, shape[1] - abs(dc))) for dr, dc in _NEIGHBOURS]
+
+    def add(self, frames: np.ndarray) -> None:
+        self.n += len(frames)
+        self.total += frames.sum(axis=0, dtype=np.float64)
+        self.squares += np.square(frames).sum(axis=0, dtype=np.float64)
+        for acc, (dr, dc) in zip(self.products, _NEIGHBOURS, strict=True):
+            a, b = _pair_slices(*frames.shape[1:], dr, dc)
+            acc += (frames[(slice(None), *a)] * frames[(slice(None), *b)]).sum(
+                axis=0, dtype=np.float64
+            )
+
+    def mean_sd(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and population SD per pixel; SD 1 where a pixel is constant."""
+        mean = self.total / self.n
+        sd = np.sqrt(np.maximum(self.squares / self.n - mean**2, 0.0))
+        return mean, np.where(sd > 0, sd, 1.0)
+
+    def local_correlation(self) -> np.ndarray:
+        """Mean correlation of each pixel with its (up to 8) neighbours."""
+        mean, sd = self.mean_sd()
+        total = np.zeros(mean.shape, np.float64)
+        count = np.zeros(mean.shape, np.float64)
+        for acc, (dr, dc) in zip(self.products, _NEIGHBOURS, strict=True):
+            a, b = _pair_slices(*mean.shape, dr, dc)
+            corr = (acc / self.n - mean[a] * mean[b]) / (sd[a] * sd[b])
+            for side in (a, b):
+                total[side] += corr
+                count[side] += 1
+        return (total / count).astype(np.float32)
+
+
+def _fragment_traces(
+    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats, *, batch_bins: int = 64
+) -> np.ndarray:
+    """Mean z-scored trace (fragment, bin) of each fragment over the binned frames ``bins``
+    (read in batches); z-scores use the per-pixel mean and SD of ``pixel_stats``."""
+    mean, sd = pixel_stats.mean_sd()
+    n_bins = len(bins)
+    if not fragments:
+        return np.zeros((0, n_bins))
+    # mean over a fragment's pixels of (x - mean) / sd, as one sparse product per batch
+    rows = np.concatenate([np.full(f.sum(), i) for i, f in enumerate(fragments)])
+    pixels = np.concatenate([np.flatnonzero(f) for f in fragments])
+    npix = np.array([f.sum() for f in fragments], np.float64)
+    scale = sparse.csr_matrix(
+        (1.0 / (npix[rows] * sd.ravel()[pixels]), (rows, pixels)),
+        shape=(len(fragments), mean.size),
+    )
+    offset = scale @ mean.ravel()
+    traces = np.empty((len(fragments), n_bins))
+    for start in range(0, n_bins, batch_bins):
+        chunk = np.asarray(bins[start : start + batch_bins], np.float64).reshape(-1, mean.size)
+        traces[:, start : start + len(chunk)] = (scale @ chunk.T) - offset[:, None]
+    return traces
 
 
 def _merge_groups(traces: np.ndarray, threshold: float) -> list[list[int]]:
@@ -609,30 +685,44 @@ def detect_dendrites(
 
     n_frames, n_rows, n_cols = _check_inputs(movie, mean_image, fs_hz)
     bin_frames = int(np.clip(round(settings.dendrite_bin_s * fs_hz), 1, max(n_frames // 10, 1)))
-    z = _bin_zscore(
-        movie,
-        np.asarray(mean_image, np.float32),
-        bin_frames=bin_frames,
-        neuropil_block_px=settings.dendrite_neuropil_block_px,
-        motion_block_px=settings.motion_block_px,
-    )
-    corr_img = _local_correlation(z)
-    ridge = sato(corr_img, sigmas=settings.ridge_sigmas_px, black_ridges=False)
-    fg = (_robust_z(ridge) > settings.ridge_threshold_sd) & (
-        _robust_z(corr_img) > settings.correlation_threshold_sd
-    )
-    # cut the foreground into fragments around local correlation maxima: touching or
-    # crossing dendrites of different tufts then end up in different fragments
-    smooth = ndimage.gaussian_filter(corr_img, 1.0)
-    peaks = peak_local_max(
-        np.where(fg, smooth, 0.0), min_distance=settings.seed_distance_px, labels=fg.astype(int)
-    )
-    markers = np.zeros(fg.shape, np.int64)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    labels = watershed(-smooth, markers, mask=fg)
-    fragments = [labels == k for k in range(1, labels.max() + 1)]
-    flat = z.reshape(z.shape[0], -1)
-    traces = np.array([flat[:, f.ravel()].mean(axis=1) for f in fragments])
+    pixel_stats = _PixelStats((n_rows, n_cols))
+    with tempfile.TemporaryDirectory() as tmp:
+        # the cleaned bins go to a scratch file, read back for the fragment traces: memory
+        # does not grow with the movie's length
+        spill = io.create_movie(
+            Path(tmp) / "bins.bin",
+            io.MovieHeader(n_frames // bin_frames, n_rows, n_cols, "float32", fs_hz / bin_frames),
+        )
+        written = 0
+        for binned in _clean_bins(
+            movie,
+            np.asarray(mean_image, np.float32),
+            bin_frames=bin_frames,
+            neuropil_block_px=settings.dendrite_neuropil_block_px,
+            motion_block_px=settings.motion_block_px,
+        ):
+            pixel_stats.add(binned)
+            spill[written : written + len(binned)] = binned
+            written += len(binned)
+        corr_img = pixel_stats.local_correlation()
+        ridge = sato(corr_img, sigmas=settings.ridge_sigmas_px, black_ridges=False)
+        fg = (_robust_z(ridge) > settings.ridge_threshold_sd) & (
+            _robust_z(corr_img) > settings.correlation_threshold_sd
+        )
+        # cut the foreground into fragments around local correlation maxima: touching or
+        # crossing dendrites of different tufts then end up in different fragments
+        smooth = ndimage.gaussian_filter(corr_img, 1.0)
+        peaks = peak_local_max(
+            np.where(fg, smooth, 0.0),
+            min_distance=settings.seed_distance_px,
+            labels=fg.astype(int),
+        )
+        markers = np.zeros(fg.shape, np.int64)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        labels = watershed(-smooth, markers, mask=fg)
+        fragments = [labels == k for k in range(1, labels.max() + 1)]
+        traces = _fragment_traces(spill, fragments, pixel_stats)
+        spill.close()
     keep = [
         i
         for i, f in enumerate(fragments)

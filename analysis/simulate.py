@@ -1004,6 +1004,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=None)
     parser.add_argument("--days", type=int, default=None)
     parser.add_argument("--frames", type=int, default=None, help="frames per plane per day")
+    parser.add_argument(
+        "--tiff-compression",
+        default="zlib",
+        choices=session_format.TIFF_COMPRESSIONS,
+        help="zlib (default, small) or none (fast to write, e.g. long benchmark movies)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"null": args.null}
@@ -1024,7 +1030,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             masks = polygon_masks(day["targets"], shape)
             path = session_format.session_dir(args.out, subject, day["session"]) / "plane0.tif"
             parts, reference = [], None
-            with session_format.PlaneWriter(path) as writer:
+            with session_format.PlaneWriter(path, compression=args.tiff_compression) as writer:
                 for chunk in render_plane(day, plane=0, settings=settings):
                     writer.write(chunk)
                     if reference is None:
@@ -1042,7 +1048,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = simulate_subject(settings, subject=subject, rng=rng, online_f=online_f)
         for day in result["days"]:
             path = session_format.session_dir(args.out, subject, day["session"]) / "plane1.tif"
-            with session_format.PlaneWriter(path) as writer:
+            with session_format.PlaneWriter(path, compression=args.tiff_compression) as writer:
                 for chunk in render_plane(day, plane=1, settings=settings):
                     writer.write(chunk)
         session_format.write_simulation(args.out, result, settings=settings)

@@ -488,45 +488,51 @@ def match_coincident_events(
     _require_values(epochs, "epoch", EPOCHS, "epochs")
     window = settings.coincidence_window_s
     paired = pairs[pairs["paired"].astype(bool)]
-    grouped = {key: ev for key, ev in events.groupby(["subject", "session", "plane_role", "roi"])}
+    # row positions of each (subject, session, plane, roi)'s events, in time order
+    order = np.argsort(events["time_s"].to_numpy(float), kind="stable")
+    groups = events.iloc[order].groupby(["subject", "session", "plane_role", "roi"])
+    positions = {key: order[rows] for key, rows in groups.indices.items()}
+    time_s = events["time_s"].to_numpy(float)
     sessions = events[["subject", "session"]].drop_duplicates().itertuples(index=False)
-    parts = []
+    keys, soma_rows, dend_rows = [], [], []
     for subject, session in sessions:
         for pair in paired[paired["subject"] == subject].itertuples(index=False):
-            soma = grouped.get((subject, session, "soma", pair.soma_roi))
-            dend = grouped.get((subject, session, "dendrite", pair.dendrite_roi))
+            soma = positions.get((subject, session, "soma", pair.soma_roi))
+            dend = positions.get((subject, session, "dendrite", pair.dendrite_roi))
             if soma is None or dend is None:
                 continue
-            soma = soma.sort_values("time_s")
-            dend = dend.sort_values("time_s")
-            matches = _match_times(soma["time_s"].to_numpy(), dend["time_s"].to_numpy(), window)
+            matches = _match_times(time_s[soma], time_s[dend], window)
             if not matches:
                 continue
             a, b = (np.array(v) for v in zip(*matches, strict=True))
-            s, d = soma.iloc[a], dend.iloc[b]
-            parts.append(
-                pd.DataFrame(
-                    dict(
-                        subject=subject,
-                        session=session,
-                        soma_roi=int(pair.soma_roi),
-                        dendrite_roi=int(pair.dendrite_roi),
-                        frame=s["frame"].to_numpy(int),
-                        peak_frame=s["peak_frame"].to_numpy(int),
-                        time_s=s["time_s"].to_numpy(float),
-                        soma_amplitude=s["amplitude"].to_numpy(float),
-                        dendrite_frame=d["frame"].to_numpy(int),
-                        dendrite_time_s=d["time_s"].to_numpy(float),
-                        dendrite_amplitude=d["amplitude"].to_numpy(float),
-                        lag_s=d["time_s"].to_numpy(float) - s["time_s"].to_numpy(float),
-                    )
-                )
-            )
+            keys.append((subject, session, int(pair.soma_roi), int(pair.dendrite_roi), len(a)))
+            soma_rows.append(soma[a])
+            dend_rows.append(dend[b])
     columns = [
         "subject", "session", "soma_roi", "dendrite_roi", "frame", "peak_frame", "time_s",
         "soma_amplitude", "dendrite_frame", "dendrite_time_s", "dendrite_amplitude", "lag_s",
     ]  # fmt: skip
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    if keys:
+        s, d = (events.iloc[np.concatenate(rows)] for rows in (soma_rows, dend_rows))
+        counts = [k[-1] for k in keys]
+        out = pd.DataFrame(
+            dict(
+                subject=np.repeat([k[0] for k in keys], counts),
+                session=np.repeat([k[1] for k in keys], counts),
+                soma_roi=np.repeat([k[2] for k in keys], counts),
+                dendrite_roi=np.repeat([k[3] for k in keys], counts),
+                frame=s["frame"].to_numpy(int),
+                peak_frame=s["peak_frame"].to_numpy(int),
+                time_s=s["time_s"].to_numpy(float),
+                soma_amplitude=s["amplitude"].to_numpy(float),
+                dendrite_frame=d["frame"].to_numpy(int),
+                dendrite_time_s=d["time_s"].to_numpy(float),
+                dendrite_amplitude=d["amplitude"].to_numpy(float),
+                lag_s=d["time_s"].to_numpy(float) - s["time_s"].to_numpy(float),
+            )
+        )
+    else:
+        out = pd.DataFrame(columns=columns)
     out = out.merge(
         epochs[["subject", "session", "frame", "error_derivative", "epoch"]],
         on=["subject", "session", "frame"],
@@ -1128,18 +1134,25 @@ def test_residual_predicts_change(
 # --- network prediction of residuals -----------------------------------------------------
 
 
-def _cv_ridge_r(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -> float:
-    """Correlation of out-of-fold ridge predictions with y (closed form, centred data)."""
+def _cv_ridge_r(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -> np.ndarray:
+    """Correlation of out-of-fold ridge predictions with y, per column of y (event, k).
+
+    Closed form on centred data; every column (e.g. the observed residuals and their
+    shuffles) is fitted with the same folds in one solve per fold. 0 where the
+    predictions or the column are constant.
+    """
     pred = np.empty_like(y)
+    ridge = alpha * np.eye(x.shape[1])
     for f in np.unique(folds):
         train, test = folds != f, folds == f
-        xm, ym = x[train].mean(0), y[train].mean()
+        xm, ym = x[train].mean(0), y[train].mean(0)
         xt = x[train] - xm
-        coef = np.linalg.solve(xt.T @ xt + alpha * np.eye(x.shape[1]), xt.T @ (y[train] - ym))
+        coef = np.linalg.solve(xt.T @ xt + ridge, xt.T @ (y[train] - ym))
         pred[test] = (x[test] - xm) @ coef + ym
-    if np.std(pred) == 0 or np.std(y) == 0:
-        return 0.0
-    return float(np.corrcoef(pred, y)[0, 1])
+    pc, yc = pred - pred.mean(0), y - y.mean(0)
+    norm = np.sqrt((pc**2).sum(0) * (yc**2).sum(0))
+    r = (pc * yc).sum(0) / np.where(norm > 0, norm, 1.0)
+    return np.where(norm > 0, np.clip(r, -1.0, 1.0), 0.0)
 
 
 def compute_network_prediction(
@@ -1219,13 +1232,13 @@ def compute_network_prediction(
     x[np.flatnonzero(own >= 0), own[own >= 0]] = 0.0
     y = ev["residual_z"].to_numpy(float)
     folds = rng.permutation(np.arange(len(y)) % settings.n_folds)
-    observed = _cv_ridge_r(x, y, folds, settings.ridge_alpha)
-    null = np.array(
-        [
-            _cv_ridge_r(x, rng.permutation(y), folds, settings.ridge_alpha)
-            for _ in range(settings.n_network_shuffles)
-        ]
-    )
+    # column 0 the observed residuals, then the shuffles: all fitted in one pass
+    ys = np.empty((len(y), 1 + settings.n_network_shuffles))
+    ys[:, 0] = y
+    for k in range(settings.n_network_shuffles):
+        ys[:, 1 + k] = rng.permutation(y)
+    r = _cv_ridge_r(x, ys, folds, settings.ridge_alpha)
+    observed, null = float(r[0]), r[1:]
     row = dict(
         subject=ev["subject"].iloc[0],
         session=ev["session"].iloc[0],

@@ -11,7 +11,8 @@ rule register:
         registration=f"{RESULTS}/register/{{subject}}/{{session}}/plane{{plane}}/registration.nc",
     params:
         settings=stage_settings("register"),
-    threads: 2
+    # one thread per job: the two planes of a session run side by side on 2 cores
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=60,

@@ -11,7 +11,8 @@ rule segment:
     params:
         settings=stage_settings("segment"),
         role=lambda wc: META[(wc.subject, wc.session)].plane_roles[int(wc.plane)],
-    threads: 2
+    # one thread per job: the two planes of a session run side by side on 2 cores
+    threads: 1
     resources:
         mem_mb=3000,
         runtime=60,

@@ -10,8 +10,14 @@ with rule_log(sm.log[0], rule="segment", inputs=sm.input) as log:
     settings = SegmentSettings.from_mapping(sm.params.settings)
     movie, header = io.open_movie(sm.input.movie)
     mean_image = io.read_netcdf(sm.input.registration)["mean_image"].values
-    detect = detect_somata if sm.params.role == "soma" else detect_dendrites
-    masks = detect(movie, mean_image=mean_image, fs_hz=header.fs_hz, settings=settings)
+    if sm.params.role == "soma":
+        masks = detect_somata(
+            movie, mean_image=mean_image, fs_hz=header.fs_hz, settings=settings, threads=sm.threads
+        )
+    else:
+        masks = detect_dendrites(
+            movie, mean_image=mean_image, fs_hz=header.fs_hz, settings=settings
+        )
     log.info("%s plane: %d ROIs", sm.params.role, masks.sizes["roi"])
     io.write_netcdf(
         masks.rename("masks"), sm.output.rois, stage="segment", settings=settings, inputs=sm.input
