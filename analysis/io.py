@@ -212,10 +212,13 @@ class MovieFile:
     ``movie[start:stop] = frames`` (``movie[:] = frames`` for all of them).
     """
 
-    def __init__(self, path: str | os.PathLike, header: MovieHeader, *, writable: bool) -> None:
+    def __init__(
+        self, path: str | os.PathLike, header: MovieHeader, *, writable: bool, offset: int = 0
+    ) -> None:
         self._fd = -1
         self.path = Path(path)
         self.header = header
+        self.offset = offset  # bytes before the first frame
         self.shape = header.shape
         self.dtype = np.dtype(header.dtype)
         self.ndim = 3
@@ -232,7 +235,8 @@ class MovieFile:
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         frames = np.empty((max(stop - start, 0), *self.shape[1:]), self.dtype)
-        view, offset = memoryview(frames.reshape(-1)).cast("B"), start * self._frame_bytes
+        view = memoryview(frames.reshape(-1)).cast("B")
+        offset = self.offset + start * self._frame_bytes
         while len(view):
             n = os.preadv(self._fd, [view], offset)
             if n == 0:
@@ -254,9 +258,12 @@ class MovieFile:
             frames = self._read(t, t + 1)[0]
         else:
             order = np.arange(n_frames)[time]
-            frames = np.empty((len(order), *self.shape[1:]), self.dtype)
-            for i, t in enumerate(order):
-                frames[i] = self._read(int(t), int(t) + 1)[0]
+            if len(order) > 1 and np.all(np.diff(order) == 1):
+                frames = self._read(int(order[0]), int(order[-1]) + 1)
+            else:
+                frames = np.empty((len(order), *self.shape[1:]), self.dtype)
+                for i, t in enumerate(order):
+                    frames[i] = self._read(int(t), int(t) + 1)[0]
         return frames[(slice(None), *rest)] if rest and frames.ndim == 3 else frames[rest]
 
     def __setitem__(self, index: Any, frames: Any) -> None:
@@ -268,7 +275,7 @@ class MovieFile:
         stop = max(start, stop)
         data = np.broadcast_to(np.asarray(frames, self.dtype), (stop - start, *self.shape[1:]))
         view = memoryview(np.ascontiguousarray(data).reshape(-1)).cast("B")
-        offset = start * self._frame_bytes
+        offset = self.offset + start * self._frame_bytes
         with output_write_errors(self.path):
             while len(view):
                 n = os.pwrite(self._fd, view, offset)
@@ -654,12 +661,12 @@ def iter_tiff_frames(
             n_frames, shape, offset = _tiff_layout(tif, path)
             index = np.arange(n_frames) if pages is None else np.asarray(pages, dtype=np.int64)
             if offset is not None:
-                series = tif.series[0]
-                frames = np.memmap(
-                    path, mode="r", dtype=series.dtype, offset=offset, shape=(n_frames, *shape)
-                )
-                for start in range(0, len(index), batch_frames):
-                    yield np.asarray(frames[index[start : start + batch_frames]])
+                # plain reads from the data offset: a memmap's pages would stay resident
+                dtype = tif.series[0].dtype.newbyteorder(tif.byteorder)  # the file's order
+                header = MovieHeader(n_frames, *shape, dtype=dtype.str, fs_hz=0.0)
+                with MovieFile(path, header, writable=False, offset=offset) as frames:
+                    for start in range(0, len(index), batch_frames):
+                        yield frames[index[start : start + batch_frames]]
                 return
             for start in range(0, len(index), batch_frames):
                 key = index[start : start + batch_frames]

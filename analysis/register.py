@@ -3,7 +3,8 @@
 Contract
 --------
 Input: one plane of one session, ``raw`` ``(time, row, col)`` int16 (the ingest stage's
-memmap) and a writable int16 array ``out`` of the same shape that receives the registered
+movie, an :class:`analysis.io.MovieFile`) and a writable int16 array ``out`` of the same
+shape that receives the registered
 frames. :func:`register_movie` streams both in batches of ``batch_size_frames`` through
 suite2p's ``registration_wrapper`` (reference image, rigid phase correlation, nonrigid
 block phase correlation with subpixel upsampling) and then makes one more streaming pass

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,57 @@ def test_movie_roundtrip_and_truncation(tmp_path):
         handle.truncate(50)
     with pytest.raises(OSError, match="truncated or stale"):
         io.open_movie(tmp_path / "m.bin")
+
+
+def test_movie_file_indexing(tmp_path):
+    data = np.arange(7 * 4 * 3, dtype=np.int16).reshape(7, 4, 3)
+    out = io.create_movie(tmp_path / "m.bin", io.MovieHeader(7, 4, 3, "int16", 10.0))
+    out[:] = data
+    out[2:4] = data[2:4] * 2
+    data[2:4] *= 2
+    with pytest.raises(IndexError, match="whole frames"):
+        out[1] = data[1]
+    movie, _ = io.open_movie(tmp_path / "m.bin")
+    for index in (slice(1, 5), 3, -1, [0, 5, 2], [3, 4, 5], slice(None, None, 2), (2, 1)):
+        np.testing.assert_array_equal(movie[index], data[index])
+    np.testing.assert_array_equal(movie[1:6, 1:3, ::2], data[1:6, 1:3, ::2])
+    assert movie[5:2].shape == (0, 4, 3)
+    assert (len(movie), movie.ndim, movie.dtype) == (7, 3, np.int16)
+    with pytest.raises(ValueError, match="read-only"):
+        movie[0:1] = data[:1]
+
+
+def _rss_file_kb():
+    status = open("/proc/self/status").read()
+    return int(status.split("RssFile:")[1].split()[0])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_streaming_a_movie_keeps_no_file_pages_resident(tmp_path):
+    # a memmap would keep every frame it touched mapped (resident) until closed
+    n_frames = 256  # 64 MiB of 512 x 256 int16 frames
+    out = io.create_movie(tmp_path / "m.bin", io.MovieHeader(n_frames, 512, 256, "int16", 1.0))
+    before = _rss_file_kb()
+    for start in range(0, n_frames, 16):
+        out[start : start + 16] = np.full((16, 512, 256), start, np.int16)
+    movie, _ = io.open_movie(tmp_path / "m.bin")
+    total = sum(int(movie[start : start + 16][:, 0, 0].sum()) for start in range(0, n_frames, 16))
+    assert total == sum(16 * start for start in range(0, n_frames, 16))
+    assert _rss_file_kb() - before < 16 * 1024
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+def test_contiguous_tiff_read_in_batches(tmp_path, byteorder):
+    # one IFD for the whole stack (as ImageJ writes stacks > 4 GB): read from its offset
+    frames = np.random.default_rng(0).integers(0, 4000, (23, 6, 5), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", frames, truncate=True, byteorder=byteorder)
+    with tifffile.TiffFile(tmp_path / "c.tif") as tif:
+        assert len(tif.pages) == 1
+    batches = list(io.iter_tiff_frames(tmp_path / "c.tif", batch_frames=4))
+    np.testing.assert_array_equal(np.concatenate(batches), frames)
+    pages = np.arange(1, 23, 2)  # one plane of an interleaved stack
+    batches = list(io.iter_tiff_frames(tmp_path / "c.tif", batch_frames=4, pages=pages))
+    np.testing.assert_array_equal(np.concatenate(batches), frames[pages])
 
 
 def test_tiff_frames_streamed(tmp_path):
