@@ -197,3 +197,18 @@ def test_logs_progress_of_both_passes(caplog):
     # two-step registration writes every frame twice; the summary pass reads them once
     assert "registration: 80/80 frames (100%)" in caplog.text
     assert "summary images: 40/40 frames (100%)" in caplog.text
+
+
+def test_threads_set_torch_threads():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        frames = _movie(np.random.default_rng(1), np.zeros((20, 2)))
+        register_movie(
+            frames, np.zeros_like(frames), fs_hz=FS_HZ, settings=RegisterSettings(), threads=1
+        )
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)

@@ -13,7 +13,9 @@ from scipy.optimize import linear_sum_assignment
 from analysis.segment import (
     SegmentSettings,
     _block_median,
+    _fragment_traces,
     _merge_split_somata,
+    _PixelStats,
     _remove_residual_motion,
     _split_blobs,
     detect_dendrites,
@@ -182,6 +184,34 @@ def test_bad_inputs():
         SegmentSettings(dendrite_neuropil_block_px=1)
     with pytest.raises(ConfigError, match="did you mean 'diameter_px'"):
         SegmentSettings.from_mapping({"diameter": 12})
+
+
+def test_streamed_local_correlation_and_traces_match_the_whole_movie():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 12, 9)).astype(np.float32)
+    x[:, 3:6, 2:7] += 2 * rng.normal(size=(50, 1, 1)).astype(np.float32)  # correlated patch
+    x[:, 0, 0] = 1.0  # a constant pixel
+    pixel_stats = _PixelStats(x.shape[1:])
+    for start in range(0, 50, 16):
+        pixel_stats.add(x[start : start + 16])
+    sd = x.std(axis=0)
+    z = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    expected = np.zeros(x.shape[1:])
+    for r in range(12):
+        for c in range(9):
+            neighbours = [
+                (r + dr, c + dc)
+                for dr in (-1, 0, 1)
+                for dc in (-1, 0, 1)
+                if (dr, dc) != (0, 0) and 0 <= r + dr < 12 and 0 <= c + dc < 9
+            ]
+            expected[r, c] = np.mean([(z[:, r, c] * z[:, q, k]).mean() for q, k in neighbours])
+    np.testing.assert_allclose(pixel_stats.local_correlation(), expected, atol=1e-5)
+    fragments = [np.zeros((12, 9), bool) for _ in range(2)]
+    fragments[0][3:6, 2:7] = True
+    fragments[1][8, 1:4] = True
+    traces = _fragment_traces(x, fragments, pixel_stats, batch_bins=7)
+    np.testing.assert_allclose(traces, [z[:, f].mean(axis=1) for f in fragments], atol=1e-5)
 
 
 def test_remove_residual_motion_cancels_subpixel_shifts():

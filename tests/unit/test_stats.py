@@ -516,3 +516,24 @@ def test_summary_says_when_the_test_cannot_reach_alpha():
     assert test["p_value"].iloc[0] >= 1 / 3 - 0.05
     text = stats.summarize(test, settings=settings)
     assert "smallest attainable p is 0.333" in text and "no vectorized signal found" in text
+
+
+def test_cv_ridge_fits_every_column_as_alone():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 6))
+    y = np.column_stack([x @ rng.normal(size=6) + rng.normal(size=80) for _ in range(3)])
+    y = np.column_stack([y, np.ones(80)])  # a constant column scores 0
+    folds = rng.permutation(np.arange(80) % 5)
+    together = stats._cv_ridge_r(x, y, folds, 10.0)
+    for k in range(3):
+        pred = np.empty(80)
+        for f in range(5):
+            train, test = folds != f, folds == f
+            xm, ym = x[train].mean(0), y[train, k].mean()
+            coef = np.linalg.solve(
+                (x[train] - xm).T @ (x[train] - xm) + 10.0 * np.eye(6),
+                (x[train] - xm).T @ (y[train, k] - ym),
+            )
+            pred[test] = (x[test] - xm) @ coef + ym
+        assert together[k] == pytest.approx(np.corrcoef(pred, y[:, k])[0, 1], abs=1e-12)
+    assert together[3] == 0.0
