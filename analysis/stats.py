@@ -1145,9 +1145,11 @@ def _cv_ridge_r(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -
     ridge = alpha * np.eye(x.shape[1])
     for f in np.unique(folds):
         train, test = folds != f, folds == f
-        xm, ym = x[train].mean(0), y[train].mean(0)
+        y_train = y[train]
+        xm, ym = x[train].mean(0), y_train.mean(0)
         xt = x[train] - xm
-        coef = np.linalg.solve(xt.T @ xt + ridge, xt.T @ (y[train] - ym))
+        # xt's columns sum to 0, so xt.T @ (y - ym) == xt.T @ y: y need not be centred
+        coef = np.linalg.solve(xt.T @ xt + ridge, xt.T @ y_train)
         pred[test] = (x[test] - xm) @ coef + ym
     pc, yc = pred - pred.mean(0), y - y.mean(0)
     norm = np.sqrt((pc**2).sum(0) * (yc**2).sum(0))
