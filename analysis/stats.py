@@ -57,6 +57,7 @@ SD_MODELS = ("linear", "proportional", "constant", "quadratic", "log")
 GROUP_EPOCH_TEST = "group_x_epoch_signed_separation_within_animal_label_permutation"
 OUTCOME_TEST = "reward_vs_failure_residual_within_session_trial_permutation"
 EARLY_CHANGE_TEST = "early_residual_vs_later_activity_change_within_animal_permutation"
+EARLY_CHANGE_COLUMNS = ["subject", "soma_roi", "early_residual_z", "n_events", "activity_change"]
 NETWORK_TEST = "network_prediction_cv_ridge_vs_shuffled_residuals"
 
 TEST_COLUMNS = (
@@ -1460,7 +1461,8 @@ def compute_cohort_statistics(
             columns=["subject", "session", "n_events", "n_neurons", "r_cv", "null_mean"]
         )
     )
-    early_change = pd.DataFrame()
+    # Written with its header even when untestable, so the file reads back as a table.
+    early_change = pd.DataFrame(columns=EARLY_CHANGE_COLUMNS)
 
     def early_change_test() -> pd.DataFrame:
         nonlocal early_change

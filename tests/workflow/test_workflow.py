@@ -168,6 +168,8 @@ def test_full_run_on_reduced_sample(workdir, finished_run):
         assert (results / "figures" / f"{name}.svg").stat().st_size > 0
         assert (results / "figures" / f"{name}.png").stat().st_size > 0
     assert not list(results.rglob("*.part")), "partial files left behind"
+    for table in results.rglob("*.tsv"):
+        assert len(pd.read_csv(table, sep="\t").columns), f"{table} has no header"
 
     rerun = snakemake(workdir, "-n", "--cores", "2").stdout
     assert "Nothing to be done" in rerun
