@@ -1008,7 +1008,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tiff-compression",
         default="zlib",
         choices=session_format.TIFF_COMPRESSIONS,
-        help="zlib (default, small) or none (fast to write, e.g. long benchmark movies)",
+        help="zlib (default, smallest), zlib-fast (level 1, for large cohorts) or none "
+        "(fastest to write, e.g. long benchmark movies)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

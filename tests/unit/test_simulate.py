@@ -128,14 +128,18 @@ def test_truth_roundtrip(tmp_path, tiny):
     assert {"licks", "shift_row", "shift_col"} <= set(bci.columns)
 
 
-def test_plane_writer_uncompressed(tmp_path):
+@pytest.mark.parametrize(
+    ("compression", "stored"),
+    [("none", "NONE"), ("zlib", "ADOBE_DEFLATE"), ("zlib-fast", "ADOBE_DEFLATE")],
+)
+def test_plane_writer_compressions(tmp_path, compression, stored):
     import tifffile
 
     frames = np.random.default_rng(0).integers(0, 1000, (3, 8, 8), dtype=np.uint16)
-    with session_format.PlaneWriter(tmp_path / "p.tif", compression="none") as writer:
+    with session_format.PlaneWriter(tmp_path / "p.tif", compression=compression) as writer:
         writer.write(frames)
     with tifffile.TiffFile(tmp_path / "p.tif") as tif:
-        assert tif.pages[0].compression == tifffile.COMPRESSION.NONE
+        assert tif.pages[0].compression == tifffile.COMPRESSION[stored]
         np.testing.assert_array_equal(tif.asarray(), frames)
     with pytest.raises(ValueError, match="compression"):
         session_format.PlaneWriter(tmp_path / "q.tif", compression="lzw")

@@ -16,7 +16,8 @@ rule simulate_validation_cohort:
     shell:
         "python -m analysis.simulate --preset validate --out {output:q} "
         "--seed {params.settings[seed]} --subjects {params.settings[n_subjects]} "
-        "--days {params.settings[n_days]} --frames {params.settings[n_frames]} 2> {log:q}"
+        "--days {params.settings[n_days]} --frames {params.settings[n_frames]} "
+        "--tiff-compression zlib-fast 2> {log:q}"
 
 
 rule run_validation_cohort:
