@@ -362,6 +362,29 @@ def extract_traces(
     )
 
 
+def blank_frames(traces: xr.Dataset, exclude: np.ndarray) -> xr.Dataset:
+    """Set every trace to NaN on excluded frames (dropped, or flagged bad by register).
+
+    Such frames carry no trustworthy signal; NaN keeps them out of baselines, dF/F and
+    events (see the module's NaN handling).
+
+    Parameters
+    ----------
+    traces : xarray.Dataset
+        From :func:`extract_traces` (``time`` dim).
+    exclude : bool array (time,)
+        True on frames to blank.
+    """
+    exclude = np.asarray(exclude, dtype=bool).ravel()
+    if exclude.size != traces.sizes[TIME]:
+        raise ValueError(
+            f"blank_frames: {exclude.size} frame flags for {traces.sizes[TIME]} trace frames"
+        )
+    if exclude.any():
+        log.info("%d frames set to NaN (dropped or bad)", int(exclude.sum()))
+    return traces.where(xr.DataArray(~exclude, dims=TIME, coords={TIME: traces[TIME]}))
+
+
 def _normalise_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
     """Scale each row to sum 1 (rows are non-empty: checked upstream)."""
     sums = np.asarray(matrix.sum(axis=1)).ravel()

@@ -231,7 +231,7 @@ def write_simulation(
             truth_dataset(day, fs_hz=settings.fs_hz),
             tdir / day["session"] / "truth.nc",
             stage="simulate",
-            settings=settings,
+            settings=settings.to_dict(),
         )
         io.write_tsv(day["events"], tdir / day["session"] / "sd_events.tsv")
         rows.append(

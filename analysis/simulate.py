@@ -71,6 +71,13 @@ class SimulateSettings(StageSettings):
     """Simulator settings (config section ``simulate``); realistic defaults, see PRESETS.
 
     Intensities are expected photons per pixel per volume; dF/F units are fractions.
+
+    Edge cases (all off by default): ``motion_spikes`` entries ``(day index, frame,
+    row px, col px)`` add a rigid shift to one frame of one day (a sudden movement);
+    ``day_brightness[d]`` scales every photon rate of day index ``d`` (laser power,
+    window clarity; days beyond the tuple keep 1); ``silent_targets`` entries ``(day
+    index, target id)`` remove that target's somatic bursts on that day, and with them
+    its coupled dendritic events.
     """
 
     section: ClassVar[str] = "simulate"
@@ -123,6 +130,9 @@ class SimulateSettings(StageSettings):
     max_trial_frames: int = 435
     epoch_smooth_s: float = 0.5
     chunk_frames: int = 200
+    motion_spikes: tuple[tuple[int, int, float, float], ...] = ()
+    day_brightness: tuple[float, ...] = ()
+    silent_targets: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("n_subjects", "n_days", "n_frames", "n_neurons", "chunk_frames"):
@@ -166,6 +176,23 @@ class SimulateSettings(StageSettings):
             1 <= self.calibration_trial_frames <= self.baseline_frames,
             "simulate.calibration_trial_frames must be in 1..baseline_frames",
         )
+        for day, frame, _, _ in self.motion_spikes:
+            require(
+                0 <= day < self.n_days and 0 <= frame < self.n_frames,
+                f"simulate.motion_spikes: (day {day}, frame {frame}) must index a simulated "
+                f"day (0..{self.n_days - 1}) and frame (0..{self.n_frames - 1})",
+            )
+        require(
+            len(self.day_brightness) <= self.n_days and all(b > 0 for b in self.day_brightness),
+            "simulate.day_brightness must hold at most n_days factors, each > 0",
+        )
+        n_targets = self.n_pos_targets + self.n_neg_targets
+        for day, target in self.silent_targets:
+            require(
+                0 <= day < self.n_days and 0 <= target < n_targets,
+                f"simulate.silent_targets: (day {day}, target {target}) must index a simulated "
+                f"day (0..{self.n_days - 1}) and target id (0..{n_targets - 1})",
+            )
         lo, hi = self.segment_length_px
         require(0 < lo <= hi, "simulate.segment_length_px must be (min, max) with 0 < min <= max")
         require(
@@ -174,6 +201,18 @@ class SimulateSettings(StageSettings):
             f"border margin of {self.margin_px:.1f} px (max_day_shift_px + rotation + "
             "max_motion_px + soma radius); enlarge n_rows/n_cols or reduce the shifts",
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict view without the edge-case options left at their defaults.
+
+        Truth files record these settings: leaving unset options out keeps files
+        simulated before the options existed identical when regenerated.
+        """
+        out = super().to_dict()
+        for name in ("motion_spikes", "day_brightness", "silent_targets"):
+            if not out[name]:
+                del out[name]
+        return out
 
     @property
     def margin_px(self) -> float:
@@ -515,6 +554,21 @@ def simulate_soma(
     }
 
 
+def _silence(soma: dict[str, Any], neurons: np.ndarray) -> dict[str, Any]:
+    """``simulate_soma`` output without any burst of ``neurons`` (indices); others untouched.
+
+    A neuron's calcium comes only from its own bursts, so zeroing its rows is exact.
+    """
+    if not len(neurons):
+        return soma
+    spikes, calcium = soma["spikes"].copy(), soma["soma_calcium"].copy()
+    spikes[neurons] = 0
+    calcium[neurons] = 0
+    bursts = soma["bursts"]
+    bursts = bursts[~bursts.neuron.isin(neurons)].reset_index(drop=True)
+    return {**soma, "bursts": bursts, "spikes": spikes, "soma_calcium": calcium}
+
+
 def _plane_components(
     session_geometry: dict[str, Any], plane: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -527,14 +581,24 @@ def _plane_components(
 
 
 def session_geometry(
-    geometry: dict[str, Any], transform: dict[str, float], *, settings: SimulateSettings
+    geometry: dict[str, Any],
+    transform: dict[str, float],
+    *,
+    settings: SimulateSettings,
+    brightness: float = 1.0,
 ) -> dict[str, Any]:
-    """Geometry of one session in its raw coordinates (footprints, static images, masks)."""
+    """Geometry of one session in its raw coordinates (footprints, static images, masks).
+
+    ``brightness`` scales every photon rate (not the masks): a dimmer or brighter day.
+    """
     soma_fp = to_session_coords(geometry["soma_fp"], transform)
     tuft_fp = to_session_coords(geometry["tuft_fp"], transform)
-    background = to_session_coords(geometry["background"], transform)
-    neuropil = to_session_coords(geometry["neuropil"], transform)
-    bright = [settings.photons_soma * soma_fp, settings.photons_dendrite * tuft_fp]
+    background = brightness * to_session_coords(geometry["background"], transform)
+    neuropil = brightness * to_session_coords(geometry["neuropil"], transform)
+    bright = [
+        brightness * settings.photons_soma * soma_fp,
+        brightness * settings.photons_dendrite * tuft_fp,
+    ]
     static = background + neuropil + np.stack([b.sum(axis=0) for b in bright])
     return {
         "soma_mask": np.where(soma_fp > 0.2, soma_fp, 0).astype(np.float32),
@@ -853,7 +917,8 @@ def simulate_subject(
     for d in range(settings.n_days):
         s = seeds[3 + 6 * d : 9 + 6 * d]
         transform = draw_day_transform(settings, day_index=d, rng=np.random.default_rng(s[0]))
-        sgeom = session_geometry(geometry, transform, settings=settings)
+        brightness = settings.day_brightness[d] if d < len(settings.day_brightness) else 1.0
+        sgeom = session_geometry(geometry, transform, settings=settings, brightness=brightness)
         targets = target_polygons(geometry, transform, settings=settings)
         n = settings.n_frames
         day: dict[str, Any] = {
@@ -865,11 +930,15 @@ def simulate_subject(
             "motion": simulate_motion(n, settings=settings, rng=np.random.default_rng(s[1])),
             "noise_seed": int(s[2]),
         }
-        day.update(
-            simulate_soma(
-                geometry, rates, n_frames=n, settings=settings, rng=np.random.default_rng(s[3])
-            )
+        for spike_day, frame, row_px, col_px in settings.motion_spikes:
+            if spike_day == d:
+                day["motion"]["shift_row"][frame] += row_px
+                day["motion"]["shift_col"][frame] += col_px
+        soma = simulate_soma(
+            geometry, rates, n_frames=n, settings=settings, rng=np.random.default_rng(s[3])
         )
+        silent = [t for silent_day, t in settings.silent_targets if silent_day == d]
+        day.update(_silence(soma, np.flatnonzero(neurons.target_id.isin(silent))))
         if online_f is None:
             F = analytic_online_f(
                 sgeom,

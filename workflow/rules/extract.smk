@@ -5,6 +5,7 @@ rule extract:
     input:
         movie=rules.register.output.movie,
         header=rules.register.output.header,
+        registration=rules.register.output.registration,
         rois=rules.track.output.rois,
         frames=rules.ingest_plane.output.frames,
     output:

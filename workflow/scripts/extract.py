@@ -4,7 +4,7 @@ import numpy as np
 import xarray as xr
 
 from analysis import extract, io
-from analysis.dims import SESSION, TIME
+from analysis.dims import SESSION
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -22,12 +22,10 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
             f"{sm.input.movie} has {header.n_frames}: one of them is stale; rerun both with "
             "`snakemake --forcerun ingest_plane`."
         )
+    bad = io.read_netcdf(sm.input.registration)["bad_frame"].to_numpy(bool)
     traces = extract.extract_traces(movie, masks, fs_hz=header.fs_hz, settings=settings)
-    if dropped.any():
-        # dropped frames carry no signal: NaN keeps them out of baselines and events
-        log.info("%d dropped frames set to NaN", dropped.sum())
-        keep = xr.DataArray(~dropped, dims=TIME, coords={TIME: traces[TIME]})
-        traces = traces.where(keep)
+    log.info("%d dropped and %d bad (register) frames", dropped.sum(), bad.sum())
+    traces = extract.blank_frames(traces, dropped | bad)
     traces = extract.compute_dff(traces, fs_hz=header.fs_hz, settings=settings)
     traces = xr.merge(
         [traces, extract.deconvolve(traces["dff"], fs_hz=header.fs_hz, settings=settings)]
