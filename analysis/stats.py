@@ -41,6 +41,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import sparse
 
 from analysis.dims import ROI, TIME
 from analysis.settings import StageSettings, require
@@ -176,9 +177,20 @@ def _require_columns(table: pd.DataFrame, columns: Iterable[str], name: str) -> 
 
 def _require_values(table: pd.DataFrame, column: str, allowed: Iterable[str], name: str) -> None:
     allowed = tuple(allowed)
-    bad = sorted(set(table[column].dropna().astype(str)) - set(allowed))
+    # the distinct values first: a cohort's events table has millions of rows
+    bad = sorted({str(v) for v in pd.unique(table[column].dropna())} - set(allowed))
     if bad:
         raise ValueError(f"{name}.{column} has invalid value(s) {bad}; allowed: {list(allowed)}")
+
+
+def _rows_by_session(table: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Row positions of each (subject, session), in table order (one pass, not a scan per
+    session: string comparisons over a cohort's millions of events are slow)."""
+    if table.empty:
+        return {}
+    return {
+        key: rows for key, rows in table.groupby(["subject", "session"], sort=False).indices.items()
+    }
 
 
 def _day_index(table: pd.DataFrame) -> pd.Series:
@@ -428,21 +440,66 @@ def compute_group_activity(activity_change: pd.DataFrame) -> pd.DataFrame:
 # --- coincident somato-dendritic events --------------------------------------------------
 
 
-def _match_times(soma_t: np.ndarray, dend_t: np.ndarray, window: float) -> list[tuple[int, int]]:
-    """One-to-one matches closest first; each event is used at most once."""
-    if soma_t.size == 0 or dend_t.size == 0:
-        return []
-    dt = np.abs(dend_t[None, :] - soma_t[:, None])
-    i, j = np.nonzero(dt <= window)
-    order = np.argsort(dt[i, j], kind="stable")
-    used_s, used_d, out = set(), set(), []
-    for k in order:
-        a, b = int(i[k]), int(j[k])
-        if a not in used_s and b not in used_d:
-            used_s.add(a)
-            used_d.add(b)
-            out.append((a, b))
-    return sorted(out)
+def _match_groups(
+    soma_t: list[np.ndarray], dend_t: list[np.ndarray], window: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One-to-one matches closest first, per group of (soma, dendrite) event times.
+
+    Each group's times are sorted. Candidates are the pairs with |dt| <= ``window``,
+    ranked by (dt, soma index, dendrite index); each event is used at most once, taking
+    candidates in rank order (greedy). All groups are matched at once: a candidate is
+    taken when it has the best rank among the remaining candidates of both its events
+    (a locally dominant edge, which greedy always takes), then the candidates of matched
+    events are dropped, until none remain. Returns per group the matched (soma, dendrite)
+    indices, sorted by soma index.
+    """
+    n_s = np.array([t.size for t in soma_t])
+    n_d = np.array([t.size for t in dend_t])
+    group_s = np.repeat(np.arange(len(soma_t)), n_s)
+    s_all = np.concatenate(soma_t) if soma_t else np.zeros(0)
+    d_all = np.concatenate(dend_t) if dend_t else np.zeros(0)
+    d_start = np.concatenate([[0], np.cumsum(n_d)])
+    # candidate dendrite range of each soma event, searched within its group's slice; the
+    # margin is generous, the exact |dt| <= window test below decides
+    margin = window * (1 + 1e-6) + 1e-9
+    lo = np.empty(s_all.size, np.int64)
+    hi = np.empty(s_all.size, np.int64)
+    s_start = np.concatenate([[0], np.cumsum(n_s)])
+    for g, (st, dt_) in enumerate(zip(soma_t, dend_t, strict=True)):
+        lo[s_start[g] : s_start[g + 1]] = d_start[g] + np.searchsorted(dt_, st - margin, "left")
+        hi[s_start[g] : s_start[g + 1]] = d_start[g] + np.searchsorted(dt_, st + margin, "right")
+    counts = hi - lo
+    i = np.repeat(np.arange(s_all.size), counts)
+    j = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + lo[i]
+    dt = np.abs(d_all[j] - s_all[i])
+    keep = dt <= window
+    i, j, dt = i[keep], j[keep], dt[keep]
+    rank = np.empty(i.size, np.int64)
+    rank[np.lexsort((j, i, dt))] = np.arange(i.size)
+    used_s = np.zeros(s_all.size, bool)
+    used_d = np.zeros(d_all.size, bool)
+    taken = []
+    while i.size:
+        best_s = np.full(s_all.size, i.size, np.int64)
+        best_d = np.full(d_all.size, i.size, np.int64)
+        np.minimum.at(best_s, i, rank)
+        np.minimum.at(best_d, j, rank)
+        pick = (rank == best_s[i]) & (rank == best_d[j])
+        used_s[i[pick]] = True
+        used_d[j[pick]] = True
+        taken.append((i[pick], j[pick]))
+        free = ~used_s[i] & ~used_d[j]
+        i, j, rank = i[free], j[free], rank[free]
+    ti = np.concatenate([t[0] for t in taken]) if taken else np.zeros(0, np.int64)
+    tj = np.concatenate([t[1] for t in taken]) if taken else np.zeros(0, np.int64)
+    order = np.argsort(ti, kind="stable")
+    ti, tj = ti[order], tj[order]
+    bounds = np.searchsorted(ti, s_start)
+    out = []
+    for g in range(len(soma_t)):
+        a, b = ti[bounds[g] : bounds[g + 1]], tj[bounds[g] : bounds[g + 1]]
+        out.append((a - s_start[g], b - d_start[g]))
+    return out
 
 
 def match_coincident_events(
@@ -495,20 +552,23 @@ def match_coincident_events(
     positions = {key: order[rows] for key, rows in groups.indices.items()}
     time_s = events["time_s"].to_numpy(float)
     sessions = events[["subject", "session"]].drop_duplicates().itertuples(index=False)
-    keys, soma_rows, dend_rows = [], [], []
+    candidates = []
     for subject, session in sessions:
         for pair in paired[paired["subject"] == subject].itertuples(index=False):
             soma = positions.get((subject, session, "soma", pair.soma_roi))
             dend = positions.get((subject, session, "dendrite", pair.dendrite_roi))
-            if soma is None or dend is None:
-                continue
-            matches = _match_times(time_s[soma], time_s[dend], window)
-            if not matches:
-                continue
-            a, b = (np.array(v) for v in zip(*matches, strict=True))
-            keys.append((subject, session, int(pair.soma_roi), int(pair.dendrite_roi), len(a)))
-            soma_rows.append(soma[a])
-            dend_rows.append(dend[b])
+            if soma is not None and dend is not None:
+                candidates.append((subject, session, pair, soma, dend))
+    matches = _match_groups(
+        [time_s[c[3]] for c in candidates], [time_s[c[4]] for c in candidates], window
+    )
+    keys, soma_rows, dend_rows = [], [], []
+    for (subject, session, pair, soma, dend), (a, b) in zip(candidates, matches, strict=True):
+        if not a.size:
+            continue
+        keys.append((subject, session, int(pair.soma_roi), int(pair.dendrite_roi), len(a)))
+        soma_rows.append(soma[a])
+        dend_rows.append(dend[b])
     columns = [
         "subject", "session", "soma_roi", "dendrite_roi", "frame", "peak_frame", "time_s",
         "soma_amplitude", "dendrite_frame", "dendrite_time_s", "dendrite_amplitude", "lag_s",
@@ -899,15 +959,59 @@ def compute_outcome_residuals(
         raise ValueError(f"sessions table lacks fs_hz for {missing}")
     extra = [c for c in ("group", "epoch") if c in events.columns]
     ev = events[["subject", "session", "soma_roi", "frame", "residual_z", *extra]]
-    out = ev.merge(
-        tr[["subject", "session", "trial", "outcome", "outcome_frame", "fs_hz"]],
-        on=["subject", "session"],
+    tr = tr[["subject", "session", "trial", "outcome", "outcome_frame", "fs_hz"]]
+    ev_rows, tr_rows = _outcome_candidates(ev, tr, settings.outcome_window_s)
+    out = pd.concat(
+        [
+            ev.iloc[ev_rows].reset_index(drop=True),
+            tr.iloc[tr_rows, 2:].reset_index(drop=True),
+        ],
+        axis=1,
     )
     out["lag_s"] = (out["frame"] - out["outcome_frame"]) / out["fs_hz"]
     start, stop = settings.outcome_window_s
     out = out[(out["lag_s"] >= start) & (out["lag_s"] < stop) & np.isfinite(out["residual_z"])]
     cols = ["subject", "session", "soma_roi", "trial", "outcome", "lag_s", "residual_z", *extra]
     return out[cols].sort_values(["subject", "session", "trial", "lag_s"]).reset_index(drop=True)
+
+
+def _outcome_candidates(
+    events: pd.DataFrame, trials: pd.DataFrame, window_s: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of (event, trial) pairs of one session whose outcome frame lies
+    within ``window_s`` of the event (plus a frame of margin; the caller applies the exact
+    window), ordered by event then trial row as a merge on session would order them.
+
+    Pairing every event with every trial of its session would make events x trials rows:
+    gigabytes for a cohort, where only the trials near each event matter.
+    """
+    start, stop = window_s
+    outcome_frame = trials["outcome_frame"].to_numpy(float)
+    fs_hz = trials["fs_hz"].to_numpy(float)
+    frame = events["frame"].to_numpy(float)
+    by_session = trials.groupby(["subject", "session"], sort=False).indices
+    ev_parts, tr_parts = [], []
+    for key, ev_rows in events.groupby(["subject", "session"], sort=False).indices.items():
+        tr_rows = by_session.get(key)
+        if tr_rows is None:
+            continue
+        rates = fs_hz[tr_rows]
+        # event frame minus outcome frame lies in [lo, hi] for every lag in the window
+        lo = min(start * rates.min(), start * rates.max()) - 1
+        hi = max(stop * rates.min(), stop * rates.max()) + 1
+        order = np.argsort(outcome_frame[tr_rows], kind="stable")
+        sorted_frames = outcome_frame[tr_rows][order]
+        first = np.searchsorted(sorted_frames, frame[ev_rows] - hi, "left")
+        last = np.searchsorted(sorted_frames, frame[ev_rows] - lo, "right")
+        counts = last - first
+        at = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        ev_parts.append(np.repeat(ev_rows, counts))
+        tr_parts.append(tr_rows[order[np.repeat(first, counts) + at]])
+    if not ev_parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ev_rows, tr_rows = np.concatenate(ev_parts), np.concatenate(tr_parts)
+    order = np.lexsort((tr_rows, ev_rows))
+    return ev_rows[order], tr_rows[order]
 
 
 def compute_outcome_timecourse(aligned: pd.DataFrame, *, settings: StatsSettings) -> pd.DataFrame:
@@ -994,33 +1098,45 @@ def test_outcome(
     )
     z = post["residual_z"].to_numpy(float)
     hit = (trial_key["outcome"] == "hit").to_numpy()
+    n_trials = len(trial_key)
+    # per neuron x trial: summed residual z and event count, so that a relabelling of the
+    # trials (a column of 0/1 hit flags) gives every neuron's hit sums by one product
+    z_sum = sparse.csr_array((z, (neuron_codes, trial_idx)), shape=(n_neurons, n_trials))
+    n_sum = sparse.csr_array(
+        (np.ones_like(z), (neuron_codes, trial_idx)), shape=(n_neurons, n_trials)
+    )
+    z_total, n_total = z_sum.sum(axis=1), n_sum.sum(axis=1)
+    in_animal = np.zeros((n_animals, n_neurons))
+    in_animal[animal_of_neuron, np.arange(n_neurons)] = 1.0
 
-    def statistic(trial_hit: np.ndarray) -> float:
-        is_hit = trial_hit[trial_idx]
-        s_h = np.bincount(neuron_codes, weights=z * is_hit, minlength=n_neurons)
-        n_h = np.bincount(neuron_codes, weights=is_hit, minlength=n_neurons)
-        s_f = np.bincount(neuron_codes, weights=z * ~is_hit, minlength=n_neurons)
-        n_f = np.bincount(neuron_codes, weights=~is_hit, minlength=n_neurons)
+    def statistic(trial_hit: np.ndarray) -> np.ndarray:
+        """The statistic of each column of ``trial_hit`` (trials x relabellings)."""
+        hits = trial_hit.astype(float)
+        s_h, n_h = z_sum @ hits, n_sum @ hits
+        s_f, n_f = z_total[:, None] - s_h, n_total[:, None] - n_h
         ok = (n_h > 0) & (n_f > 0)
-        if not ok.any():
-            return np.nan
-        diff = s_h[ok] / n_h[ok] - s_f[ok] / n_f[ok]
-        animals = animal_of_neuron[ok]
-        per_animal = np.bincount(animals, weights=diff, minlength=n_animals)
-        count = np.bincount(animals, minlength=n_animals)
-        return float(np.mean(per_animal[count > 0] / count[count > 0]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diff = np.where(ok, s_h / n_h - s_f / n_f, 0.0)
+            count = in_animal @ ok
+            per_animal = np.where(count > 0, (in_animal @ diff) / count, 0.0)
+            # NaN where no neuron has events after both outcomes
+            return per_animal.sum(axis=0) / (count > 0).sum(axis=0)
 
-    observed = statistic(hit) if n_neurons else np.nan
+    observed = float(statistic(hit[:, None])[0]) if n_neurons else np.nan
     if not np.isfinite(observed):
         raise InsufficientDataError("no neuron has residual events after both rewards and failures")
     session_codes = pd.factorize(pd.MultiIndex.from_frame(trial_key[["subject", "session"]]))[0]
     blocks = [np.flatnonzero(session_codes == s) for s in np.unique(session_codes)]
     null = np.empty(settings.n_permutations)
-    for k in range(settings.n_permutations):
-        perm = hit.copy()
-        for idx in blocks:
-            perm[idx] = rng.permutation(hit[idx])
-        null[k] = statistic(perm)
+    batch = 250  # relabellings per product: bounds the (trials x batch) matrix
+    for first in range(0, settings.n_permutations, batch):
+        labels = np.empty((n_trials, min(batch, settings.n_permutations - first)), bool)
+        for k in range(labels.shape[1]):
+            perm = hit.copy()
+            for idx in blocks:
+                perm[idx] = rng.permutation(hit[idx])
+            labels[:, k] = perm
+        null[first : first + labels.shape[1]] = statistic(labels)
     null = null[np.isfinite(null)]
     return _test_row(
         OUTCOME_TEST,
@@ -1142,19 +1258,29 @@ def _cv_ridge_r(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -
     shuffles) is fitted with the same folds in one solve per fold. 0 where the
     predictions or the column are constant.
     """
+    # rows grouped by fold, C order: every fold's rows are one contiguous slice
+    order = np.argsort(folds, kind="stable")
+    x, y = x[order], np.ascontiguousarray(y)[order]
+    bounds = np.searchsorted(folds[order], np.unique(folds)).tolist() + [len(folds)]
     pred = np.empty_like(y)
     ridge = alpha * np.eye(x.shape[1])
-    for f in np.unique(folds):
-        train, test = folds != f, folds == f
-        y_train = y[train]
-        xm, ym = x[train].mean(0), y_train.mean(0)
-        xt = x[train] - xm
-        # xt's columns sum to 0, so xt.T @ (y - ym) == xt.T @ y: y need not be centred
-        coef = np.linalg.solve(xt.T @ xt + ridge, xt.T @ y_train)
-        pred[test] = (x[test] - xm) @ coef + ym
+    # whole-data sums once; each fold's training sums are these minus its test rows (no
+    # copy of the training rows of y, which has a column per shuffle)
+    xty, x_sum, y_sum = x.T @ y, x.sum(0), y.sum(0)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        x_test, y_test = x[a:b], y[a:b]
+        n_train = len(folds) - (b - a)
+        y_train_sum = y_sum - y_test.sum(0)
+        xm, ym = (x_sum - x_test.sum(0)) / n_train, y_train_sum / n_train
+        xt = np.concatenate([x[:a], x[b:]]) - xm
+        # xt.T @ y_train == x_train.T @ y_train - xm y_train_sum (y need not be centred)
+        rhs = xty - x_test.T @ y_test - np.outer(xm, y_train_sum)
+        coef = np.linalg.solve(xt.T @ xt + ridge, rhs)
+        pred[a:b] = (x_test - xm) @ coef + ym
     pc, yc = pred - pred.mean(0), y - y.mean(0)
-    norm = np.sqrt((pc**2).sum(0) * (yc**2).sum(0))
-    r = (pc * yc).sum(0) / np.where(norm > 0, norm, 1.0)
+    # column sums of products without n x k temporaries
+    norm = np.sqrt(np.einsum("ij,ij->j", pc, pc) * np.einsum("ij,ij->j", yc, yc))
+    r = np.einsum("ij,ij->j", pc, yc) / np.where(norm > 0, norm, 1.0)
     return np.where(norm > 0, np.clip(r, -1.0, 1.0), 0.0)
 
 
@@ -1227,7 +1353,8 @@ def compute_network_prediction(
     )
     start = np.clip(pos + lo, 0, n_time - 1)
     stop = np.clip(pos + max(hi, lo + 1), start + 1, n_time)
-    x = ((cums[:, stop] - cums[:, start]) / (stop - start)).T
+    cums = np.ascontiguousarray(cums.T)  # (time, roi): each event gathers whole rows
+    x = (cums[stop] - cums[start]) / (stop - start)[:, None]
     sd = x.std(0)
     x = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1), 0.0)
     column_of_roi = {int(r): k for k, r in enumerate(rois)}
@@ -1236,7 +1363,8 @@ def compute_network_prediction(
     y = ev["residual_z"].to_numpy(float)
     folds = rng.permutation(np.arange(len(y)) % settings.n_folds)
     # column 0 the observed residuals, then the shuffles: all fitted in one pass
-    ys = np.empty((len(y), 1 + settings.n_network_shuffles))
+    # column-major: each shuffle is written, and each fold's rows read, as one column
+    ys = np.empty((len(y), 1 + settings.n_network_shuffles), order="F")
     ys[:, 0] = y
     for k in range(settings.n_network_shuffles):
         ys[:, 1 + k] = rng.permutation(y)
@@ -1419,18 +1547,25 @@ def compute_cohort_statistics(
     """
     rng = np.random.default_rng(settings.seed)
     soma_events = events[events["plane_role"] == "soma"]
+    session_trials = _rows_by_session(trials)
+    session_soma_events = _rows_by_session(soma_events)
+    session_rate = _rows_by_session(sessions)
+
+    def session_fs_hz(key: tuple[str, str]) -> float:
+        if key not in session_rate:
+            raise ValueError(f"sessions table has no row (fs_hz) for subject/session {key}")
+        return float(sessions["fs_hz"].iloc[session_rate[key][0]])
+
     activity = []
     for (subject, session), dff in sorted(soma_dff.items()):
-        in_session = (trials["subject"] == subject) & (trials["session"] == session)
-        session_events = soma_events[
-            (soma_events["subject"] == subject) & (soma_events["session"] == session)
-        ]
-        fs_hz = float(
-            sessions.loc[
-                (sessions["subject"] == subject) & (sessions["session"] == session), "fs_hz"
-            ].iloc[0]
+        key = (subject, session)
+        fs_hz = session_fs_hz(key)
+        table = compute_activity(
+            dff,
+            trials=trials.iloc[session_trials.get(key, [])],
+            events=soma_events.iloc[session_soma_events.get(key, [])],
+            fs_hz=fs_hz,
         )
-        table = compute_activity(dff, trials=trials[in_session], events=session_events, fs_hz=fs_hz)
         activity.append(table.assign(subject=subject, session=session))
     activity_table = pd.concat(activity, ignore_index=True)[
         ["subject", "session", "roi", "mean_dff", "event_rate_hz"]
@@ -1440,19 +1575,16 @@ def compute_cohort_statistics(
     sd_events, sd_fits = fit_sd_residuals(coincident, settings=settings)
     outcome_events = compute_outcome_residuals(sd_events, trials, sessions, settings=settings)
     network = []
+    session_sd_events = _rows_by_session(sd_events)
     for (subject, session), dff in sorted(soma_dff.items()):
-        session_events = sd_events[
-            (sd_events["subject"] == subject) & (sd_events["session"] == session)
-        ]
-        if len(session_events) == 0:
+        rows = session_sd_events.get((subject, session))
+        if rows is None:
             continue
-        fs_hz = float(
-            sessions.loc[
-                (sessions["subject"] == subject) & (sessions["session"] == session), "fs_hz"
-            ].iloc[0]
-        )
+        fs_hz = session_fs_hz((subject, session))
         network.append(
-            compute_network_prediction(session_events, dff, fs_hz=fs_hz, settings=settings, rng=rng)
+            compute_network_prediction(
+                sd_events.iloc[rows], dff, fs_hz=fs_hz, settings=settings, rng=rng
+            )
         )
     network_table = (
         pd.concat(network, ignore_index=True)
