@@ -7,12 +7,15 @@ sum to 1 inside each ROI and are 0 outside, integer ``roi`` ids 0..N-1 and per-r
 coordinates:
 
 - somata (:func:`detect_somata`): ``is_cell``, ``area_px``, ``compactness``, ``skewness``,
-  ``mean_brightness``, ``contrast``, ``centroid_row``, ``centroid_col``;
+  ``mean_brightness``, ``contrast``, ``blob_z``, ``blob_snr``, ``anatomical``,
+  ``centroid_row``, ``centroid_col``;
 - dendrites (:func:`detect_dendrites`): ``area_px``, ``length_px``, ``n_fragments``,
   ``centroid_row``, ``centroid_col``.
 
 Somata come from suite2p's functional detection (sparsery; Stringer & Pachitariu,
-doi:10.1101/061507), so no model weights are needed. sparsery ROIs spanning several
+doi:10.1101/061507), so no model weights are needed, plus soma-sized bright or dark
+blobs of the mean image (Laplacian of Gaussian) where sparsery found no cell: somata
+too quiet to detect by their activity. sparsery ROIs spanning several
 somata are cut at their weight peaks, ROIs splitting one soma are merged, dim rims are
 trimmed; cells are told from neuropil fragments by rules on area (relative to the
 expected diameter), compactness, the skewness of the ROI trace and the mean-image
@@ -73,6 +76,17 @@ class SegmentSettings(StageSettings):
         min_contrast: mean-image brightness inside the ROI over that of a ring half a
         diameter wide around it; somata (indicator-filled cytoplasm) stand out from the
         neuropil, patches of neuropil do not.
+    Anatomical detection (mean image; finds somata too quiet for sparsery)
+        anatomical: also look for soma-sized blobs in the mean image and add those away
+        from the functional cells. A blob passing both rules below is a cell when it
+        passes the area and compactness rules (not the activity rules: such somata may
+        be nearly silent).
+        anatomical_min_z: the blob's Laplacian-of-Gaussian response (soma scale, on the
+        locally contrast-normalised mean image), in robust SDs of that response over the
+        image; bright somata and dark (nucleus-filled, indicator-excluded) somata both
+        count. Measures how much the blob stands out from the neuropil texture.
+        anatomical_min_snr: the same response on the plain mean image over its standard
+        error from the frames' noise; keeps noise from passing as texture in flat images.
     Dendrite detection
         dendrite_bin_s: time bin (s) averaged before computing correlations (about the
         dendritic event decay).
@@ -113,6 +127,9 @@ class SegmentSettings(StageSettings):
     max_compactness: float = 1.6
     min_skewness: float = 0.5
     min_contrast: float = 1.2
+    anatomical: bool = True
+    anatomical_min_z: float = 2.5
+    anatomical_min_snr: float = 5.0
     dendrite_bin_s: float = 0.4
     ridge_sigmas_px: tuple[float, ...] = (1.0,)
     dendrite_neuropil_block_px: int = 16
@@ -142,6 +159,8 @@ class SegmentSettings(StageSettings):
         )
         require(self.max_compactness >= 1, "segment.max_compactness must be >= 1")
         require(self.min_contrast >= 0, "segment.min_contrast must be >= 0")
+        require(self.anatomical_min_z > 0, "segment.anatomical_min_z must be > 0")
+        require(self.anatomical_min_snr > 0, "segment.anatomical_min_snr must be > 0")
         require(self.dendrite_bin_s > 0, "segment.dendrite_bin_s must be > 0 s")
         require(
             len(self.ridge_sigmas_px) > 0 and all(s > 0 for s in self.ridge_sigmas_px),
@@ -224,7 +243,9 @@ def detect_somata(
     ``merge_distance_fraction * diameter_px`` are merged while the union fits
     ``max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
     ``trim_fraction`` of each ROI's peak are dropped; cells pass the area, compactness,
-    skewness and contrast rules.
+    skewness and contrast rules. With ``anatomical``, mean-image blobs away from those
+    cells are added (:func:`_anatomical_rois`) and are cells when they pass the area and
+    compactness rules.
 
     Parameters
     ----------
@@ -246,8 +267,11 @@ def detect_somata(
         Coordinates on ``roi``: ``is_cell`` (bool), ``area_px`` (int), ``compactness``
         (mean pixel distance from the centroid over a disk's, ~1 = disk), ``skewness`` (of
         the binned ROI trace), ``mean_brightness`` (mean-image units), ``contrast`` (ROI
-        over surrounding-ring mean brightness), ``centroid_row``, ``centroid_col`` (px,
-        weighted). No ROIs gives a length-0 ``roi``.
+        over surrounding-ring mean brightness), ``blob_z``, ``blob_snr`` (mean-image blob
+        response at the centroid, see :func:`_blob_images`; negative = dark),
+        ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
+        and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
+        gives a length-0 ``roi``.
 
     Examples
     --------
@@ -317,8 +341,76 @@ def detect_somata(
         trim_fraction=settings.trim_fraction,
     )
     flat = binned.reshape(binned.shape[0], -1)
-    area, compact, skew, bright, contrast = [], [], [], [], []
     ring_px = max(1, int(round(settings.diameter_px / 2)))
+    disk = _disk_area(settings.diameter_px)
+    feats = _roi_features(weights, flat, mean_image, ring_px)
+    is_cell = (
+        (feats["area_px"] >= settings.min_area_fraction * disk)
+        & (feats["area_px"] <= settings.max_area_fraction * disk)
+        & (feats["compactness"] <= settings.max_compactness)
+        & (feats["skewness"] >= settings.min_skewness)
+        & (feats["contrast"] >= settings.min_contrast)
+    )
+    blob_z, blob_snr = _blob_images(
+        np.asarray(mean_image, np.float64), settings.diameter_px, _mean_image_noise(binned)
+    )
+    added = []
+    if settings.anatomical:
+        # blobs are candidates of their own, added where no functional cell sits
+        added = _anatomical_rois(
+            blob_z,
+            blob_snr,
+            [w for w, c in zip(weights, is_cell, strict=True) if c],
+            diameter_px=settings.diameter_px,
+            min_z=settings.anatomical_min_z,
+            min_snr=settings.anatomical_min_snr,
+            max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
+        )
+        extra = _roi_features(added, flat, mean_image, ring_px)
+        # the blob rules replace the activity rules: these somata may be nearly silent
+        is_cell = np.concatenate(
+            [
+                is_cell,
+                (extra["area_px"] >= settings.min_area_fraction * disk)
+                & (extra["area_px"] <= settings.max_area_fraction * disk)
+                & (extra["compactness"] <= settings.max_compactness),
+            ]
+        )
+        feats = {k: np.concatenate([feats[k], extra[k]]) for k in feats}
+    n_functional = len(weights)
+    weights = weights + added
+    centroid_row, centroid_col = _centroids(weights)
+    at = (np.round(centroid_row).astype(int), np.round(centroid_col).astype(int))
+    logger.info(
+        "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
+        "%d classified as cells",
+        len(raw),
+        n_functional,
+        len(added),
+        is_cell.sum(),
+    )
+    return _masks_dataarray(
+        weights,
+        (n_rows, n_cols),
+        {
+            "is_cell": is_cell.astype(bool),
+            **feats,
+            "blob_z": blob_z[at].astype(np.float32),
+            "blob_snr": blob_snr[at].astype(np.float32),
+            "anatomical": np.arange(len(weights)) >= n_functional,
+            "centroid_row": centroid_row,
+            "centroid_col": centroid_col,
+        },
+    )
+
+
+def _roi_features(
+    weights: list[np.ndarray], flat: np.ndarray, mean_image: np.ndarray, ring_px: int
+) -> dict[str, np.ndarray]:
+    """Classification features of each ROI: ``area_px``, ``compactness``, ``skewness``
+    (of its weighted trace in ``flat``, binned frames x pixels), ``mean_brightness`` and
+    ``contrast`` (mean image inside over a ring ``ring_px`` wide around it)."""
+    area, compact, skew, bright, contrast = [], [], [], [], []
     for w in weights:
         pix = w > 0
         ring = ndimage.binary_dilation(pix, iterations=ring_px) & ~pix
@@ -329,39 +421,123 @@ def detect_somata(
         compact.append(_compactness(pix))
         skew.append(float(stats.skew(trace)) if trace.std() > 0 else 0.0)
         bright.append(float(np.average(mean_image[pix], weights=w[pix])))
-    area_a = np.asarray(area, np.int64)
-    compact_a = np.asarray(compact, np.float32)
-    skew_a = np.asarray(skew, np.float32)
-    contrast_a = np.asarray(contrast, np.float32)
-    disk = _disk_area(settings.diameter_px)
-    is_cell = (
-        (area_a >= settings.min_area_fraction * disk)
-        & (area_a <= settings.max_area_fraction * disk)
-        & (compact_a <= settings.max_compactness)
-        & (skew_a >= settings.min_skewness)
-        & (contrast_a >= settings.min_contrast)
-    )
-    centroid_row, centroid_col = _centroids(weights)
-    logger.info(
-        "detect_somata: %d sparsery ROIs, %d after merging, %d classified as cells",
-        len(raw),
-        len(weights),
-        is_cell.sum(),
-    )
-    return _masks_dataarray(
-        weights,
-        (n_rows, n_cols),
-        {
-            "is_cell": is_cell.astype(bool),
-            "area_px": area_a,
-            "compactness": compact_a,
-            "skewness": skew_a,
-            "mean_brightness": np.asarray(bright, np.float32),
-            "contrast": contrast_a,
-            "centroid_row": centroid_row,
-            "centroid_col": centroid_col,
-        },
-    )
+    return {
+        "area_px": np.asarray(area, np.int64),
+        "compactness": np.asarray(compact, np.float32),
+        "skewness": np.asarray(skew, np.float32),
+        "mean_brightness": np.asarray(bright, np.float32),
+        "contrast": np.asarray(contrast, np.float32),
+    }
+
+
+def _mean_image_noise(binned: np.ndarray) -> float:
+    """Standard error of a mean-image pixel: the median pixel's frame-to-frame noise of the
+    binned movie (differences, so slow drifts do not count) over sqrt(number of bins)."""
+    if len(binned) < 2:
+        return 0.0
+    sd = np.diff(binned, axis=0).std(axis=0) / np.sqrt(2.0)
+    return float(np.median(sd) / np.sqrt(len(binned)))
+
+
+def _blob_images(
+    mean_image: np.ndarray, diameter_px: float, noise_sd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soma-scale blob response of the mean image, as texture z and noise SNR images.
+
+    The scale-normalised Laplacian of Gaussian at ``sigma = diameter / (2 sqrt 2)``
+    (largest for a disk of ``diameter_px``), signed so bright blobs are positive. ``z``:
+    on the locally contrast-normalised mean image (background and local SD from Gaussians
+    of ``diameter_px``, so dim and bright regions weigh alike), in robust SDs (median
+    absolute deviation) over the image. ``snr``: on the mean image minus its background,
+    over the response's standard error when pixels carry independent noise of
+    ``noise_sd``.
+    """
+    sigma = diameter_px / (2.0 * np.sqrt(2.0))
+    high = mean_image - ndimage.gaussian_filter(mean_image, diameter_px)
+    local_sd = np.sqrt(ndimage.gaussian_filter(high**2, diameter_px))
+    lcn = high / np.maximum(local_sd, 1e-6 * max(float(local_sd.max()), 1e-12))
+    response = -ndimage.gaussian_laplace(lcn, sigma)
+    mad = np.median(np.abs(response - np.median(response))) / 0.6745
+    z = (response - np.median(response)) / (mad if mad > 0 else 1.0)
+    # on the background-subtracted image: the discrete kernel's sum is not exactly 0
+    plain = -ndimage.gaussian_laplace(high, sigma)
+    snr = plain / np.maximum(noise_sd * _laplace_noise_gain(mean_image.shape, sigma), 1e-12)
+    return z, snr
+
+
+def _laplace_noise_gain(shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Per-pixel SD of ``ndimage.gaussian_laplace`` of unit white noise.
+
+    Near the edges the mirrored boundary counts pixels twice, which raises the response's
+    noise there; the filter is the sum of two separable terms (second derivative along
+    one axis, smoothing along the other), so its row norms follow from 1-d matrices.
+    """
+    norms = []
+    for n in shape:
+        smooth = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, order=0)
+        second = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, order=2)
+        norms.append(((smooth * smooth).sum(1), (second * smooth).sum(1), (second * second).sum(1)))
+    (s00_r, s02_r, s22_r), (s00_c, s02_c, s22_c) = norms
+    var = np.outer(s22_r, s00_c) + 2 * np.outer(s02_r, s02_c) + np.outer(s00_r, s22_c)
+    return np.sqrt(var)
+
+
+def _anatomical_rois(
+    blob_z: np.ndarray,
+    blob_snr: np.ndarray,
+    functional: list[np.ndarray],
+    *,
+    diameter_px: float,
+    min_z: float,
+    min_snr: float,
+    max_distance_px: float,
+) -> list[np.ndarray]:
+    """Soma-sized bright and dark blobs of the mean image that no functional ROI covers.
+
+    Blob centres are local extrema of ``blob_z`` (half a diameter apart) passing
+    ``min_z`` and, with the same sign, ``min_snr``; each ROI is the connected part of
+    the pixels within 0.75 diameters of its centre whose response has the centre's sign
+    (a disk's Laplacian changes sign near its edge). Blobs whose centroid lies within
+    ``max_distance_px`` of a functional ROI's, or with over half their pixels inside one,
+    are left to the functional ROI. Blobs weaker than the strongest response of the
+    other sign within half a diameter (the surround of a stronger blob) are dropped.
+
+    Returns
+    -------
+    list of ndarray (row, col)
+        Uniform weights (1 inside), one per added ROI.
+    """
+    from skimage.feature import peak_local_max
+
+    taken = np.any([w > 0 for w in functional], axis=0) if functional else None
+    centres = np.array([ndimage.center_of_mass(w) for w in functional]).reshape(-1, 2)
+    rr, cc = np.indices(blob_z.shape)
+    radius = 0.75 * diameter_px
+    ring_px = max(1, int(round(diameter_px / 2)))
+    out = []
+    for sign in (1.0, -1.0):
+        signed = sign * blob_z
+        peaks = peak_local_max(
+            signed, min_distance=max(1, int(round(diameter_px / 2))), threshold_abs=min_z
+        )
+        for r, c in peaks:
+            if sign * blob_snr[r, c] < min_snr:
+                continue
+            near = (signed > 0) & (np.hypot(rr - r, cc - c) <= radius)
+            labels, _ = ndimage.label(near)
+            pix = labels == labels[r, c]
+            centre = np.array(ndimage.center_of_mass(pix))
+            if len(centres) and np.hypot(*(centres - centre).T).min() <= max_distance_px:
+                continue
+            if taken is not None and taken[pix].sum() > 0.5 * pix.sum():
+                continue
+            # the Laplacian's surround of a blob is an extremum of the other sign: a blob
+            # must be stronger than any opposite response within half a diameter
+            surround = ndimage.binary_dilation(pix, iterations=ring_px)
+            if -signed[surround].min() >= signed[r, c]:
+                continue
+            out.append(pix.astype(np.float64))
+    return out
 
 
 def _disk_area(diameter_px: float) -> float:

@@ -284,3 +284,28 @@ def test_merge_split_somata_joins_halves_not_neighbours():
 def test_soma_settings_reject_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
         SegmentSettings(**{field: value})
+
+
+def test_silent_bright_and_dark_somata_found_in_the_mean_image():
+    """Somata without transients (sparsery has nothing to find) are mean-image blobs:
+    bright ones and dark (indicator-excluded) ones; the dark rim a bright soma leaves in
+    the Laplacian is not taken for a dark soma."""
+    rng = np.random.default_rng(3)
+    size = 80
+    rr, cc = np.mgrid[:size, :size]
+    centres = [(20, 20, 1), (20, 58, 1), (58, 20, -1), (58, 58, -1)]
+    truth = np.stack([np.hypot(rr - r, cc - c) <= 4.5 for r, c, _ in centres])
+    movie = 300.0 + rng.normal(0, 10, (300, size, size))
+    for mask, (_, _, sign) in zip(truth, centres, strict=True):
+        movie[:, mask] += sign * 80
+    movie = movie.astype(np.int16)
+    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
+    cells = masks.where(masks.is_cell, drop=True)
+    assert bool(cells.anatomical.all())
+    assert cells.sizes["roi"] == len(truth)
+    assert (_hungarian_iou(cells.values > 0, truth) >= 0.5).all()
+    assert sorted(np.sign(cells.blob_z.values)) == [-1, -1, 1, 1]
+    off = detect_somata(
+        movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings(anatomical=False)
+    )
+    assert not off.is_cell.any()
