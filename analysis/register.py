@@ -87,9 +87,14 @@ class RegisterSettings(StageSettings):
     max_nonrigid_shift_px : int
         Largest nonrigid block shift beyond the rigid shift, px (suite2p ``maxregshiftNR``).
     batch_size_frames : int
-        Frames per streamed batch (suite2p ``batch_size``); bounds memory.
+        Frames per streamed registration batch (suite2p ``batch_size``); bounds memory:
+        suite2p's rigid + nonrigid step holds about 6 MB per 256 x 256 frame of a batch
+        (25 frames: ~150 MB; 100: ~600 MB) at about the same frames/s.
     reference_frames : int
         Frames sampled evenly through the movie to build the reference (``nimg_init``).
+    reference_batch_frames : int
+        Batch size of suite2p's reference building (its ``batch_size`` there). It changes
+        the reference: suite2p averages the frames best correlated within the last batch.
     smooth_sigma_px : float
         Gaussian smoothing of the reference before phase correlation, px.
     snr_threshold : float
@@ -113,8 +118,9 @@ class RegisterSettings(StageSettings):
     block_size_px: tuple[int, int] = (64, 64)
     max_shift_fraction: float = 0.1
     max_nonrigid_shift_px: int = 5
-    batch_size_frames: int = 100
+    batch_size_frames: int = 25
     reference_frames: int = 300
+    reference_batch_frames: int = 100
     smooth_sigma_px: float = 1.15
     snr_threshold: float = 1.2
     bad_frame_threshold: float = 1.0
@@ -138,6 +144,10 @@ class RegisterSettings(StageSettings):
         require(
             self.batch_size_frames >= 1,
             f"register.batch_size_frames must be >= 1, got {self.batch_size_frames}",
+        )
+        require(
+            self.reference_batch_frames >= 1,
+            f"register.reference_batch_frames must be >= 1, got {self.reference_batch_frames}",
         )
         require(
             self.reference_frames >= 2,
@@ -344,12 +354,23 @@ def register_movie(
     logger.info("registering %d frames of %d x %d px", n_frames, n_rows, n_cols)
 
     block_size = _block_size(settings, (n_rows, n_cols))
+    s2p_settings = _suite2p_settings(settings, block_size)
+    device = torch.device(settings.device)
+    # the reference as registration_wrapper builds it (same frames), in its own batch size
+    # so that the streaming batch can be small without changing the reference
+    sample = np.linspace(0, n_frames, 1 + min(settings.reference_frames, n_frames), dtype=int)
+    ref_image = s2p_register.compute_reference(
+        _Frames(raw)[sample[:-1]],
+        settings={**s2p_settings, "batch_size": settings.reference_batch_frames},
+        device=device,
+    )
     reg = s2p_register.registration_wrapper(
         # two-step registration writes every frame twice
         _Frames(out, Progress(logger, "registration", n_frames * (1 + settings.two_step))),
         f_raw=_Frames(raw),
-        settings=_suite2p_settings(settings, block_size),
-        device=torch.device(settings.device),
+        refImg=ref_image,
+        settings=s2p_settings,
+        device=device,
     )
 
     rigid_row = np.asarray(reg["yoff"]).astype(np.int32)
