@@ -22,7 +22,7 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
             f"{sm.input.movie} has {header.n_frames}: one of them is stale; rerun both with "
             "`snakemake --forcerun ingest_plane`."
         )
-    bad = io.read_netcdf(sm.input.registration)["bad_frame"].to_numpy(bool)
+    bad = io.read_netcdf(sm.input.registration)["bad_frame"].to_numpy().astype(bool)
     traces = extract.extract_traces(movie, masks, fs_hz=header.fs_hz, settings=settings)
     log.info("%d dropped and %d bad (register) frames", dropped.sum(), bad.sum())
     traces = extract.blank_frames(traces, dropped | bad)
