@@ -455,7 +455,6 @@ def _match_groups(
     """
     n_s = np.array([t.size for t in soma_t])
     n_d = np.array([t.size for t in dend_t])
-    group_s = np.repeat(np.arange(len(soma_t)), n_s)
     s_all = np.concatenate(soma_t) if soma_t else np.zeros(0)
     d_all = np.concatenate(dend_t) if dend_t else np.zeros(0)
     d_start = np.concatenate([[0], np.cumsum(n_d)])
