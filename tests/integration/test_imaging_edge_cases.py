@@ -304,8 +304,10 @@ def test_dimmer_day_alignment_and_detection(run, shifts):
         ).set_index("session")
         log.info("align_days %s:\n%s", name, table.to_string())
         errors[name] = table.loc[s, "mean_error_px"]
-    # measured 1.16 px dim vs 1.20 px at full brightness: a rotation error of this day's
-    # estimate (1.8 deg), not of the brightness
+    # measured 1.16 px dim vs 1.20 px at full brightness, so not from the brightness: each
+    # registered mean carries its registration reference's nonrigid warp (84 px wavelength
+    # here, it looks like +1.0 / -0.8 deg on day01 / day02), which the translation-only
+    # truth of compare_transforms leaves out (align_days on motion-free means: 0.04 px)
     assert abs(errors["dim"] - errors["control"]) <= 0.3
     assert errors["dim"] <= 1.5
     f1 = {}
@@ -337,8 +339,8 @@ def test_dimmer_day_tracking_and_traces(run, hits):
         true_targets=neurons,
     )
     log.info("dim day targets %s, same ids as %s: %s", m, bright, same)
-    # measured 9 / 9 same ids; 8 / 9 on their true neuron at IoU 0.5 (this day also has
-    # a 1.2 px alignment error at full brightness)
+    # measured 9 / 9 same ids; 8 / 9 on their true neuron at IoU 0.5 (this day's masks
+    # also carry the reference warp's apparent 1.2 px offset, see above)
     assert same.all()
     assert m["recall"] >= 8 / 9
     slopes, recall = {}, {}
