@@ -159,7 +159,8 @@ def test_pure_noise_gives_no_dendrites():
 def test_pure_noise_gives_no_cells():
     rng = np.random.default_rng(6)
     movie = (200 + rng.normal(0, 10, (600, 48, 48))).astype(np.int16)
-    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
+    settings = SegmentSettings(anatomical=True)
+    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
     assert masks.dims == ("roi", "row", "col")
     assert not masks.is_cell.any()
 
@@ -299,7 +300,8 @@ def test_silent_bright_and_dark_somata_found_in_the_mean_image():
     for mask, (_, _, sign) in zip(truth, centres, strict=True):
         movie[:, mask] += sign * 80
     movie = movie.astype(np.int16)
-    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
+    settings = SegmentSettings(anatomical=True)
+    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
     cells = masks.where(masks.is_cell, drop=True)
     assert bool(cells.anatomical.all())
     assert cells.sizes["roi"] == len(truth)
