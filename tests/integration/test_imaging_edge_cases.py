@@ -14,21 +14,19 @@ bad frames blanked -> pair).
 
 import logging
 
+import imaging_chain
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
-from analysis import extract, simulate, validate
-from analysis.align_days import AlignDaysSettings, align_days, to_reference
-from analysis.dims import SESSION, TIME
+from analysis import simulate, validate
+from analysis.align_days import to_reference
+from analysis.dims import SESSION
 from analysis.register import RegisterSettings, compute_raw_to_registered_offset, register_movie
-from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
 from analysis.track import (
     TrackSettings,
     map_targets,
     masks_to_session,
-    pair_dendrites,
     rasterize_targets,
     shift_targets,
     track_rois,
@@ -61,17 +59,6 @@ SIM = {
 }
 
 
-def _true_mean_shift(motion, shape):
-    """FOV-mean true displacement: rigid shift plus the mean nonrigid warp."""
-    k = 2 * np.pi / motion["nonrigid_wavelength_px"]
-    warp_row = np.sin(k * np.arange(shape[1]) + motion["nonrigid_phase_row"]).mean()
-    warp_col = np.sin(k * np.arange(shape[0]) + motion["nonrigid_phase_col"]).mean()
-    return (
-        motion["shift_row"] + motion["nonrigid_amp_row"] * warp_row,
-        motion["shift_col"] + motion["nonrigid_amp_col"] * warp_col,
-    )
-
-
 def run_pipeline():
     """Simulate the subject and run every imaging stage; return a dict of results."""
     settings = simulate.settings_for("sample", **SIM)
@@ -81,24 +68,17 @@ def run_pipeline():
     sessions = list(days)
     out = {"settings": settings, "result": result, "days": days, "sessions": sessions}
 
-    reg, registered = {}, {}
-    for s, day in days.items():
-        for plane in (0, 1):
-            frames = simulate.render_plane(day, plane=plane, settings=settings)
-            raw = np.concatenate(list(frames)).astype(np.int16)
-            registered[(s, plane)] = np.empty_like(raw)
-            reg[(s, plane)] = register_movie(
-                raw, registered[(s, plane)], fs_hz=fs_hz, settings=RegisterSettings()
-            )
+    movies = {
+        (s, plane): np.concatenate(list(simulate.render_plane(day, plane=plane, settings=settings)))
+        for s, day in days.items()
+        for plane in (0, 1)
+    }
+    reg, registered = imaging_chain.register_movies(movies, fs_hz=fs_hz)
     out["reg"] = reg
-
-    transforms = {}
-    for plane in (0, 1):
-        mean_images = xr.concat(
-            [reg[(s, plane)]["mean_image"] for s in sessions],
-            dim=xr.DataArray(sessions, dims=SESSION, name=SESSION),
-        )
-        transforms[plane] = align_days(mean_images, settings=AlignDaysSettings())
+    transforms = {
+        plane: imaging_chain.align_mean_images([reg[(s, plane)] for s in sessions], sessions)
+        for plane in (0, 1)
+    }
     out["transforms"] = transforms
 
     # control: the dim day rendered at full brightness (same activity, motion, seed)
@@ -112,22 +92,8 @@ def run_pipeline():
         raw, np.empty_like(raw), fs_hz=fs_hz, settings=RegisterSettings()
     )
     means = [out["control_reg"] if s == dim else reg[(s, 0)] for s in sessions]
-    out["control_transforms"] = align_days(
-        xr.concat(
-            [m["mean_image"] for m in means],
-            dim=xr.DataArray(sessions, dims=SESSION, name=SESSION),
-        ),
-        settings=AlignDaysSettings(),
-    )
-
-    seg = SegmentSettings()
-    rois = {}
-    for s in sessions:
-        for plane, detect in ((0, detect_somata), (1, detect_dendrites)):
-            mean_image = reg[(s, plane)]["mean_image"].values
-            rois[(s, plane)] = detect(
-                registered[(s, plane)], mean_image=mean_image, fs_hz=fs_hz, settings=seg
-            )
+    out["control_transforms"] = imaging_chain.align_mean_images(means, sessions)
+    rois = imaging_chain.segment_movies(registered, reg, fs_hz=fs_hz)
     out["rois"] = rois
 
     # as workflow/scripts/track.py: target polygons (registered, reference coords) protected
@@ -166,21 +132,9 @@ def run_pipeline():
         for s in sessions
     }
 
-    ext = extract.ExtractSettings()
-    traces, events = {}, {}
-    for key, movie in registered.items():
-        tr = extract.extract_traces(movie, session_masks[key], fs_hz=fs_hz, settings=ext)
-        tr = extract.blank_frames(tr, reg[key]["bad_frame"].values)
-        tr = extract.compute_dff(tr, fs_hz=fs_hz, settings=ext)
-        traces[key] = xr.merge([tr, extract.deconvolve(tr["dff"], fs_hz=fs_hz, settings=ext)])
-        events[key] = extract.detect_events(traces[key]["dff"], fs_hz=fs_hz, settings=ext)
+    traces, events = imaging_chain.extract_movies(registered, session_masks, reg, fs_hz=fs_hz)
     out["traces"], out["events"] = traces, events
-    out["pairs"] = pair_dendrites(
-        xr.concat([traces[(s, 0)]["dff"] for s in sessions], dim=TIME),
-        xr.concat([traces[(s, 1)]["dff"] for s in sessions], dim=TIME),
-        settings=track_settings,
-        rng=np.random.default_rng(track_settings.seed),
-    )
+    out["pairs"] = imaging_chain.pair_over_sessions(traces, sessions, track_settings)
     return out
 
 
@@ -195,7 +149,7 @@ def shifts(run):
     shape = (run["settings"].n_rows, run["settings"].n_cols)
     out = {}
     for (s, plane), r in run["reg"].items():
-        true_row, true_col = _true_mean_shift(run["days"][s]["motion"], shape)
+        true_row, true_col = imaging_chain.true_mean_shift(run["days"][s]["motion"], shape)
         out[(s, plane)] = validate.compare_shifts(
             r["shift_row"].values,
             r["shift_col"].values,
@@ -248,7 +202,7 @@ def _dff_slope(dff, calcium, hits):
 def test_motion_spike_registration(run, shifts):
     s = run["sessions"][SPIKE_DAY]
     shape = (run["settings"].n_rows, run["settings"].n_cols)
-    true_row, _ = _true_mean_shift(run["days"][s]["motion"], shape)
+    true_row, _ = imaging_chain.true_mean_shift(run["days"][s]["motion"], shape)
     for plane in (0, 1):
         r = run["reg"][(s, plane)]
         bad = np.flatnonzero(r["bad_frame"].values)
@@ -292,7 +246,7 @@ def test_dimmer_day_alignment_and_detection(run, shifts):
         ("dim", run["transforms"][0], run["reg"][(s, 0)]),
         ("control", run["control_transforms"], run["control_reg"]),
     ):
-        true_row, true_col = _true_mean_shift(run["days"][s]["motion"], shape)
+        true_row, true_col = imaging_chain.true_mean_shift(run["days"][s]["motion"], shape)
         m = validate.compare_shifts(
             reg["shift_row"].values, reg["shift_col"].values, true_row, true_col
         )

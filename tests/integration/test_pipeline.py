@@ -10,18 +10,15 @@ with margin.
 
 import logging
 
+import imaging_chain
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
-from analysis import bci, extract, simulate, stats, validate
-from analysis.align_days import AlignDaysSettings, align_days
+from analysis import bci, simulate, stats, validate
 from analysis.cloose import TaskParams
-from analysis.dims import SESSION, TIME
-from analysis.register import RegisterSettings, register_movie
-from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
-from analysis.track import TrackSettings, map_targets, masks_to_session, pair_dendrites, track_rois
+from analysis.dims import SESSION
+from analysis.track import TrackSettings, map_targets, masks_to_session, track_rois
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
@@ -77,17 +74,6 @@ def _simulate(settings):
     return result, movies
 
 
-def _true_mean_shift(motion, shape):
-    """FOV-mean true displacement (time, 2): rigid shift plus the mean nonrigid warp."""
-    k = 2 * np.pi / motion["nonrigid_wavelength_px"]
-    warp_row = np.sin(k * np.arange(shape[1]) + motion["nonrigid_phase_row"]).mean()
-    warp_col = np.sin(k * np.arange(shape[0]) + motion["nonrigid_phase_col"]).mean()
-    return (
-        motion["shift_row"] + motion["nonrigid_amp_row"] * warp_row,
-        motion["shift_col"] + motion["nonrigid_amp_col"] * warp_col,
-    )
-
-
 @pytest.fixture(scope="module")
 def run():
     settings = simulate.settings_for("sample", **SIM)
@@ -98,33 +84,14 @@ def run():
     sessions = list(days)
     out = {"settings": settings, "result": result, "days": days, "sessions": sessions}
 
-    # register (int16 in, int16 out, as ingest/register write them)
-    reg, registered = {}, {}
-    for key, raw in movies.items():
-        raw16 = raw.astype(np.int16)
-        registered[key] = np.empty_like(raw16)
-        reg[key] = register_movie(raw16, registered[key], fs_hz=fs_hz, settings=RegisterSettings())
+    reg, registered = imaging_chain.register_movies(movies, fs_hz=fs_hz)
     out["reg"] = reg
-
-    # align_days per plane
-    transforms = {}
-    for plane in (0, 1):
-        mean_images = xr.concat(
-            [reg[(s, plane)]["mean_image"] for s in sessions],
-            dim=xr.DataArray(sessions, dims=SESSION, name=SESSION),
-        )
-        transforms[plane] = align_days(mean_images, settings=AlignDaysSettings())
+    transforms = {
+        plane: imaging_chain.align_mean_images([reg[(s, plane)] for s in sessions], sessions)
+        for plane in (0, 1)
+    }
     out["transforms"] = transforms
-
-    # segment
-    seg_settings = SegmentSettings()
-    rois = {}
-    for s in sessions:
-        for plane, detect in ((0, detect_somata), (1, detect_dendrites)):
-            mean_image = reg[(s, plane)]["mean_image"].values
-            rois[(s, plane)] = detect(
-                registered[(s, plane)], mean_image=mean_image, fs_hz=fs_hz, settings=seg_settings
-            )
+    rois = imaging_chain.segment_movies(registered, reg, fs_hz=fs_hz)
     out["rois"] = rois
 
     # track, masks per session, map targets
@@ -144,23 +111,10 @@ def run():
         for s in sessions
     }
 
-    # extract
-    ext = extract.ExtractSettings()
-    traces, events = {}, {}
-    for key, movie in registered.items():
-        tr = extract.extract_traces(movie, session_masks[key], fs_hz=fs_hz, settings=ext)
-        tr = extract.compute_dff(tr, fs_hz=fs_hz, settings=ext)
-        traces[key] = xr.merge([tr, extract.deconvolve(tr["dff"], fs_hz=fs_hz, settings=ext)])
-        events[key] = extract.detect_events(traces[key]["dff"], fs_hz=fs_hz, settings=ext)
+    traces, events = imaging_chain.extract_movies(registered, session_masks, reg, fs_hz=fs_hz)
     out["traces"], out["events"] = traces, events
-
     # pair somata with dendrites over both days
-    out["pairs"] = pair_dendrites(
-        xr.concat([traces[(s, 0)]["dff"] for s in sessions], dim=TIME),
-        xr.concat([traces[(s, 1)]["dff"] for s in sessions], dim=TIME),
-        settings=track_settings,
-        rng=np.random.default_rng(track_settings.seed),
-    )
+    out["pairs"] = imaging_chain.pair_over_sessions(traces, sessions, track_settings)
 
     # bci: trials, task error, cursor replay from the tracked target somata
     bci_settings = bci.BciSettings()
@@ -215,7 +169,7 @@ def shifts(run):
     shape = (run["settings"].n_rows, run["settings"].n_cols)
     out = {}
     for (s, plane), r in run["reg"].items():
-        true_row, true_col = _true_mean_shift(run["days"][s]["motion"], shape)
+        true_row, true_col = imaging_chain.true_mean_shift(run["days"][s]["motion"], shape)
         out[(s, plane)] = validate.compare_shifts(
             r["shift_row"].values, r["shift_col"].values, true_row, true_col
         )
