@@ -4,12 +4,12 @@ Contract
 --------
 Input: one plane of one session, ``raw`` ``(time, row, col)`` int16 (the ingest stage's
 movie, an :class:`analysis.io.MovieFile`) and a writable int16 array ``out`` of the same
-shape that receives the registered
-frames. :func:`register_movie` streams both in batches of ``batch_size_frames`` through
-suite2p's ``registration_wrapper`` (reference image, rigid phase correlation, nonrigid
-block phase correlation with subpixel upsampling) and then makes one more streaming pass
-over ``out`` for the summary images and per-frame quality. The whole movie is never in
-memory.
+shape that receives the registered frames. :func:`register_movie` builds the reference
+image from ``reference_frames`` sampled frames, then streams both movies in batches of
+``batch_size_frames`` through suite2p's ``registration_wrapper`` (rigid phase
+correlation, nonrigid block phase correlation with subpixel upsampling) and then makes one
+more streaming pass over ``out`` for the summary images and per-frame quality. The whole
+movie is never in memory.
 
 Output: an :class:`xarray.Dataset` with ``time`` (s) and integer ``frame`` coordinates:
 
