@@ -104,10 +104,16 @@ class SegmentSettings(StageSettings):
         robust SDs above the correlation image's median.
         seed_distance_px: minimum distance between fragment seeds (local correlation
         maxima); smaller cuts touching dendrites into more, shorter fragments.
+        seed_smoothing_px: Gaussian smoothing (SD) of the correlation image before seeds
+        are found; more smoothing leaves a short dendrite touching a longer one without
+        a seed of its own (it becomes part of the other's fragment).
         min_fragment_skewness: fragments whose binned trace has a lower skewness are
         dropped; the neuropil high-pass leaves a negative copy of each dendrite's activity
         in a halo around it (negatively skewed), which this removes.
-        min_length_px: merged ROIs whose skeleton is shorter are dropped.
+        min_length_px: merged ROIs whose skeleton is shorter are dropped (a skeleton is
+        about 2 px shorter than the dendrite it traces).
+        min_dendrite_area_px: merged ROIs with fewer pixels are dropped (a dendrite
+        segment 2-3 px wide and ``min_length_px`` long covers more).
         merge_corr_threshold: fragments are merged (average-linkage clustering) while their
         binned traces correlate at least this much on average (one tuft).
     device: torch device for suite2p ("cpu" on machines without a GPU).
@@ -140,8 +146,10 @@ class SegmentSettings(StageSettings):
     ridge_threshold_sd: float = 0.5
     correlation_threshold_sd: float = 1.5
     seed_distance_px: int = 2
+    seed_smoothing_px: float = 0.5
     min_fragment_skewness: float = 0.3
-    min_length_px: int = 10
+    min_length_px: int = 6
+    min_dendrite_area_px: int = 18
     merge_corr_threshold: float = 0.6
     device: str = "cpu"
 
@@ -176,7 +184,9 @@ class SegmentSettings(StageSettings):
         require(self.ridge_threshold_sd > 0, "segment.ridge_threshold_sd must be > 0")
         require(self.correlation_threshold_sd > 0, "segment.correlation_threshold_sd must be > 0")
         require(self.seed_distance_px >= 1, "segment.seed_distance_px must be >= 1 px")
+        require(self.seed_smoothing_px >= 0, "segment.seed_smoothing_px must be >= 0 px")
         require(self.min_length_px >= 1, "segment.min_length_px must be >= 1 px")
+        require(self.min_dendrite_area_px >= 1, "segment.min_dendrite_area_px must be >= 1 px")
         require(
             -1 <= self.merge_corr_threshold <= 1,
             "segment.merge_corr_threshold must be in [-1, 1]",
@@ -833,10 +843,12 @@ def detect_dendrites(
     ``ridge_sigmas_px``; foreground = robust-z ridge response above
     ``ridge_threshold_sd`` and robust-z local correlation above
     ``correlation_threshold_sd``; the foreground is cut into fragments by a watershed
-    seeded at local correlation maxima (``seed_distance_px`` apart), so touching
-    dendrites of different tufts separate; fragments are merged by average-linkage
-    clustering of their binned traces (mean correlation >= ``merge_corr_threshold``, one
-    tuft); merged ROIs whose skeleton is shorter than ``min_length_px`` are dropped.
+    seeded at local maxima of the correlation image smoothed by ``seed_smoothing_px``
+    (``seed_distance_px`` apart), so touching dendrites of different tufts separate;
+    fragments are merged by average-linkage clustering of their binned traces (mean
+    correlation >= ``merge_corr_threshold``, one tuft); merged ROIs whose skeleton is
+    shorter than ``min_length_px`` or with fewer than ``min_dendrite_area_px`` pixels are
+    dropped.
 
     Parameters
     ----------
@@ -890,7 +902,7 @@ def detect_dendrites(
         )
         # cut the foreground into fragments around local correlation maxima: touching or
         # crossing dendrites of different tufts then end up in different fragments
-        smooth = ndimage.gaussian_filter(corr_img, 1.0)
+        smooth = ndimage.gaussian_filter(corr_img, settings.seed_smoothing_px)
         peaks = peak_local_max(
             np.where(fg, smooth, 0.0),
             min_distance=settings.seed_distance_px,
@@ -914,7 +926,7 @@ def detect_dendrites(
     for g in groups:
         pix = np.any([fragments[i] for i in g], axis=0)
         length = int(skeletonize(pix).sum())
-        if length < settings.min_length_px:
+        if length < settings.min_length_px or pix.sum() < settings.min_dendrite_area_px:
             continue
         weights.append(pix.astype(np.float64))
         length_px.append(length)
