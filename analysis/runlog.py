@@ -100,6 +100,17 @@ def _failed_inputs(err: BaseException, inputs: Sequence[str]) -> list[str]:
     ]
 
 
+class _ThreadTagFormatter(logging.Formatter):
+    """Prefix the messages of worker threads with the thread's name (e.g. a rule that
+    registers several planes in parallel names each line's plane)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        if record.threadName == "MainThread":
+            return line
+        return line.replace(f"{record.name}: ", f"{record.name}: [{record.threadName}] ", 1)
+
+
 @contextlib.contextmanager
 def rule_log(
     log_path: str | os.PathLike, *, rule: str, inputs: Sequence[str] = ()
@@ -111,7 +122,7 @@ def rule_log(
     """
     inputs = [os.fspath(p) for p in inputs]
     handler = logging.FileHandler(log_path, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_ThreadTagFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -13,7 +13,8 @@ counted once):
 1. one 256 x 256 two-plane session (``--frames``, default 5000 volumes), ingest through
    traces: ``snakemake --cores 2`` on a one-session workdir with the two planes'
    ``extract`` outputs as targets (ingest, ingest_plane, register, segment, align_days,
-   track, extract: the jobs Snakemake runs for them, planes as parallel jobs), against
+   track, extract: the jobs Snakemake runs for them; the planes run in parallel, as
+   threads of one register job and as separate segment and extract jobs), against
    suite2p 1.1.0's ``run_s2p`` run by hand on the same two plane TIFFs, one plane after
    the other in one process (tiff-to-binary, registration with the pipeline's
    registration settings, sparsery detection with the pipeline's soma settings,
@@ -21,8 +22,8 @@ counted once):
    computes none);
 2. the same pipeline run on ``--long-frames`` (default 20000) volumes: peak memory must
    not grow with the movie's length;
-3. registration throughput (frames/s, from the register jobs' logs, suite2p import
-   excluded) beside reading the raw plane TIFF once (the floor);
+3. registration throughput (frames/s per plane, from the register job's log, suite2p
+   import excluded) beside reading the raw plane TIFF once (the floor);
 4. the stats stage (:func:`analysis.stats.compute_cohort_statistics`, as
    ``workflow/scripts/stats.py`` calls it) on a trace-level cohort of 6 animals x 14 days
    simulated by :func:`analysis.simulate.simulate_traces` (as :mod:`analysis.calibrate`
@@ -228,11 +229,12 @@ def _log_time(line: str) -> float:
 
 
 def registration_rate(work: Path) -> float:
-    """Frames/s of register_movie (suite2p import excluded), mean over the planes' logs."""
+    """Frames/s of register_movie per plane (suite2p import excluded; the planes run in
+    parallel threads of one job), mean over the planes' lines of the job's log."""
+    log = (work / "results/logs/register" / SUBJECT / "day01.log").read_text().splitlines()
     rates = []
     for plane in PLANES:
-        lines = work / "results/logs/register" / SUBJECT / "day01" / f"plane{plane}.log"
-        lines = lines.read_text().splitlines()
+        lines = [line for line in log if f"[plane{plane}] " in line]
         start = next(line for line in lines if "registering " in line)
         stop = next(line for line in lines if "registration done" in line)
         n_frames = int(re.search(r"registering (\d+) frames", start).group(1))

@@ -127,6 +127,21 @@ def test_mistyped_config_key_stops_at_start(workdir, tmp_path):
     assert "nonrigd" in result.stdout + result.stderr
 
 
+def test_sessions_of_a_subject_with_other_planes_stop_at_start(workdir, tmp_path):
+    """Register runs all planes of a session in one job: a session with an extra plane
+    is named at the start instead of failing mid-run."""
+    raw = tmp_path / "raw"
+    shutil.copytree(workdir / "sample" / "raw", raw)
+    session = sorted(raw.glob("*/*"))[-1]
+    shutil.copy(session / "plane1.tif", session / "plane2.tif")
+    meta = yaml.safe_load((session / "session.yaml").read_text())
+    meta.update(n_planes=3, plane_roles={0: "soma", 1: "dendrite", 2: "dendrite"})
+    (session / "session.yaml").write_text(yaml.safe_dump(meta))
+    result = snakemake(workdir, "-n", "--config", f"raw_root={raw}", check=False)
+    assert result.returncode != 0
+    assert f"session {session.name}: planes [0, 1, 2] differ" in result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def finished_run(workdir):
     """The full workflow run once, uninterrupted, with the raw folder read-only.

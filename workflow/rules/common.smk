@@ -1,6 +1,7 @@
 # Config validation, the sessions table, wildcard constraints and input functions.
 
 import dataclasses
+import re
 from pathlib import Path
 
 from snakemake.utils import validate

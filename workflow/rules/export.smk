@@ -57,9 +57,9 @@ rule export_nwb:
 rule export_suite2p:
     input:
         session=rules.ingest.output.session,
-        movie=rules.register.output.movie,
-        header=rules.register.output.header,
-        registration=rules.register.output.registration,
+        movie=registered("movie.bin"),
+        header=registered("movie.bin.json"),
+        registration=registered("registration.nc"),
         rois=rules.track.output.rois,
         traces=rules.extract.output.traces,
     output:

@@ -3,9 +3,9 @@
 
 rule extract:
     input:
-        movie=rules.register.output.movie,
-        header=rules.register.output.header,
-        registration=rules.register.output.registration,
+        movie=registered("movie.bin"),
+        header=registered("movie.bin.json"),
+        registration=registered("registration.nc"),
         rois=rules.track.output.rois,
         frames=rules.ingest_plane.output.frames,
     output:

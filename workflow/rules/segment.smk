@@ -3,9 +3,9 @@
 
 rule segment:
     input:
-        movie=rules.register.output.movie,
-        header=rules.register.output.header,
-        registration=rules.register.output.registration,
+        movie=registered("movie.bin"),
+        header=registered("movie.bin.json"),
+        registration=registered("registration.nc"),
     output:
         rois=f"{RESULTS}/segment/{{subject}}/{{session}}/plane{{plane}}/rois.nc",
     params:
