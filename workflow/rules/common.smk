@@ -51,7 +51,19 @@ def plane_of_role(subject, role):
 
 
 def planes_of(subject):
-    return sorted(META[(subject, sessions_of(subject)[0])].plane_roles)
+    """The planes of a subject's sessions; must be the same in every session (register
+    runs all planes of a session in one job)."""
+    first, *others = sessions_of(subject)
+    planes = sorted(META[(subject, first)].plane_roles)
+    for session in others:
+        if sorted(META[(subject, session)].plane_roles) != planes:
+            raise ValueError(
+                f"subject {subject}, session {session}: planes "
+                f"{sorted(META[(subject, session)].plane_roles)} differ from its other "
+                f"sessions' {planes}; fix n_planes and plane_roles in the sessions' "
+                "session.yaml (or split the subject)."
+            )
+    return planes
 
 
 def session_dir(wildcards):

@@ -3,27 +3,19 @@
 # once (~0.5 GB of private memory per import) instead of once per plane.
 
 
-def _check_session_planes():
-    """Every session of a subject must have its subject's planes (one job per session)."""
-    for (subject, session), meta in META.items():
-        if sorted(meta.plane_roles) != planes_of(subject):
-            raise ValueError(
-                f"subject {subject}, session {session}: planes {sorted(meta.plane_roles)} "
-                f"differ from its other sessions' {planes_of(subject)}; fix n_planes and "
-                "plane_roles in the sessions' session.yaml (or split the subject)."
-            )
+def registered(name):
+    """Input: a file of the registered plane ``{plane}`` (movie.bin, its header, or
+    registration.nc), whichever register rule made it."""
+    return f"{RESULTS}/register/{{subject}}/{{session}}/plane{{plane}}/{name}"
 
 
-def _register_files(planes, stage, name):
-    return expand(
-        f"{RESULTS}/{stage}/{{subject}}/{{session}}/plane{{plane}}/{name}",
-        plane=planes,
-        allow_missing=True,
-    )
+def _of_planes(pattern, planes):
+    """A per-plane path pattern expanded over ``planes``; subject and session stay open."""
+    return expand(pattern, plane=planes, allow_missing=True)
 
 
-_check_session_planes()
-# one rule per set of planes (the usual case is one set, and its rule is `register`)
+# one rule per set of planes (the usual case is one set, and its rule is `register`);
+# planes_of stops the run at its start if a subject's sessions differ in their planes
 PLANE_SETS = sorted({tuple(planes_of(s)) for s in SUBJECTS})
 
 for _planes in PLANE_SETS:
@@ -32,12 +24,12 @@ for _planes in PLANE_SETS:
         name:
             "register" if _planes == PLANE_SETS[0] else f"register_planes_{'_'.join(map(str, _planes))}"
         input:
-            movies=_register_files(_planes, "ingest", "movie.bin"),
-            headers=_register_files(_planes, "ingest", "movie.bin.json"),
+            movies=_of_planes(rules.ingest_plane.output.movie, _planes),
+            headers=_of_planes(rules.ingest_plane.output.header, _planes),
         output:
-            movies=_register_files(_planes, "register", "movie.bin"),
-            headers=_register_files(_planes, "register", "movie.bin.json"),
-            registrations=_register_files(_planes, "register", "registration.nc"),
+            movies=_of_planes(registered("movie.bin"), _planes),
+            headers=_of_planes(registered("movie.bin.json"), _planes),
+            registrations=_of_planes(registered("registration.nc"), _planes),
         params:
             settings=stage_settings("register"),
             planes=list(_planes),
@@ -55,8 +47,3 @@ for _planes in PLANE_SETS:
         script:
             "../scripts/register.py"
 
-
-def registered(name):
-    """Input: a file of the registered plane ``{plane}`` (movie.bin, its header, or
-    registration.nc), whichever register rule made it."""
-    return f"{RESULTS}/register/{{subject}}/{{session}}/plane{{plane}}/{name}"
