@@ -63,6 +63,10 @@ class SegmentSettings(StageSettings):
         union's area stays within ``max_area_fraction``.
         trim_fraction: after merging, pixels weighted below this fraction of the ROI's
         peak weight are dropped (dim rims spilling onto neighbouring somata).
+        merge_core_iou: close ROIs whose untrimmed union is too large are still merged
+        when their cores (pixels >= ``trim_fraction`` of the peak) overlap at least this
+        much (IoU) and the union of the cores fits: two halves of one soma whose dim
+        rims spill far, not two somata (their cores do not overlap).
         max_binned_frames: cap on the number of binned frames sparsery gets; longer
         movies get longer bins. sparsery holds about five binned movies, so this bounds
         the stage's memory (500: ~0.7 GB at 256 x 256 px) whatever the recording length.
@@ -130,6 +134,7 @@ class SegmentSettings(StageSettings):
     max_overlap: float = 0.75
     merge_distance_fraction: float = 0.7
     trim_fraction: float = 0.3
+    merge_core_iou: float = 0.3
     max_binned_frames: int = 500
     min_area_fraction: float = 0.4
     max_area_fraction: float = 2.5
@@ -164,6 +169,7 @@ class SegmentSettings(StageSettings):
         require(self.max_binned_frames >= 10, "segment.max_binned_frames must be >= 10")
         require(self.merge_distance_fraction >= 0, "segment.merge_distance_fraction must be >= 0")
         require(0 <= self.trim_fraction < 1, "segment.trim_fraction must be in [0, 1)")
+        require(0 < self.merge_core_iou <= 1, "segment.merge_core_iou must be in (0, 1]")
         require(
             0 <= self.min_area_fraction <= self.max_area_fraction,
             "segment.min_area_fraction must be >= 0 and <= segment.max_area_fraction",
@@ -354,6 +360,7 @@ def detect_somata(
         max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
         max_area_px=settings.max_area_fraction * _disk_area(settings.diameter_px),
         trim_fraction=settings.trim_fraction,
+        min_core_iou=settings.merge_core_iou,
     )
     flat = binned.reshape(binned.shape[0], -1)
     ring_px = max(1, int(round(settings.diameter_px / 2)))
@@ -612,6 +619,7 @@ def _merge_split_somata(
     max_distance_px: float,
     max_area_px: float,
     trim_fraction: float,
+    min_core_iou: float = 1.0,
 ) -> list[np.ndarray]:
     """Merge sparsery ROIs that split one soma, then trim each ROI's faint rim.
 
@@ -620,8 +628,10 @@ def _merge_split_somata(
     whose trace need not correlate with it (the shared part was removed). ROIs are
     therefore merged on geometry: centroids (weighted) closer than ``max_distance_px``
     (a fraction of the soma diameter; neighbouring somata sit about a diameter apart or
-    more) whose union stays within ``max_area_px``. Pairs are visited from the closest,
-    groups grow transitively. Each member's weights are scaled to a maximum of 1 and
+    more) whose union stays within ``max_area_px``, or whose cores (pixels >=
+    ``trim_fraction`` of each peak) overlap at IoU >= ``min_core_iou`` with a union of
+    cores within ``max_area_px`` (the halves of one soma, whose dim rims can make the
+    plain union too large). Pairs are visited from the closest, groups grow transitively. Each member's weights are scaled to a maximum of 1 and
     the group takes the pixelwise maximum; pixels below ``trim_fraction`` of the peak
     (dim rims that spill onto neighbouring somata) are dropped.
 
@@ -631,8 +641,8 @@ def _merge_split_somata(
         Non-negative suite2p ``lam`` images, one per ROI. Consumed: the images are
         scaled in place and the list emptied as the groups are built, so a full frame
         per ROI is not held twice.
-    max_distance_px, max_area_px, trim_fraction : float
-        See above.
+    max_distance_px, max_area_px, trim_fraction, min_core_iou : float
+        See above (``min_core_iou`` 1.0: only identical cores merge on it).
 
     Returns
     -------
@@ -655,7 +665,13 @@ def _merge_split_somata(
         if gi == gj:
             continue
         union = np.any([scaled[k] > 0 for k in members[gi] + members[gj]], axis=0)
-        if union.sum() > max_area_px:
+        if union.sum() > max_area_px and not _cores_overlap(
+            [scaled[k] for k in members[gi]],
+            [scaled[k] for k in members[gj]],
+            trim_fraction=trim_fraction,
+            min_iou=min_core_iou,
+            max_area_px=max_area_px,
+        ):
             continue
         members[gi] += members.pop(gj)
         group[members[gi]] = gi
@@ -667,6 +683,23 @@ def _merge_split_somata(
             scaled[k] = None
     scaled.clear()
     return out
+
+
+def _cores_overlap(
+    first: list[np.ndarray],
+    second: list[np.ndarray],
+    *,
+    trim_fraction: float,
+    min_iou: float,
+    max_area_px: float,
+) -> bool:
+    """Whether two groups of peak-scaled weight images share their cores (pixels >=
+    ``trim_fraction``) at IoU >= ``min_iou``, with the union of the cores (the merged
+    ROI after trimming) within ``max_area_px``."""
+    core_a = np.any([w >= trim_fraction for w in first], axis=0)
+    core_b = np.any([w >= trim_fraction for w in second], axis=0)
+    union = (core_a | core_b).sum()
+    return bool(union <= max_area_px and (core_a & core_b).sum() >= min_iou * union)
 
 
 def _block_median(frames: np.ndarray, block_px: int) -> np.ndarray:

@@ -273,6 +273,25 @@ def test_merge_split_somata_joins_halves_not_neighbours():
     assert _merge_split_somata([], max_distance_px=5, max_area_px=50, trim_fraction=0.3) == []
 
 
+def test_merge_split_somata_joins_halves_whose_dim_rims_spill_far():
+    """Two halves of one soma, each with a wide dim rim: their plain union is too large,
+    but their cores overlap, so they merge when ``min_core_iou`` allows it; two somata
+    with the same rims (disjoint cores) never do."""
+    rr, cc = np.mgrid[:40, :40]
+    r = np.hypot(rr - 20, cc - 20)
+    rim = np.where((r > 5) & (r <= 9), 0.1, 0.0)  # 0.1 < trim_fraction: not core
+    left = np.where((r <= 5) & (cc < 22), 1.0, rim)
+    right = np.where((r <= 5) & (cc >= 18), 1.0, rim)
+    bounds = dict(max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3)
+    assert (np.maximum(left, right) > 0).sum() > 120  # the untrimmed union is too large
+    assert len(_merge_split_somata([left.copy(), right.copy()], **bounds)) == 2
+    merged = _merge_split_somata([left.copy(), right.copy()], min_core_iou=0.3, **bounds)
+    assert len(merged) == 1
+    np.testing.assert_array_equal(merged[0] > 0, r <= 5)  # one soma, rims trimmed
+    near = np.where(np.hypot(rr - 20, cc - 24) <= 5, 1.0, rim)  # core IoU 0.14
+    assert len(_merge_split_somata([left.copy(), near], min_core_iou=0.3, **bounds)) == 2
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
