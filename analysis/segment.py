@@ -631,9 +631,10 @@ def _merge_split_somata(
     more) whose union stays within ``max_area_px``, or whose cores (pixels >=
     ``trim_fraction`` of each peak) overlap at IoU >= ``min_core_iou`` with a union of
     cores within ``max_area_px`` (the halves of one soma, whose dim rims can make the
-    plain union too large). Pairs are visited from the closest, groups grow transitively. Each member's weights are scaled to a maximum of 1 and
-    the group takes the pixelwise maximum; pixels below ``trim_fraction`` of the peak
-    (dim rims that spill onto neighbouring somata) are dropped.
+    plain union too large). Pairs are visited from the closest, groups grow
+    transitively. Each member's weights are scaled to a maximum of 1 and the group takes
+    the pixelwise maximum; pixels below ``trim_fraction`` of the peak (dim rims that
+    spill onto neighbouring somata) are dropped.
 
     Parameters
     ----------
