@@ -347,14 +347,13 @@ def detect_somata(
         nbins=settings.max_binned_frames,
     )
 
+    stat = [s for s in stat if s["lam"].sum() > 0]
     # one full-frame image per ROI is built at a time and handed straight on, so the
     # sparsery images, their split parts and the merged ROIs are not all held at once
-    n_sparsery = sum(1 for s in stat if s["lam"].sum() > 0)
     weights = _merge_split_somata(
         [
             part
             for s in stat
-            if s["lam"].sum() > 0
             for part in _split_blobs(_weight_image(s, (n_rows, n_cols)), settings.diameter_px)
         ],
         max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
@@ -406,7 +405,7 @@ def detect_somata(
     logger.info(
         "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
         "%d classified as cells",
-        n_sparsery,
+        len(stat),
         n_functional,
         len(added),
         is_cell.sum(),
@@ -619,7 +618,7 @@ def _merge_split_somata(
     max_distance_px: float,
     max_area_px: float,
     trim_fraction: float,
-    min_core_iou: float = 1.0,
+    min_core_iou: float,
 ) -> list[np.ndarray]:
     """Merge sparsery ROIs that split one soma, then trim each ROI's faint rim.
 

@@ -260,7 +260,9 @@ def test_merge_split_somata_joins_halves_not_neighbours():
     right[:, :12] = 0.0
     neighbour = 3.0 * _blob((20, 24))  # 12 px away: another cell (scale must not matter)
     parts = [left.copy(), neighbour.copy(), right.copy()]
-    merged = _merge_split_somata(parts, max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3)
+    merged = _merge_split_somata(
+        parts, max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3, min_core_iou=1.0
+    )
     assert parts == []  # consumed, so the caller holds no second copy
     assert len(merged) == 2
     assert all(m.max() == pytest.approx(1.0) for m in merged)
@@ -269,8 +271,13 @@ def test_merge_split_somata_joins_halves_not_neighbours():
     np.testing.assert_array_equal(merged[1] > 0, neighbour >= 0.3 * 3.0)
     # the union of two whole somata exceeds the area bound: never merged
     assert len(_merge_split_somata([soma, neighbour], max_distance_px=20, max_area_px=60,
-                                   trim_fraction=0.0)) == 2  # fmt: skip
-    assert _merge_split_somata([], max_distance_px=5, max_area_px=50, trim_fraction=0.3) == []
+                                   trim_fraction=0.0, min_core_iou=1.0)) == 2  # fmt: skip
+    assert (
+        _merge_split_somata(
+            [], max_distance_px=5, max_area_px=50, trim_fraction=0.3, min_core_iou=1.0
+        )
+        == []
+    )
 
 
 def test_merge_split_somata_joins_halves_whose_dim_rims_spill_far():
@@ -284,7 +291,7 @@ def test_merge_split_somata_joins_halves_whose_dim_rims_spill_far():
     right = np.where((r <= 5) & (cc >= 18), 1.0, rim)
     bounds = dict(max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3)
     assert (np.maximum(left, right) > 0).sum() > 120  # the untrimmed union is too large
-    assert len(_merge_split_somata([left.copy(), right.copy()], **bounds)) == 2
+    assert len(_merge_split_somata([left.copy(), right.copy()], min_core_iou=1.0, **bounds)) == 2
     merged = _merge_split_somata([left.copy(), right.copy()], min_core_iou=0.3, **bounds)
     assert len(merged) == 1
     np.testing.assert_array_equal(merged[0] > 0, r <= 5)  # one soma, rims trimmed
