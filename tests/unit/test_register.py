@@ -212,3 +212,59 @@ def test_threads_set_torch_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_faster_kernels_match_suite2p_kernels():
+    import torch
+    from suite2p.registration import nonrigid, rigid, utils
+
+    from analysis.register import _float32_taper, _whitened_correlation
+
+    rng = np.random.default_rng(7)
+    ref = torch.from_numpy(_texture(rng)[:N_PX, :N_PX].astype(np.float32))
+    frames = torch.from_numpy(_movie(rng, rng.uniform(-3, 3, (6, 2))).astype(np.float32))
+    mask_mul, mask_offset, ref_spectrum = rigid.compute_masks_ref_smooth_fft(ref, 3.45, 1.15)
+    data = (frames * mask_mul + mask_offset).type(torch.complex64)
+    expected = utils.convolve(data.clone(), ref_spectrum)
+    tolerance = 1e-6 * float(expected.abs().max())
+    np.testing.assert_allclose(_whitened_correlation(data, ref_spectrum), expected, atol=tolerance)
+    yblock, xblock = nonrigid.make_blocks(N_PX, N_PX, (32, 32))[:2]
+    mul, offset, block_spectra = nonrigid.compute_masks_ref_smooth_fft(
+        ref, 3.45, 1.15, yblock, xblock
+    )
+    blocks = torch.stack(
+        [frames[:, y[0] : y[1], x[0] : x[1]] for y, x in zip(yblock, xblock, strict=True)], 1
+    )
+    data = (blocks * mul + offset).type(torch.complex64)
+    expected = utils.convolve(data.clone(), block_spectra)
+    tolerance = 1e-6 * float(expected.abs().max())
+    np.testing.assert_allclose(_whitened_correlation(data, block_spectra), expected, atol=tolerance)
+    taper = _float32_taper(3.45, N_PX, N_PX)
+    assert taper.dtype == torch.float32
+    np.testing.assert_allclose(taper, utils.spatial_taper(3.45, N_PX, N_PX), rtol=1e-6)
+
+
+def test_faster_kernels_register_as_suite2p_does(monkeypatch):
+    from suite2p.registration import nonrigid, rigid, utils
+
+    import analysis.register
+
+    rng = np.random.default_rng(8)
+    raw = _movie(rng, rng.uniform(-4, 4, size=(80, 2)))
+    fast = register_movie(raw, np.zeros_like(raw), fs_hz=FS_HZ, settings=RegisterSettings())
+    assert rigid.convolve is nonrigid.convolve is analysis.register._whitened_correlation
+
+    monkeypatch.setattr(analysis.register, "_use_faster_suite2p_kernels", lambda: None)
+    monkeypatch.setattr(rigid, "convolve", utils.convolve)
+    monkeypatch.setattr(nonrigid, "convolve", utils.convolve)
+    monkeypatch.setattr(rigid, "spatial_taper", utils.spatial_taper)
+    own = register_movie(raw, np.zeros_like(raw), fs_hz=FS_HZ, settings=RegisterSettings())
+
+    np.testing.assert_array_equal(fast.ref_image, own.ref_image)
+    np.testing.assert_array_equal(fast.rigid_shift_row, own.rigid_shift_row)
+    np.testing.assert_array_equal(fast.rigid_shift_col, own.rigid_shift_col)
+    # nonrigid peaks that tie to float32 rounding may land one 0.1 px subpixel step apart
+    for name in ("nonrigid_shift_row", "nonrigid_shift_col"):
+        diff = np.abs(fast[name].values - own[name].values)
+        assert diff.max() <= 0.1 + 1e-5
+        assert (diff > 1e-5).mean() < 0.01
