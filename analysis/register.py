@@ -11,7 +11,7 @@ correlation, nonrigid block phase correlation with subpixel upsampling) and then
 more streaming pass over ``out`` for the summary images and per-frame quality. The whole
 movie is never in memory. Two of suite2p's inner kernels (the whitened phase correlation
 and the rigid edge taper) are swapped for equivalent ones that spend about 40% less CPU on
-registration; see :func:`_use_faster_suite2p_kernels`.
+registration; see :mod:`analysis.suite2p_kernels`.
 
 Output: an :class:`xarray.Dataset` with ``time`` (s) and integer ``frame`` coordinates:
 
@@ -60,6 +60,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
+from analysis import suite2p_kernels
 from analysis.dims import COL, FRAME, ROW, TIME
 from analysis.runlog import Progress
 from analysis.settings import StageSettings, require
@@ -199,47 +200,6 @@ class _Frames:
         self._array[index] = frames
         if self.progress is not None:
             self.progress.update(len(frames))
-
-
-def _whitened_correlation(mov: Any, img: Any) -> Any:
-    """suite2p's ``registration.utils.convolve`` for real frames, in about a third of the time.
-
-    suite2p whitens each frame's full complex FFT by dividing it by a complex magnitude,
-    multiplies by the reference's conjugate spectrum and keeps the real part of the inverse
-    FFT. The frames are real and the reference spectrum is Hermitian (a real image's FFT
-    times a real, even Gaussian), so the half spectrum of a real FFT, scaled by a real
-    reciprocal, gives the same map to float32 rounding.
-    """
-    import torch
-
-    spectrum = torch.fft.rfft2(mov.real)
-    spectrum *= (torch.abs(spectrum) + 1e-5).reciprocal_()
-    spectrum *= img[..., : mov.shape[-1] // 2 + 1]
-    return torch.fft.irfft2(spectrum, s=mov.shape[-2:])
-
-
-def _float32_taper(sig: float, n_rows: int, n_cols: int) -> Any:
-    """suite2p's edge taper in float32: its float64 taper made each frame's masking a
-    float64 pass before suite2p casts the frames to complex64 anyway."""
-    from suite2p.registration import utils
-
-    return utils.spatial_taper(sig, n_rows, n_cols).float()
-
-
-def _use_faster_suite2p_kernels() -> None:
-    """Swap two inner kernels of suite2p 1.1.0's rigid and nonrigid registration for the
-    equivalent faster ones above (once per process; other versions keep their own).
-
-    Same reference and integer rigid shifts; a nonrigid shift can differ by one 0.1 px
-    subpixel step where two upsampled peaks tie to float32 rounding.
-    """
-    import suite2p
-    from suite2p.registration import nonrigid, rigid, utils
-
-    if suite2p.version != "1.1.0" or rigid.convolve is not utils.convolve:
-        return
-    rigid.convolve = nonrigid.convolve = _whitened_correlation
-    rigid.spatial_taper = _float32_taper
 
 
 def _block_size(settings: RegisterSettings, frame_shape: tuple[int, int]) -> tuple[int, int]:
@@ -390,7 +350,7 @@ def register_movie(
     if threads is not None:
         # after importing suite2p: its numba import resets torch's OpenMP thread count
         torch.set_num_threads(threads)
-    _use_faster_suite2p_kernels()
+    suite2p_kernels.install()
     _check_movies(raw, out)
     if not (np.isfinite(fs_hz) and fs_hz > 0):
         raise ValueError(f"register_movie: fs_hz must be a positive number, got {fs_hz}")

@@ -38,7 +38,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage, sparse, stats
 
-from analysis import io
+from analysis import io, suite2p_kernels
 from analysis.dims import COL, MASK_DIMS, ROI, ROW
 from analysis.settings import StageSettings, require
 
@@ -305,6 +305,7 @@ def detect_somata(
     if threads is not None:
         # after importing suite2p: its numba import resets torch's OpenMP thread count
         torch.set_num_threads(threads)
+    suite2p_kernels.install()
     n_frames, n_rows, n_cols = _check_inputs(movie, mean_image, fs_hz)
     det = default_settings()["detection"]
     det["algorithm"] = "sparsery"
