@@ -508,10 +508,16 @@ def _running_percentile(x: np.ndarray, window: int, q: float) -> np.ndarray:
 
 
 def _nanpercentile_rows(seg: np.ndarray, q: float) -> np.ndarray:
-    all_nan = ~np.isfinite(seg).any(axis=1)
+    # np.percentile is vectorised over rows, np.nanpercentile loops over them: keep the
+    # latter for the rows that need it (same values either way)
+    finite = np.isfinite(seg)
+    complete = finite.all(axis=1)
+    partial = finite.any(axis=1) & ~complete
     result = np.full(seg.shape[0], np.nan)
-    if (~all_nan).any():
-        result[~all_nan] = np.nanpercentile(seg[~all_nan], q, axis=1)
+    if complete.any():
+        result[complete] = np.percentile(seg[complete], q, axis=1)
+    if partial.any():
+        result[partial] = np.nanpercentile(seg[partial], q, axis=1)
     return result
 
 
