@@ -15,7 +15,7 @@ suite2p versions keep their own kernels (correct, only slower).
 Effect, measured on a 5000-frame, 256 x 256, two-plane session: registration spends about
 40% less CPU (same reference and rigid shifts; a nonrigid block shift can move one 0.1 px
 subpixel step where two upsampled peaks tie to float32 rounding); sparsery gives the same
-ROIs with ROI growing about ten times faster.
+ROIs with ROI growing about 7 times faster.
 """
 
 from __future__ import annotations
