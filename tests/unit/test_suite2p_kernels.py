@@ -10,6 +10,7 @@ from suite2p.detection import sparsedetect
 from suite2p.extraction.masks import extendROI as suite2p_extend_roi
 from suite2p.registration import nonrigid, rigid, utils
 from test_register import FS_HZ, N_PX, _movie, _texture
+from test_segment import FS_HZ as SOMA_FS_HZ
 from test_segment import _soma_movie
 
 from analysis import suite2p_kernels
@@ -91,11 +92,11 @@ def test_registration_with_either_kernels_agrees(request):
 def test_sparsery_with_either_kernels_finds_the_same_rois(request):
     movie, _ = _soma_movie(seed=2)
     settings = SegmentSettings(diameter_px=12.0)
-    fast = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+    fast = detect_somata(movie, mean_image=movie.mean(0), fs_hz=SOMA_FS_HZ, settings=settings)
     assert sparsedetect.extendROI is suite2p_kernels.extend_roi
 
     request.getfixturevalue("suite2p_own_kernels")
-    own = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+    own = detect_somata(movie, mean_image=movie.mean(0), fs_hz=SOMA_FS_HZ, settings=settings)
 
     assert fast.sizes["roi"] > 0
     assert fast.identical(own)
