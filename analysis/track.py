@@ -149,13 +149,14 @@ def track_rois(
     running consensus; matches with IoU >= ``iou_threshold`` join, the rest start new
     tracks. Tracks that overlap (consensus IoU >= ``merge_iou_threshold``) but never
     share a session are then joined, and tracks detected on fewer than ``min_sessions``
-    sessions (at most the number of sessions) are dropped unless they cover a ``protect``
-    mask (the online BCI targets: a target detected on one day only is still tracked); a
-    ``protect`` mask that no kept track covers becomes a track of its own (a target never
-    detected, e.g. silent, is still extracted from its online polygon).
-    The consensus mask is the set
-    of pixels inside at least ``consensus_fraction`` of the track's masks (weights = that
-    fraction, normalised).
+    sessions (at most the number of sessions) are dropped, except the track that covers
+    a ``protect`` mask (an online BCI target) best: a target detected on one day only is
+    still tracked, while a one-day fragment of a target tracked over days (a soma split
+    in two) is not kept as a second neuron; a ``protect`` mask that no kept track
+    covers becomes a track of its own (a target never detected, e.g. silent, is still
+    extracted from its online polygon). The consensus mask is the set of pixels inside
+    at least ``consensus_fraction`` of the track's masks (weights = that fraction,
+    normalised).
 
     Parameters
     ----------
@@ -167,9 +168,8 @@ def track_rois(
     settings : TrackSettings
         Tracking settings.
     protect : array (n, row, col) of bool, optional
-        Masks in reference coordinates (e.g. target polygons); a track whose consensus
-        covers at least ``target_min_score`` of one of them is kept whatever
-        ``min_sessions`` says.
+        Masks in reference coordinates (e.g. target polygons). "Covers" means the
+        track's consensus holds at least ``target_min_score`` of the mask's pixels.
     to_reference : callable, optional
         ``(masks, transform) -> masks`` in reference coordinates; default
         ``analysis.align_days.to_reference``.
@@ -221,12 +221,16 @@ def track_rois(
     min_sessions = min(settings.min_sessions, len(per_session))
     protect = np.zeros((0, *shape), bool) if protect is None else np.asarray(protect, bool)
     consensus = [_consensus(s, settings.consensus_fraction) > 0 for s in stacks]
-    cover = _coverage(protect, consensus)
-    protected = (cover >= settings.target_min_score).any(axis=0)
+    keep = np.array([len(m) >= min_sessions for m in members], bool)
+    # each target keeps the one track that covers it best, however few its sessions;
+    # other short tracks on it (e.g. a soma split in two on one day) would be duplicates
+    for cover in _coverage(protect, consensus):
+        if len(cover) and cover.max() >= settings.target_min_score:
+            keep[np.argmax(cover)] = True
     tracks = [
         (members[k], consensus[k], _consensus(stacks[k], settings.consensus_fraction))
         for k in range(len(members))
-        if len(members[k]) >= min_sessions or protected[k]
+        if keep[k]
     ]
     # a target no detection covers is tracked from its own polygon (never detected)
     for mask in protect:

@@ -334,6 +334,30 @@ def test_track_rois_keeps_a_protected_one_day_roi():
     assert (kept & protect[0]).sum() / protect[0].sum() >= 0.5
 
 
+def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
+    # day03 also holds the left half of neuron 0 as a second ROI (a soma split in two on
+    # one day); the target polygon over neuron 0 keeps its full track, not the fragment
+    by_session, _ = _sessions()
+    rr, cc = np.mgrid[:SIZE, :SIZE]
+    shift = SHIFTS["day03"]
+    half = _disks([CENTRES[0]], shift) * (cc < CENTRES[0][1] + shift[1])
+    day03 = by_session["day03"]
+    by_session["day03"] = xr.concat(
+        [day03, _masks(half, ids=[999], is_cell=np.array([True]))], dim="roi"
+    )
+    protect = _disks([CENTRES[0]]) > 0
+    masks, _ = track_rois(
+        by_session,
+        _transforms(),
+        settings=TrackSettings(min_sessions=2),
+        protect=protect,
+        to_reference=_unshift,
+    )
+    assert masks.sizes["roi"] == len(CENTRES)
+    target = masks.values[np.argmax((masks.values > 0)[:, protect[0]].sum(axis=1))] > 0
+    assert (target & protect[0]).sum() / (target | protect[0]).sum() >= 0.8
+
+
 def test_track_rois_tracks_an_undetected_target_from_its_polygon():
     by_session, _ = _sessions()
     polygon = _disks([(40, 8)]) > 0  # no ROI was ever detected there
