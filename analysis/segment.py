@@ -626,15 +626,16 @@ def _merge_split_somata(
     sparsery subtracts each ROI's activity from the movie before looking for the next
     peak, so the residual of a soma often becomes a second ROI a few px from the first,
     whose trace need not correlate with it (the shared part was removed). ROIs are
-    therefore merged on geometry: centroids (weighted) closer than ``max_distance_px``
-    (a fraction of the soma diameter; neighbouring somata sit about a diameter apart or
-    more) whose union stays within ``max_area_px``, or whose cores (pixels >=
-    ``trim_fraction`` of each peak) overlap at IoU >= ``min_core_iou`` with a union of
-    cores within ``max_area_px`` (the halves of one soma, whose dim rims can make the
-    plain union too large). Pairs are visited from the closest, groups grow
-    transitively. Each member's weights are scaled to a maximum of 1 and the group takes
-    the pixelwise maximum; pixels below ``trim_fraction`` of the peak (dim rims that
-    spill onto neighbouring somata) are dropped.
+    therefore merged on geometry: centroids of the cores (pixels >= ``trim_fraction`` of
+    each peak, weighted; a dim tail can pull a whole-ROI centroid off its soma) closer
+    than ``max_distance_px`` (a fraction of the soma diameter; neighbouring somata sit
+    about a diameter apart or more) whose union stays within ``max_area_px``, or whose
+    cores overlap at IoU >= ``min_core_iou`` with a union of cores within
+    ``max_area_px`` (the halves of one soma, whose dim rims can make the plain union too
+    large). Pairs are visited from the closest, groups grow transitively. Each member's
+    weights are scaled to a maximum of 1 and the group takes the pixelwise maximum;
+    pixels below ``trim_fraction`` of the peak (dim rims that spill onto neighbouring
+    somata) are dropped.
 
     Parameters
     ----------
@@ -655,7 +656,7 @@ def _merge_split_somata(
     scaled = weights
     for w in scaled:
         w /= w.max()
-    com = np.array([ndimage.center_of_mass(w) for w in scaled])
+    com = np.array([ndimage.center_of_mass(np.where(w >= trim_fraction, w, 0)) for w in scaled])
     dist = np.hypot(*(com[:, None, :] - com[None, :, :]).transpose(2, 0, 1))
     group = np.arange(len(scaled))
     members = {k: [k] for k in range(len(scaled))}

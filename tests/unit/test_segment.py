@@ -299,6 +299,25 @@ def test_merge_split_somata_joins_halves_whose_dim_rims_spill_far():
     assert len(_merge_split_somata([left.copy(), near], min_core_iou=0.3, **bounds)) == 2
 
 
+def test_merge_split_somata_joins_a_half_whose_dim_tail_pulls_its_centroid_away():
+    """The second half of a soma trails a long dim tail (sparsery's residual): its weighted
+    centroid lies > max_distance_px from the first half, but the ROIs it would make
+    (the cores) are one soma, so they merge."""
+    rr, cc = np.mgrid[:40, :40]
+    r = np.hypot(rr - 20, cc - 20)
+    first = np.where((r <= 5) & (cc < 22), 1.0, 0.0)
+    second = np.where((r <= 5) & (cc >= 18), 1.0, 0.0)
+    second[30:40, 10:40] = 0.25  # tail: below trim_fraction, 75 px of weight
+    com = ndimage.center_of_mass(second)
+    assert np.hypot(com[0] - 20, com[1] - 20) > 0.7 * 8  # the weighted centroid is off
+    merged = _merge_split_somata(
+        [first, second], max_distance_px=0.7 * 8, max_area_px=120, trim_fraction=0.3,
+        min_core_iou=0.3,
+    )  # fmt: skip
+    assert len(merged) == 1
+    np.testing.assert_array_equal(merged[0] > 0, r <= 5)
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
