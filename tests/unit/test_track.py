@@ -317,18 +317,23 @@ def test_track_settings_reject_bad_merge_iou():
         TrackSettings(merge_iou_threshold=0.0)
 
 
+def _track_with_targets(by_session, polygons: np.ndarray):
+    """track_rois with target polygons (reference coordinates) protected, min_sessions=2."""
+    return track_rois(
+        by_session,
+        _transforms(),
+        settings=TrackSettings(min_sessions=2),
+        protect=polygons,
+        to_reference=_unshift,
+    )
+
+
 def test_track_rois_keeps_a_protected_one_day_roi():
     # the day03-only ROI at (22, 4) stands in for a target seen on one day: a target
     # polygon over it (reference coordinates) keeps it despite min_sessions=2
     by_session, _ = _sessions()
     protect = _disks([(22, 4)]) > 0
-    masks, _ = track_rois(
-        by_session,
-        _transforms(),
-        settings=TrackSettings(min_sessions=2),
-        protect=protect,
-        to_reference=_unshift,
-    )
+    masks, _ = _track_with_targets(by_session, protect)
     assert masks.sizes["roi"] == len(CENTRES) + 1
     kept = masks.values[-1] > 0
     assert (kept & protect[0]).sum() / protect[0].sum() >= 0.5
@@ -346,13 +351,7 @@ def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
         [day03, _masks(half, ids=[999], is_cell=np.array([True]))], dim="roi"
     )
     protect = _disks([CENTRES[0]]) > 0
-    masks, _ = track_rois(
-        by_session,
-        _transforms(),
-        settings=TrackSettings(min_sessions=2),
-        protect=protect,
-        to_reference=_unshift,
-    )
+    masks, _ = _track_with_targets(by_session, protect)
     assert masks.sizes["roi"] == len(CENTRES)
     target = masks.values[np.argmax((masks.values > 0)[:, protect[0]].sum(axis=1))] > 0
     assert (target & protect[0]).sum() / (target | protect[0]).sum() >= 0.8
@@ -361,9 +360,7 @@ def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
 def test_track_rois_tracks_an_undetected_target_from_its_polygon():
     by_session, _ = _sessions()
     polygon = _disks([(40, 8)]) > 0  # no ROI was ever detected there
-    masks, table = track_rois(
-        by_session, _transforms(), settings=TrackSettings(), protect=polygon, to_reference=_unshift
-    )
+    masks, table = _track_with_targets(by_session, polygon)
     assert masks.sizes["roi"] == len(CENTRES) + 1
     new = masks.isel(roi=-1)
     assert int(new.n_sessions_detected) == 0
