@@ -36,6 +36,7 @@ Contract (DESIGN.md section 2, docs/contracts.md "cloose.py"):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 
@@ -154,10 +155,13 @@ def compute_online_dff(
     n_roi, n_time = F.shape
     f0 = np.empty_like(F)
     n_head = min(window_frames - 1, n_time)  # frames whose window is still filling up
-    # The filling-up frames use the (shorter) history available, one frame at a time:
-    # far faster than a percentile over NaN-padded windows.
-    for n in range(n_head):
-        f0[:, n] = np.percentile(F[:, : n + 1], percentile, axis=-1)
+    # The filling-up frames use the (shorter) history available: each ROI's history is
+    # kept sorted by insertion, and read as np.percentile's default (linear) method does.
+    for r in range(n_roi):
+        history: list[float] = []
+        for n in range(n_head):
+            bisect.insort(history, F[r, n])
+            f0[r, n] = _linear_percentile(history, percentile)
     if n_time > n_head:
         windows = np.lib.stride_tricks.sliding_window_view(F, window_frames, axis=1)
         for start in range(n_head, n_time, chunk_frames):
@@ -169,6 +173,16 @@ def compute_online_dff(
             "compute_online_dff: running F0 <= 0; online F must be positive raw intensities"
         )
     return (F - f0) / f0
+
+
+def _linear_percentile(ordered: list[float], percentile: float) -> float:
+    """``np.percentile(ordered, percentile)`` of a sorted list, with numpy's own lerp."""
+    pos = percentile / 100 * (len(ordered) - 1)
+    lo = int(pos)
+    a, b = ordered[lo], ordered[min(lo + 1, len(ordered) - 1)]
+    t = pos - lo
+    # numpy's lerp: from the upper point for t >= 0.5 (keeps the result monotone)
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 def compute_readout(

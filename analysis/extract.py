@@ -703,6 +703,7 @@ def detect_events(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings)
     y_all = dff.transpose(*TRACE_DIMS).to_numpy().astype(np.float64)
     frame_coord = np.asarray(dff[FRAME].values)
     time_coord = np.asarray(dff[TIME].values, dtype=np.float64)
+    roi_ids = dff[ROI].values  # once: an xarray lookup per event costs more than detection
     sigma = settings.event_smooth_s * fs_hz
     rise = max(1, int(round(settings.event_rise_s * fs_hz)))
     gain_rise = _rise_noise_gain(sigma, rise)
@@ -746,7 +747,7 @@ def detect_events(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings)
             onset = i_min + int(np.argmax(climb >= settings.event_onset_fraction * amp))
             rows.append(
                 (
-                    dff[ROI].values[k],
+                    roi_ids[k],
                     int(frame_coord[onset]),
                     int(frame_coord[peak]),
                     float(time_coord[onset]),
