@@ -311,6 +311,70 @@ def compute_task_error(
     )
 
 
+def causal_error_trend(
+    error: np.ndarray, *, fs_hz: float, window_s: float, gap_s: float
+) -> np.ndarray:
+    """Per frame f, the error trend that ended ``gap_s`` before f: what f cannot have caused.
+
+    The least-squares slope (grating steps/s) of ``error`` over the ``window_s`` of frames
+    ending at ``f - round(gap_s * fs_hz)``. NaN where that window is not wholly inside one
+    run of finite error (one trial's active frames) or starts before the recording. An
+    event with onset f reads its epoch here: in a closed loop the event moves the cursor
+    from its first spike on, so a window around f would let the event label itself.
+
+    Parameters
+    ----------
+    error : array (frame,)
+        Task error, NaN outside active frames (:func:`compute_task_error`).
+    fs_hz : float
+        Volume rate, Hz.
+    window_s, gap_s : float
+        Window length (at least 2 frames) and its gap before the frame, seconds.
+
+    Returns
+    -------
+    numpy.ndarray (frame,) float64
+    """
+    require(fs_hz > 0, "causal_error_trend: fs_hz must be > 0")
+    require(gap_s >= 0, "causal_error_trend: gap_s must be >= 0")
+    n_win = max(2, int(round(window_s * fs_hz)))
+    gap = int(round(gap_s * fs_hz))
+    error = np.asarray(error, dtype=np.float64)
+    finite = np.isfinite(error)
+    y = np.where(finite, error, 0.0)
+    j = np.arange(y.size, dtype=np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(y)])
+    cjsum = np.concatenate([[0.0], np.cumsum(j * y)])
+    cfinite = np.concatenate([[0], np.cumsum(finite)])
+    trend = np.full(y.size, np.nan)
+    last = np.arange(y.size) - gap  # last frame of each frame's window
+    first = last - n_win + 1
+    ok = first >= 0
+    f, a, b = np.flatnonzero(ok), first[ok], last[ok] + 1
+    whole = cfinite[b] - cfinite[a] == n_win
+    f, a, b = f[whole], a[whole], b[whole]
+    # slope of y on k = 0..n-1 over the window: sum((k - kbar) y) / sum((k - kbar)^2)
+    sum_y = csum[b] - csum[a]
+    sum_ky = cjsum[b] - cjsum[a] - a * sum_y
+    k_bar = (n_win - 1) / 2
+    ss_k = n_win * (n_win**2 - 1) / 12
+    trend[f] = (sum_ky - k_bar * sum_y) / ss_k * fs_hz
+    return trend
+
+
+def trend_epochs(trend: np.ndarray) -> np.ndarray:
+    """'reduction' where the error fell, 'increase' where it rose, else 'none' (flat, NaN).
+
+    The error moves in whole grating steps, so a flat window has a slope of exactly 0 up
+    to rounding; the tolerance only absorbs that rounding.
+    """
+    epoch = np.full(np.shape(trend), "none", dtype=object)
+    with np.errstate(invalid="ignore"):
+        epoch[trend < -1e-9] = "reduction"
+        epoch[trend > 1e-9] = "increase"
+    return epoch
+
+
 def _centred_mean(x: np.ndarray, half: int) -> np.ndarray:
     """Mean over ``[i - half, i + half]`` clipped to the array (exact for integer steps)."""
     csum = np.concatenate([[0.0], np.cumsum(x)])

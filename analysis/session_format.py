@@ -26,6 +26,8 @@ Truth, ``<out>/truth/<subject>/``:
   ``shift_row/shift_col(time)`` (rigid), ``nonrigid_amp_row/col(time)`` (+ attrs
   ``nonrigid_phase_row/col``, ``nonrigid_wavelength_px``), ``error``,
   ``error_derivative``, ``epoch`` (time; +1 reduction, -1 increase, 0 none),
+  ``trend_epoch`` (same codes: the error trend before each frame, which carries the
+  planted residual),
   ``online_f(target,time)``, ``burst_rate_hz(neuron)``; attrs hold the transform.
 - ``<session>/sd_events.tsv``: every coincident and dendrite-only event (see
   :func:`analysis.simulate.simulate_dendrites`).
@@ -165,6 +167,7 @@ def truth_dataset(day: dict[str, Any], *, fs_hz: float) -> xr.Dataset:
     sg = day["sgeom"]
     motion = day["motion"]
     epoch = np.array([EPOCH_CODES[e] for e in day["error"].epoch], dtype=np.int8)
+    trend_epoch = np.array([EPOCH_CODES[e] for e in day["error"].trend_epoch], dtype=np.int8)
     ds = xr.Dataset(
         {
             "soma_mask": (("neuron", dims.ROW, dims.COL), sg["soma_mask"]),
@@ -180,6 +183,7 @@ def truth_dataset(day: dict[str, Any], *, fs_hz: float) -> xr.Dataset:
             "error": (dims.TIME, day["error"].error.to_numpy(np.float32)),
             "error_derivative": (dims.TIME, day["error"].error_derivative.to_numpy(np.float32)),
             "epoch": (dims.TIME, epoch),
+            "trend_epoch": (dims.TIME, trend_epoch),
             "online_f": (("target", dims.TIME), day["online_f"].astype(np.float32)),
             "burst_rate_hz": ("neuron", day["rates_hz"]),
         },

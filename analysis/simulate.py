@@ -18,12 +18,18 @@ Order of one simulated day
    level only) via :func:`cloose.calibrate_threshold` and are kept on later days (the
    rig caps later difficulty at day 1's); :func:`cloose.run_task` gives the BCI log.
 4. Task error = grating steps from the target on active frames; its smoothed derivative
-   gives error-reduction (< 0) and error-increase (> 0) epochs.
+   gives error-reduction (< 0) and error-increase (> 0) epochs per frame. The epoch that
+   carries the planted signal is the *trend before* each burst: the slope of the error
+   over ``epoch_window_s`` ending ``epoch_gap_s`` before the burst
+   (:func:`analysis.bci.causal_error_trend`), which the burst itself cannot have moved.
 5. Every somatic burst drives a coincident dendritic event of magnitude
-   ``intercept + gain * soma_magnitude + planted + noise``; ``planted`` is
-   ``+residual_amplitude`` for P+ and ``-residual_amplitude`` for P- in reduction
-   epochs, ``increase_residual_factor`` times that in increase epochs, 0 outside trials
-   and for non-targets (and for everyone in null mode). Dendrite-only events are added.
+   ``intercept + gain_day * s_ref * (soma_magnitude / s_ref) ** coupling_exponent +
+   planted + noise`` (``s_ref = spike_dff * mean_burst_spikes``; exponent 1 is linear,
+   > 1 supralinear; ``gain_day`` is the neuron's gain times a per-day factor
+   ``exp(N(0, coupling_gain_drift_sd))``); ``planted`` is ``+residual_amplitude`` for P+
+   and ``-residual_amplitude`` for P- when the error fell before the burst,
+   ``increase_residual_factor`` times that when it rose, 0 otherwise and for non-targets
+   (and for everyone in null mode). Dendrite-only events are added.
 6. Learning: each target's burst rate is multiplied by
    ``exp(learning_rate_per_day * mean planted residual in reduction epochs /
    residual_amplitude)`` for the next day.
@@ -57,7 +63,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from analysis import cloose
+from analysis import bci, cloose
 from analysis.settings import StageSettings, require
 
 log = logging.getLogger(__name__)
@@ -117,6 +123,8 @@ class SimulateSettings(StageSettings):
     coupling_gain: float = 0.8
     coupling_gain_sd: float = 0.15
     coupling_intercept: float = 0.05
+    coupling_exponent: float = 1.0
+    coupling_gain_drift_sd: float = 0.0
     residual_amplitude: float = 0.35
     residual_noise_sd: float = 0.08
     increase_residual_factor: float = -1.0
@@ -129,6 +137,8 @@ class SimulateSettings(StageSettings):
     hit_fraction: float = 0.5
     max_trial_frames: int = 435
     epoch_smooth_s: float = 0.5
+    epoch_window_s: float = 1.0
+    epoch_gap_s: float = 0.3
     chunk_frames: int = 200
     motion_spikes: tuple[tuple[int, int, float, float], ...] = ()
     day_brightness: tuple[float, ...] = ()
@@ -167,6 +177,10 @@ class SimulateSettings(StageSettings):
         )
         require(self.mean_burst_spikes >= 1, "simulate.mean_burst_spikes must be >= 1")
         require(self.residual_amplitude >= 0, "simulate.residual_amplitude must be >= 0")
+        require(0.5 <= self.coupling_exponent <= 2, "simulate.coupling_exponent must be in 0.5..2")
+        require(self.coupling_gain_drift_sd >= 0, "simulate.coupling_gain_drift_sd must be >= 0")
+        require(self.epoch_window_s > 0, "simulate.epoch_window_s must be > 0 seconds")
+        require(self.epoch_gap_s >= 0, "simulate.epoch_gap_s must be >= 0 seconds")
         require(
             -1 <= self.increase_residual_factor <= 1,
             "simulate.increase_residual_factor must be in -1..1",
@@ -490,7 +504,8 @@ def polygon_masks(polygons: Sequence[dict[str, Any]], shape: tuple[int, int]) ->
 # --- activity -----------------------------------------------------------------------------
 
 
-def _kernel(tau_rise_s: float, tau_decay_s: float, fs_hz: float) -> np.ndarray:
+def calcium_kernel(tau_rise_s: float, tau_decay_s: float, fs_hz: float) -> np.ndarray:
+    """Unit-peak double-exponential transient sampled at ``fs_hz`` (6 decay constants)."""
     t = np.arange(int(np.ceil(6 * tau_decay_s * fs_hz)) + 1) / fs_hz
     k = np.exp(-t / tau_decay_s) - np.exp(-t / tau_rise_s)
     return k / k.max()
@@ -541,7 +556,9 @@ def simulate_soma(
     events = np.zeros((n, n_frames))
     np.add.at(spikes, (bursts.neuron, bursts.frame), bursts.n_spikes.astype(np.int16))
     np.add.at(events, (bursts.neuron, bursts.frame), bursts.soma_magnitude)
-    calcium = _convolve(events, _kernel(settings.tau_rise_s, settings.tau_decay_s, settings.fs_hz))
+    calcium = _convolve(
+        events, calcium_kernel(settings.tau_rise_s, settings.tau_decay_s, settings.fs_hz)
+    )
     timescale = settings.neuropil_timescale_s * settings.fs_hz
     neuropil = settings.neuropil_fluctuation * np.stack(
         [_slow_noise(n_frames, timescale, rng) for _ in range(2)]
@@ -722,13 +739,21 @@ def displacement_field(motion: dict[str, Any], frame: int, shape: tuple[int, int
 
 
 def task_error(
-    frames: pd.DataFrame, *, params: cloose.TaskParams, fs_hz: float, smooth_s: float
+    frames: pd.DataFrame,
+    *,
+    params: cloose.TaskParams,
+    fs_hz: float,
+    smooth_s: float,
+    trend_window_s: float,
+    trend_gap_s: float,
 ) -> pd.DataFrame:
-    """Task error (grating steps from target, active frames), derivative and epoch.
+    """Task error (grating steps from target, active frames), derivative and epochs.
 
     Active frames are trial frames whose angle follows the readout (not grey, not the
     outcome hold). The derivative is the centred difference of the error smoothed with
-    a ``smooth_s`` box, computed within each run of active frames.
+    a ``smooth_s`` box, computed within each run of active frames (``epoch``). The
+    ``trend_epoch`` of frame f is the sign of the error's slope over ``trend_window_s``
+    ending ``trend_gap_s`` before f (:func:`analysis.bci.causal_error_trend`).
     """
     angle = frames["angle_deg"].to_numpy(dtype=float)
     hold = np.zeros(angle.size, dtype=bool)
@@ -751,12 +776,15 @@ def task_error(
     epoch = np.full(angle.size, "none", dtype=object)
     epoch[deriv < 0] = "reduction"
     epoch[deriv > 0] = "increase"
+    trend = bci.causal_error_trend(error, fs_hz=fs_hz, window_s=trend_window_s, gap_s=trend_gap_s)
     return pd.DataFrame(
         {
             "frame": frames["frame"].to_numpy(),
             "error": error,
             "error_derivative": deriv,
             "epoch": epoch.astype(str),
+            "error_trend": trend,
+            "trend_epoch": bci.trend_epochs(trend).astype(str),
         }
     )
 
@@ -772,6 +800,9 @@ def simulate_dendrites(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Coincident and dendrite-only events and tuft calcium (tuft, time) dF/F.
 
+    ``epoch`` (per frame) is the epoch that carries the planted residual: the error trend
+    before each frame (``task_error``'s ``trend_epoch``).
+
     Returns the event table (kind, neuron, tuft, group, frame, time_s, epoch, n_spikes,
     soma_magnitude, predicted, planted_residual, residual, dendrite_magnitude) and the
     noise-free tuft calcium.
@@ -785,9 +816,14 @@ def simulate_dendrites(
     )
     planted = 0.0 if settings.null else 1.0
     planted = planted * settings.residual_amplitude * sign * epoch_factor
-    gain = neurons.coupling_gain.to_numpy()[bursts.neuron.to_numpy()]
+    day_gain = neurons.coupling_gain.to_numpy() * np.exp(
+        rng.normal(0, settings.coupling_gain_drift_sd, size=len(neurons))
+    )
+    gain = day_gain[bursts.neuron.to_numpy()]
     intercept = neurons.coupling_intercept.to_numpy()[bursts.neuron.to_numpy()]
-    predicted = intercept + gain * bursts.soma_magnitude.to_numpy()
+    s_ref = settings.spike_dff * settings.mean_burst_spikes
+    drive = s_ref * (bursts.soma_magnitude.to_numpy() / s_ref) ** settings.coupling_exponent
+    predicted = intercept + gain * drive
     noisy = predicted + planted + rng.normal(0, settings.residual_noise_sd, size=planted.size)
     magnitude = np.clip(noisy, 0.02, None)
     coincident = pd.DataFrame(
@@ -833,7 +869,7 @@ def simulate_dendrites(
     events.insert(5, "time_s", events.frame / settings.fs_hz)
     amp = np.zeros((n_tufts, n_frames))
     np.add.at(amp, (events.tuft.to_numpy(), events.frame.to_numpy()), events.dendrite_magnitude)
-    kernel = _kernel(settings.tau_rise_s, settings.tau_dendrite_decay_s, settings.fs_hz)
+    kernel = calcium_kernel(settings.tau_rise_s, settings.tau_dendrite_decay_s, settings.fs_hz)
     return events, _convolve(amp, kernel)
 
 
@@ -870,9 +906,9 @@ def simulate_subject(
         ``failure_bound``, ``days``: list of per-day dicts with ``session``,
         ``transform``, ``sgeom`` (:func:`session_geometry`), ``targets`` (polygons),
         ``motion``, ``bursts``, ``spikes``, ``soma_calcium``, ``neuropil_trace``,
-        ``online_f``, ``bci`` (cloose log + licks, shift_row, shift_col), ``error``
-        (:func:`task_error`), ``events``, ``dendrite_calcium``, ``rates_hz``,
-        ``noise_seed`` (int, for the movie renderer).
+        ``online_f``, ``online_dff`` (the rig's dF/F of ``online_f``), ``bci`` (cloose
+        log + licks, shift_row, shift_col), ``error`` (:func:`task_error`), ``events``,
+        ``dendrite_calcium``, ``rates_hz``, ``noise_seed`` (int, for the movie renderer).
     """
     seeds = rng.integers(0, 2**63 - 1, size=3 + 6 * settings.n_days)
     geometry = simulate_geometry(settings, rng=np.random.default_rng(seeds[0]))
@@ -904,7 +940,7 @@ def simulate_subject(
         raw_offset=settings.raw_offset,
         rng=np.random.default_rng(seeds[2]),
     )
-    base_readout = _readout(base_f, base_targets, params)
+    base_readout = _readout(_online_dff(base_f, params), base_targets, params)
     threshold, failure_bound = cloose.calibrate_threshold(
         base_readout,
         n_trials=settings.calibration_trials,
@@ -950,33 +986,46 @@ def simulate_subject(
             shift_row = shift_col = np.zeros(n, dtype=np.int64)
         else:
             F, shift_row, shift_col = online_f(day)
-        readout = _readout(F, targets, params)
-        bci = cloose.run_task(
+        online_dff = _online_dff(F, params)
+        readout = _readout(online_dff, targets, params)
+        bci_log = cloose.run_task(
             readout, threshold=threshold, failure_bound=failure_bound, params=params
         )
         licks = np.zeros(n, dtype=np.int64)
-        for f in np.flatnonzero(bci.reward.to_numpy()):
+        for f in np.flatnonzero(bci_log.reward.to_numpy()):
             licks[f : f + int(settings.fs_hz)] = 1
-        bci["licks"] = licks
-        bci["shift_row"] = shift_row
-        bci["shift_col"] = shift_col
+        bci_log["licks"] = licks
+        bci_log["shift_row"] = shift_row
+        bci_log["shift_col"] = shift_col
         error = task_error(
-            bci, params=params, fs_hz=settings.fs_hz, smooth_s=settings.epoch_smooth_s
+            bci_log,
+            params=params,
+            fs_hz=settings.fs_hz,
+            smooth_s=settings.epoch_smooth_s,
+            trend_window_s=settings.epoch_window_s,
+            trend_gap_s=settings.epoch_gap_s,
         )
         events, dend = simulate_dendrites(
             geometry,
             day["bursts"],
-            error.epoch.to_numpy(),
+            error.trend_epoch.to_numpy(),
             n_frames=n,
             settings=settings,
             rng=np.random.default_rng(s[5]),
         )
         day.update(
-            {"online_f": F, "bci": bci, "error": error, "events": events, "dendrite_calcium": dend}
+            {
+                "online_f": F,
+                "online_dff": online_dff,
+                "bci": bci_log,
+                "error": error,
+                "events": events,
+                "dendrite_calcium": dend,
+            }
         )
         days.append(day)
-        n_hits = int(bci.reward.sum())
-        n_trials = int(bci.new_trial.sum())
+        n_hits = int(bci_log.reward.sum())
+        n_trials = int(bci_log.new_trial.sum())
         log.info("%s %s: %d trials, %d hits", subject, day["session"], n_trials, n_hits)
         # Learning: residuals in reduction epochs push target rates for the next day.
         coinc = events[(events.kind == "coincident") & (events.epoch == "reduction")]
@@ -996,11 +1045,17 @@ def simulate_subject(
     }
 
 
-def _readout(F: np.ndarray, targets: list[dict[str, Any]], params: cloose.TaskParams) -> np.ndarray:
-    groups = np.array([t["group"] for t in targets])
-    dff = cloose.compute_online_dff(
+def _online_dff(F: np.ndarray, params: cloose.TaskParams) -> np.ndarray:
+    return cloose.compute_online_dff(
         F, window_frames=params.f0_window, percentile=params.f0_percentile
     )
+
+
+def _readout(
+    dff: np.ndarray, targets: list[dict[str, Any]], params: cloose.TaskParams
+) -> np.ndarray:
+    """The rig's readout from the targets' online dF/F (:func:`_online_dff`)."""
+    groups = np.array([t["group"] for t in targets])
     return cloose.compute_readout(
         dff[groups == "P+"], dff[groups == "P-"], smooth_frames=params.smooth_frames
     )
@@ -1061,6 +1116,8 @@ def settings_for(preset: Literal["sample", "validate"], **overrides: Any) -> Sim
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``python -m analysis.simulate --out DIR --seed N [--preset ...] [--null] ...``."""
+    import yaml
+
     from analysis import session_format
 
     parser = argparse.ArgumentParser(
@@ -1073,6 +1130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--subjects", type=int, default=None)
     parser.add_argument("--days", type=int, default=None)
     parser.add_argument("--frames", type=int, default=None, help="frames per plane per day")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other SimulateSettings key (value read as YAML), e.g. coupling_exponent=1.15",
+    )
     parser.add_argument(
         "--tiff-compression",
         default="zlib",
@@ -1090,6 +1154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if value is not None:
             overrides[key] = value
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = yaml.safe_load(value)
     settings = settings_for(args.preset, **overrides)
     rng = np.random.default_rng(args.seed)
     shape = (settings.n_rows, settings.n_cols)
