@@ -115,21 +115,22 @@ def plot_group_activity(
 def plot_sd_fit(
     events: pd.DataFrame, fit: pd.Series | pd.DataFrame, *, ax: Axes | None = None
 ) -> Axes:
-    """Dendritic vs somatic event magnitude of one soma-dendrite pair, with its linear fit.
+    """Dendritic vs somatic response of one soma-dendrite pair, with its fitted curve.
 
     Parameters
     ----------
     events : pandas.DataFrame
-        Rows of ``results/stats/residual_events.tsv`` for one pair: ``soma_roi,
+        Rows of ``results/stats/sd_events.tsv`` for one pair: ``soma_roi,
         dendrite_roi, soma_amplitude, dendrite_amplitude`` (dF/F).
     fit : pandas.Series or one-row DataFrame
-        The pair's row of ``results/stats/sd_fits.tsv``: ``slope, intercept, r2``.
+        The pair's row of ``results/stats/sd_fits.tsv``: ``slope, intercept, r2``
+        (optional ``curvature``, ``model``).
     ax : matplotlib.axes.Axes, optional
 
     Returns
     -------
     matplotlib.axes.Axes
-        One scatter collection (the events) and one line (label "linear fit").
+        One scatter collection (the events) and one line (label "<model> fit").
     """
     _require_columns(
         events, ["soma_roi", "dendrite_roi", "soma_amplitude", "dendrite_amplitude"], "events"
@@ -146,10 +147,11 @@ def plot_sd_fit(
     x = events["soma_amplitude"].to_numpy(float)
     y = events["dendrite_amplitude"].to_numpy(float)
     ax.scatter(x, y, s=8, color="0.3", alpha=0.6)
-    xs = np.array([0.0, np.nanmax(x)])
-    ax.plot(xs, fit["intercept"] + fit["slope"] * xs, color="C3", label="linear fit")
-    ax.set_xlabel("somatic event magnitude (dF/F)")
-    ax.set_ylabel("dendritic event magnitude (dF/F)")
+    xs = np.linspace(min(0.0, np.nanmin(x)), np.nanmax(x), 50)
+    curve = fit["intercept"] + fit["slope"] * xs + fit.get("curvature", 0.0) * xs**2
+    ax.plot(xs, curve, color="C3", label=f"{fit.get('model', 'linear')} fit")
+    ax.set_xlabel("somatic response (dF/F)")
+    ax.set_ylabel("dendritic response (dF/F)")
     soma, dend = events[["soma_roi", "dendrite_roi"]].iloc[0]
     ax.set_title(f"soma {soma} / dendrite {dend}: R² = {fit['r2']:.2f}", fontsize="medium")
     return ax
@@ -470,6 +472,8 @@ def draw_paper_figures(
     if examples.empty:
         plot_no_data("no soma-dendrite pair had enough coincident events", ax=axes[0])
     events = tables["sd_events"]
+    if "kind" in events:
+        events = events[events["kind"] != "dendrite_only"]
     for ax, (_, fit) in zip(axes, examples.iterrows(), strict=False):
         pair = events[
             (events["subject"] == fit["subject"])

@@ -8,6 +8,8 @@ validates the columns it needs and names the missing ones):
   peak_frame, time_s, amplitude`` (amplitude in dF/F).
 - ``pairs``: from ``track.pair_dendrites`` per subject: ``subject, soma_roi,
   dendrite_roi, paired`` (bool). ROI ids are stable across a subject's sessions.
+- ``soma_dff``, ``dendrite_dff``: per (subject, session), the planes' dF/F ``(roi, time)``
+  from ``extract``, where the soma-locked responses are read (:mod:`analysis.residuals`).
 - ``targets``: from ``track.map_targets``: ``subject, session, target_id, group
   ('P+' | 'P-'), roi`` (soma roi id).
 - ``epochs``: per frame, from ``bci.compute_task_error``: ``subject, session, frame,
@@ -18,16 +20,17 @@ validates the columns it needs and names the missing ones):
 - ``sessions``: ``subject, session, fs_hz, duration_s`` (imaging volume rate, recording
   length).
 
-Output contract (``results/stats/``): behaviour, activity, coincident events with
-residuals, fits, contrasts, signed separation, outcome-aligned residuals, early residual
-vs later change, network prediction, and one ``tests`` table whose rows each name the
-test, its statistic, p-value and n (animals, neurons, events); ``summary.txt`` is
-:func:`summarize` of that table.
+Output contract (``results/stats/``): behaviour, activity, soma-locked SD events with
+causal epochs and residuals, fits, contrasts, signed separation, outcome-aligned residuals,
+early residual vs later change, network prediction, and one ``tests`` table whose rows each
+name the test, its statistic, p-value and n (animals, neurons, events); ``summary.txt`` is
+:func:`summarize` of that table, with what each test can and cannot claim.
 
 Statistics are hierarchical (neurons nested in animals): per-neuron means are averaged
-within an animal, animal values are averaged across the cohort, and nulls come from
-permuting labels *within* each animal, so pooled neurons are never treated as
-independent animals.
+within an animal, and the headline test takes one number per animal (its signed
+separation) across animals, so pooled neurons are never treated as independent animals.
+Secondary tests permute labels *within* animals. The closed-loop confounds and how each
+setting guards against them: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import pandas as pd
 import xarray as xr
 from scipy import sparse
 
+from analysis import residuals
 from analysis.dims import ROI, TIME
 from analysis.settings import StageSettings, require
 from analysis.tables import require_columns
@@ -53,9 +57,9 @@ GROUPS = ("P+", "P-")
 EPOCHS = ("reduction", "increase", "none")
 OUTCOMES = ("hit", "failure", "timeout")
 NON_TARGET = "non-target"
-SD_MODELS = ("linear", "proportional", "constant", "quadratic", "log")
 
-GROUP_EPOCH_TEST = "group_x_epoch_signed_separation_within_animal_label_permutation"
+GROUP_EPOCH_TEST = "group_x_epoch_signed_separation_across_animals_t"
+GROUP_EPOCH_NEURON_TEST = "group_x_epoch_signed_separation_neuron_labels_within_animal"
 OUTCOME_TEST = "reward_vs_failure_residual_within_session_trial_permutation"
 EARLY_CHANGE_TEST = "early_residual_vs_later_activity_change_within_animal_permutation"
 EARLY_CHANGE_COLUMNS = ["subject", "soma_roi", "early_residual_z", "n_events", "activity_change"]
@@ -84,8 +88,34 @@ class StatsSettings(StageSettings):
     Attributes
     ----------
     coincidence_window_s : float
-        A soma event and a paired dendrite event are coincident when their onsets differ
-        by at most this many seconds.
+        A somatic event is 'coupled' (bAP-coupled) when a paired dendrite event's onset
+        lies within this many seconds; otherwise 'soma_only'. Both are fitted: the
+        dendritic response is read in a soma-locked window either way.
+    response_window_s, response_baseline_s : float
+        The response of soma and dendrite to a somatic event: mean dF/F over
+        ``response_window_s`` from onset minus the mean over ``response_baseline_s``
+        before it (linear, so trace noise stays additive and measurable).
+    epoch_reference : {'pre_onset', 'at_onset'}
+        'pre_onset': an event's epoch is the sign of the task error's slope over
+        ``epoch_window_s`` ending ``epoch_gap_s`` before its onset, which the event cannot
+        have caused. 'at_onset': the per-frame epoch at onset (a centred window the event
+        moves through the closed loop; biased, kept only to show that bias).
+    epoch_window_s, epoch_gap_s : float
+        The pre-onset window; the gap must cover the indicator's rise and the response
+        baseline (``epoch_gap_s >= response_baseline_s``) so no frame's noise enters both
+        the epoch and the somatic response.
+    own_event_exclusion_s : float
+        An event whose soma had another event starting less than this before it gets
+        epoch 'none' (that event moved the cursor over the window); also how long before a
+        frame the soma must be quiet for the noise estimate.
+    sd_fit : {'errors_in_variables', 'ols'}
+        'errors_in_variables': adjusted least squares with the soma response's measured
+        noise variance (no regression dilution); 'ols': plain least squares (diluted).
+    sd_model : {'auto', 'linear', 'quadratic'}
+        'auto': linear unless a monotone quadratic lowers the AIC by more than 2.
+    min_soma_reliability : float
+        Pairs whose somatic responses are mostly noise (true / measured variance below
+        this) are not fitted.
     n_permutations : int
         Permutations (or shuffles) per test; p-values are ``(1 + k) / (1 + n)``.
     alpha : float
@@ -124,6 +154,15 @@ class StatsSettings(StageSettings):
     section: ClassVar[str] = "stats"
 
     coincidence_window_s: float = 0.2
+    response_window_s: float = 0.5
+    response_baseline_s: float = 0.2
+    epoch_reference: Literal["pre_onset", "at_onset"] = "pre_onset"
+    epoch_window_s: float = 1.0
+    epoch_gap_s: float = 0.3
+    own_event_exclusion_s: float = 2.0
+    sd_fit: Literal["errors_in_variables", "ols"] = "errors_in_variables"
+    sd_model: Literal["auto", "linear", "quadratic"] = "auto"
+    min_soma_reliability: float = 0.3
     n_permutations: int = 2000
     alpha: float = 0.05
     seed: int = 0
@@ -144,6 +183,28 @@ class StatsSettings(StageSettings):
             0 < self.coincidence_window_s <= 5,
             "stats.coincidence_window_s must be in (0, 5] seconds",
         )
+        require(self.response_window_s > 0, "stats.response_window_s must be > 0 seconds")
+        require(self.response_baseline_s > 0, "stats.response_baseline_s must be > 0 seconds")
+        require(
+            self.epoch_reference in residuals.EPOCH_REFERENCES,
+            f"stats.epoch_reference must be one of {list(residuals.EPOCH_REFERENCES)}",
+        )
+        require(self.epoch_window_s > 0, "stats.epoch_window_s must be > 0 seconds")
+        require(
+            self.epoch_gap_s >= self.response_baseline_s,
+            "stats.epoch_gap_s must be >= stats.response_baseline_s: otherwise the same "
+            "frames' noise sets both the epoch and the somatic response",
+        )
+        require(self.own_event_exclusion_s >= 0, "stats.own_event_exclusion_s must be >= 0")
+        require(
+            self.sd_fit in residuals.SD_FITS,
+            f"stats.sd_fit must be one of {list(residuals.SD_FITS)}",
+        )
+        require(
+            self.sd_model in residuals.SD_MODELS,
+            f"stats.sd_model must be one of {list(residuals.SD_MODELS)}",
+        )
+        require(0 <= self.min_soma_reliability < 1, "stats.min_soma_reliability must be in [0, 1)")
         require(self.n_permutations >= 19, "stats.n_permutations must be >= 19")
         require(0 < self.alpha < 1, "stats.alpha must be in (0, 1)")
         require(self.seed >= 0, "stats.seed must be >= 0")
@@ -250,9 +311,20 @@ def _test_row(
 def _untestable_row(test: str, reason: str, *, alternative: str) -> pd.DataFrame:
     """A test row for a test the data cannot support: NaN statistic and p, with the reason."""
     return pd.DataFrame(
-        [dict(test=test, statistic=np.nan, p_value=np.nan, alternative=alternative,
-              n_animals=0, n_neurons=0, n_events=0, n_permutations=0, note=reason)]
-    )  # fmt: skip
+        [
+            dict(
+                test=test,
+                statistic=np.nan,
+                p_value=np.nan,
+                alternative=alternative,
+                n_animals=0,
+                n_neurons=0,
+                n_events=0,
+                n_permutations=0,
+                note=reason,
+            )
+        ]
+    )
 
 
 # --- behaviour and activity --------------------------------------------------------------
@@ -437,296 +509,6 @@ def compute_group_activity(activity_change: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# --- coincident somato-dendritic events --------------------------------------------------
-
-
-def _match_groups(
-    soma_t: list[np.ndarray], dend_t: list[np.ndarray], window: float
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One-to-one matches closest first, per group of (soma, dendrite) event times.
-
-    Each group's times are sorted. Candidates are the pairs with |dt| <= ``window``,
-    ranked by (dt, soma index, dendrite index); each event is used at most once, taking
-    candidates in rank order (greedy). All groups are matched at once: a candidate is
-    taken when it has the best rank among the remaining candidates of both its events
-    (a locally dominant edge, which greedy always takes), then the candidates of matched
-    events are dropped, until none remain. Returns per group the matched (soma, dendrite)
-    indices, sorted by soma index.
-    """
-    n_s = np.array([t.size for t in soma_t])
-    n_d = np.array([t.size for t in dend_t])
-    s_all = np.concatenate(soma_t) if soma_t else np.zeros(0)
-    d_all = np.concatenate(dend_t) if dend_t else np.zeros(0)
-    d_start = np.concatenate([[0], np.cumsum(n_d)])
-    # candidate dendrite range of each soma event, searched within its group's slice; the
-    # margin is generous, the exact |dt| <= window test below decides
-    margin = window * (1 + 1e-6) + 1e-9
-    lo = np.empty(s_all.size, np.int64)
-    hi = np.empty(s_all.size, np.int64)
-    s_start = np.concatenate([[0], np.cumsum(n_s)])
-    for g, (st, dt_) in enumerate(zip(soma_t, dend_t, strict=True)):
-        lo[s_start[g] : s_start[g + 1]] = d_start[g] + np.searchsorted(dt_, st - margin, "left")
-        hi[s_start[g] : s_start[g + 1]] = d_start[g] + np.searchsorted(dt_, st + margin, "right")
-    counts = hi - lo
-    i = np.repeat(np.arange(s_all.size), counts)
-    j = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + lo[i]
-    dt = np.abs(d_all[j] - s_all[i])
-    keep = dt <= window
-    i, j, dt = i[keep], j[keep], dt[keep]
-    rank = np.empty(i.size, np.int64)
-    rank[np.lexsort((j, i, dt))] = np.arange(i.size)
-    used_s = np.zeros(s_all.size, bool)
-    used_d = np.zeros(d_all.size, bool)
-    taken = []
-    while i.size:
-        best_s = np.full(s_all.size, i.size, np.int64)
-        best_d = np.full(d_all.size, i.size, np.int64)
-        np.minimum.at(best_s, i, rank)
-        np.minimum.at(best_d, j, rank)
-        pick = (rank == best_s[i]) & (rank == best_d[j])
-        used_s[i[pick]] = True
-        used_d[j[pick]] = True
-        taken.append((i[pick], j[pick]))
-        free = ~used_s[i] & ~used_d[j]
-        i, j, rank = i[free], j[free], rank[free]
-    ti = np.concatenate([t[0] for t in taken]) if taken else np.zeros(0, np.int64)
-    tj = np.concatenate([t[1] for t in taken]) if taken else np.zeros(0, np.int64)
-    order = np.argsort(ti, kind="stable")
-    ti, tj = ti[order], tj[order]
-    bounds = np.searchsorted(ti, s_start)
-    out = []
-    for g in range(len(soma_t)):
-        a, b = ti[bounds[g] : bounds[g + 1]], tj[bounds[g] : bounds[g + 1]]
-        out.append((a - s_start[g], b - d_start[g]))
-    return out
-
-
-def match_coincident_events(
-    events: pd.DataFrame,
-    pairs: pd.DataFrame,
-    targets: pd.DataFrame,
-    epochs: pd.DataFrame,
-    *,
-    settings: StatsSettings,
-) -> pd.DataFrame:
-    """Pair each soma event with a coincident event of its paired tuft dendrite.
-
-    For every paired (soma, dendrite) and session, soma and dendrite events whose onsets
-    (``time_s``) differ by at most ``coincidence_window_s`` are matched one-to-one,
-    closest first. The task epoch is read at the soma event's onset frame (frames missing
-    from ``epochs`` count as 'none'); the group is the soma's target group in that session
-    or 'non-target'.
-
-    Parameters
-    ----------
-    events, pairs, targets, epochs : pandas.DataFrame
-        See the module docstring. Only ``pairs.paired == True`` rows are used.
-    settings : StatsSettings
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per coincident event: ``subject, session, soma_roi, dendrite_roi, frame,
-        peak_frame, time_s`` (of the soma event), ``soma_amplitude``,
-        ``dendrite_frame, dendrite_time_s, dendrite_amplitude`` (dF/F), ``lag_s``
-        (dendrite minus soma onset), ``epoch, error_derivative, group, target_id``
-        (-1 for non-targets).
-    """
-    _require_columns(
-        events,
-        ["subject", "session", "plane_role", "roi", "frame", "peak_frame", "time_s", "amplitude"],
-        "events",
-    )
-    _require_columns(pairs, ["subject", "soma_roi", "dendrite_roi", "paired"], "pairs")
-    _require_columns(targets, ["subject", "session", "target_id", "group", "roi"], "targets")
-    _require_columns(epochs, ["subject", "session", "frame", "error_derivative", "epoch"], "epochs")
-    _require_values(events, "plane_role", ("soma", "dendrite"), "events")
-    _require_values(targets, "group", GROUPS, "targets")
-    _require_values(epochs, "epoch", EPOCHS, "epochs")
-    window = settings.coincidence_window_s
-    paired = pairs[pairs["paired"].astype(bool)]
-    # row positions of each (subject, session, plane, roi)'s events, in time order
-    order = np.argsort(events["time_s"].to_numpy(float), kind="stable")
-    groups = events.iloc[order].groupby(["subject", "session", "plane_role", "roi"])
-    positions = {key: order[rows] for key, rows in groups.indices.items()}
-    time_s = events["time_s"].to_numpy(float)
-    sessions = events[["subject", "session"]].drop_duplicates().itertuples(index=False)
-    candidates = []
-    for subject, session in sessions:
-        for pair in paired[paired["subject"] == subject].itertuples(index=False):
-            soma = positions.get((subject, session, "soma", pair.soma_roi))
-            dend = positions.get((subject, session, "dendrite", pair.dendrite_roi))
-            if soma is not None and dend is not None:
-                candidates.append((subject, session, pair, soma, dend))
-    matches = _match_groups(
-        [time_s[c[3]] for c in candidates], [time_s[c[4]] for c in candidates], window
-    )
-    keys, soma_rows, dend_rows = [], [], []
-    for (subject, session, pair, soma, dend), (a, b) in zip(candidates, matches, strict=True):
-        if not a.size:
-            continue
-        keys.append((subject, session, int(pair.soma_roi), int(pair.dendrite_roi), len(a)))
-        soma_rows.append(soma[a])
-        dend_rows.append(dend[b])
-    columns = [
-        "subject", "session", "soma_roi", "dendrite_roi", "frame", "peak_frame", "time_s",
-        "soma_amplitude", "dendrite_frame", "dendrite_time_s", "dendrite_amplitude", "lag_s",
-    ]  # fmt: skip
-    if keys:
-        s, d = (events.iloc[np.concatenate(rows)] for rows in (soma_rows, dend_rows))
-        counts = [k[-1] for k in keys]
-        out = pd.DataFrame(
-            dict(
-                subject=np.repeat([k[0] for k in keys], counts),
-                session=np.repeat([k[1] for k in keys], counts),
-                soma_roi=np.repeat([k[2] for k in keys], counts),
-                dendrite_roi=np.repeat([k[3] for k in keys], counts),
-                frame=s["frame"].to_numpy(int),
-                peak_frame=s["peak_frame"].to_numpy(int),
-                time_s=s["time_s"].to_numpy(float),
-                soma_amplitude=s["amplitude"].to_numpy(float),
-                dendrite_frame=d["frame"].to_numpy(int),
-                dendrite_time_s=d["time_s"].to_numpy(float),
-                dendrite_amplitude=d["amplitude"].to_numpy(float),
-                lag_s=d["time_s"].to_numpy(float) - s["time_s"].to_numpy(float),
-            )
-        )
-    else:
-        out = pd.DataFrame(columns=columns)
-    out = out.merge(
-        epochs[["subject", "session", "frame", "error_derivative", "epoch"]],
-        on=["subject", "session", "frame"],
-        how="left",
-    )
-    out["epoch"] = out["epoch"].fillna("none")
-    tgt = targets[["subject", "session", "roi", "group", "target_id"]].rename(
-        columns={"roi": "soma_roi"}
-    )
-    out = out.merge(tgt, on=["subject", "session", "soma_roi"], how="left")
-    out["group"] = out["group"].fillna(NON_TARGET)
-    out["target_id"] = out["target_id"].fillna(-1).astype(int)
-    log.info("matched %d coincident soma-dendrite events from %d pairs", len(out), len(paired))
-    return out.sort_values(
-        ["subject", "session", "soma_roi", "dendrite_roi", "time_s"]
-    ).reset_index(drop=True)
-
-
-# --- somato-dendritic fit and residuals --------------------------------------------------
-
-
-def _design(model: str, x: np.ndarray) -> np.ndarray | None:
-    ones = np.ones_like(x)
-    if model == "linear":
-        return np.column_stack([ones, x])
-    if model == "proportional":
-        return x[:, None]
-    if model == "constant":
-        return ones[:, None]
-    if model == "quadratic":
-        return np.column_stack([ones, x, x**2])
-    if model == "log":
-        return np.column_stack([ones, np.log(x)]) if np.all(x > 0) else None
-    raise ValueError(f"unknown SD model {model!r}")
-
-
-def _aic(rss: float, n: int, n_coef: int) -> float:
-    """Gaussian AIC, n log(RSS/n) + 2 (coefficients + noise variance)."""
-    return float(n * np.log(max(rss, 1e-300) / n) + 2 * (n_coef + 1))
-
-
-def fit_sd_residuals(
-    coincident: pd.DataFrame, *, settings: StatsSettings
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-pair fit of dendritic on somatic event magnitude; signed, z-scored residuals.
-
-    Each soma-dendrite pair with at least ``min_events_per_neuron`` coincident events
-    (over all its sessions) is fit by least squares under five models: linear
-    ``d = a + b s``, proportional ``d = b s``, constant ``d = a``, quadratic
-    ``d = a + b s + c s^2`` and logarithmic ``d = a + b log s`` (only if all s > 0), and the
-    models are compared by AIC. Residuals always come from the linear model (the model the
-    paper found best, Francioni et al. 2026, doi 10.1038/s41586-026-10190-7): positive =
-    dendritic amplification beyond the back-propagated somatic signal, negative =
-    attenuation. ``residual_z`` is the residual divided by the pair's residual SD.
-
-    Parameters
-    ----------
-    coincident : pandas.DataFrame
-        From :func:`match_coincident_events`: ``subject, soma_roi, dendrite_roi,
-        soma_amplitude, dendrite_amplitude`` (dF/F) plus any other columns (kept).
-    settings : StatsSettings
-
-    Returns
-    -------
-    events : pandas.DataFrame
-        The rows of fitted pairs with added ``fitted`` (dF/F), ``residual`` (dF/F) and
-        ``residual_z`` (unitless).
-    fits : pandas.DataFrame
-        One row per fitted pair: ``subject, soma_roi, dendrite_roi, n_events, slope,
-        intercept, r2, aic_<model>`` for each model, ``best_model``, ``delta_aic_linear``
-        (linear AIC minus the best AIC; 0 when linear is best), ``residual_sd``.
-    """
-    _require_columns(
-        coincident,
-        ["subject", "soma_roi", "dendrite_roi", "soma_amplitude", "dendrite_amplitude"],
-        "coincident",
-    )
-    keys = ["subject", "soma_roi", "dendrite_roi"]
-    parts, fits = [], []
-    n_skipped = 0
-    for key, grp in coincident.groupby(keys, sort=True):
-        grp = grp[np.isfinite(grp["soma_amplitude"]) & np.isfinite(grp["dendrite_amplitude"])]
-        n = len(grp)
-        if n < settings.min_events_per_neuron:
-            n_skipped += 1
-            continue
-        x = grp["soma_amplitude"].to_numpy(float)
-        y = grp["dendrite_amplitude"].to_numpy(float)
-        row = dict(zip(keys, key, strict=True), n_events=n)
-        for model in SD_MODELS:
-            design = _design(model, x)
-            if design is None:
-                row[f"aic_{model}"] = np.nan
-                continue
-            coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-            resid = y - design @ coef
-            row[f"aic_{model}"] = _aic(float(resid @ resid), n, design.shape[1])
-            if model == "linear":
-                lin_coef, lin_resid = coef, resid
-        ss_tot = float(np.sum((y - y.mean()) ** 2))
-        rss = float(lin_resid @ lin_resid)
-        sd = float(np.std(lin_resid, ddof=2))
-        aics = {m: row[f"aic_{m}"] for m in SD_MODELS if np.isfinite(row[f"aic_{m}"])}
-        best = min(aics, key=aics.get)
-        row.update(
-            slope=float(lin_coef[1]),
-            intercept=float(lin_coef[0]),
-            r2=1.0 - rss / ss_tot if ss_tot > 0 else np.nan,
-            best_model=best,
-            delta_aic_linear=aics["linear"] - aics[best],
-            residual_sd=sd,
-        )
-        fits.append(row)
-        part = grp.copy()
-        part["fitted"] = y - lin_resid
-        part["residual"] = lin_resid
-        part["residual_z"] = lin_resid / sd if sd > 0 else np.nan
-        parts.append(part)
-    if n_skipped:
-        log.info(
-            "skipped %d pairs with < %d coincident events",
-            n_skipped,
-            settings.min_events_per_neuron,
-        )
-    fit_cols = [*keys, "n_events", "slope", "intercept", "r2", *(f"aic_{m}" for m in SD_MODELS)]
-    fit_cols += ["best_model", "delta_aic_linear", "residual_sd"]
-    events = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else coincident.iloc[:0].assign(fitted=[], residual=[], residual_z=[])
-    )
-    return events, pd.DataFrame(fits, columns=fit_cols)
-
-
 # --- group x epoch contrasts and the main test -------------------------------------------
 
 
@@ -834,23 +616,95 @@ def compute_signed_separation(events: pd.DataFrame) -> pd.DataFrame:
         row.update(n_pplus=len(plus), n_pminus=len(minus), n_events=int(grp["n_events"].sum()))
         rows.append(row)
     columns = [
-        "subject", "pplus_reduction", "pminus_reduction", "pplus_increase", "pminus_increase",
-        "separation", "n_pplus", "n_pminus", "n_events",
-    ]  # fmt: skip
+        "subject",
+        "pplus_reduction",
+        "pminus_reduction",
+        "pplus_increase",
+        "pminus_increase",
+        "separation",
+        "n_pplus",
+        "n_pminus",
+        "n_events",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
-def test_group_epoch(
+def test_group_epoch(events: pd.DataFrame, *, settings: StatsSettings) -> pd.DataFrame:
+    """The headline test: is the signed separation positive across animals?
+
+    The animal is the unit (DESIGN.md): each animal contributes one number, its signed
+    separation (:func:`compute_signed_separation`), and the test is a one-sample t-test
+    of those numbers against 0 (df = animals - 1; 'two-sided' or 'greater'), the
+    animal-level form of a mixed model with a random group x epoch effect per animal. It
+    claims that animals like these show the pattern; it needs at least 2 animals. The
+    exact sign-flip p over all ``2^n`` sign patterns is reported beside it
+    (``p_sign_flip``; distribution-free, but its smallest value is ``2 / 2^n``
+    two-sided, ``min_attainable_p``: 0.031 with 6 animals, 0.25 with 3).
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``subject, soma_roi, group, epoch, residual_z``.
+    settings : StatsSettings
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row, :data:`TEST_COLUMNS` plus ``n_positive_animals``, ``t_statistic``,
+        ``p_sign_flip`` and ``min_attainable_p``.
+    """
+    from scipy import stats as scipy_stats
+
+    separation = compute_signed_separation(events)
+    values = separation["separation"].to_numpy(float)
+    n = values.size
+    if n < 2:
+        raise InsufficientDataError(
+            f"{n} animal(s) with P+ and P- neurons that have residuals in both epochs; the "
+            "animal-level test needs at least 2 (the neuron-level test below is secondary)"
+        )
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    t = mean / (sd / np.sqrt(n)) if sd > 0 else np.sign(mean) * np.inf
+    tails = 2 if settings.alternative == "two-sided" else 1
+    if settings.alternative == "greater":
+        p = float(scipy_stats.t.sf(t, df=n - 1))
+    else:
+        p = float(2 * scipy_stats.t.sf(abs(t), df=n - 1))
+    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) if n <= 16 else None
+    if signs is None:
+        signs = np.random.default_rng(settings.seed).choice([-1, 1], size=(65536, n))
+    null = (signs * values).mean(axis=1)
+    tol = 1e-12 * max(1.0, abs(mean))
+    extreme = null >= mean - tol if tails == 1 else np.abs(null) >= abs(mean) - tol
+    return _test_row(
+        GROUP_EPOCH_TEST,
+        statistic=mean,
+        p_value=p,
+        alternative=settings.alternative,
+        n_animals=n,
+        n_neurons=int((separation["n_pplus"] + separation["n_pminus"]).sum()),
+        n_events=int(separation["n_events"].sum()),
+        n_permutations=len(null),
+        n_positive_animals=int(np.sum(values > 0)),
+        t_statistic=t,
+        p_sign_flip=float(np.mean(extreme)),
+        min_attainable_p=min(1.0, tails / 2.0**n),
+    )
+
+
+def test_group_epoch_neurons(
     events: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """Hierarchical permutation test of the group x epoch (vectorized) residual pattern.
+    """Secondary, neuron-level test of the group x epoch pattern (within animals).
 
     Statistic: mean over animals of the per-animal signed separation
     (:func:`compute_signed_separation`). Null: P+/P- labels of the target neurons are
     permuted within each animal (group sizes kept), independently per animal,
     ``n_permutations`` times; p = (1 + #|null| >= |obs|) / (1 + n) (two-sided) or with
-    null >= obs ('greater'). Neurons are the exchangeable units, so correlated events of
-    one neuron and animal-level offsets cannot inflate the false-positive rate.
+    null >= obs ('greater'). Neurons are the units: it can say that these animals' P+ and
+    P- neurons differ, not that animals in general do (that is :func:`test_group_epoch`),
+    and it relies on causal epochs and an unbiased fit for the labels to be exchangeable
+    under the null.
 
     Parameters
     ----------
@@ -895,7 +749,7 @@ def test_group_epoch(
     arrangements = np.prod([float(math.comb(lab.size, int(lab.sum()))) for _, lab in per_animal])
     tails = 2 if settings.alternative == "two-sided" else 1
     return _test_row(
-        GROUP_EPOCH_TEST,
+        GROUP_EPOCH_NEURON_TEST,
         statistic=stat,
         p_value=_p_value(null, stat, settings.alternative),
         alternative=settings.alternative,
@@ -1440,6 +1294,36 @@ def test_network_prediction(
 # --- conclusion --------------------------------------------------------------------------
 
 
+CLAIMS = {
+    GROUP_EPOCH_TEST: (
+        "Headline. Can claim: animals like these show the vectorized pattern (P+ residuals "
+        "amplified over P- when the task error was falling before the event, relative to "
+        "rising). Cannot claim: which neurons or sessions carry it, or that it is causal for "
+        "learning. Guards: epochs from the error trend before each event, every somatic "
+        "event's soma-locked dendritic response, an errors-in-variables fit, the animal as "
+        "the unit (calibrated in results/validation/calibration.tsv)."
+    ),
+    GROUP_EPOCH_NEURON_TEST: (
+        "Secondary. Can claim: in these animals, P+ and P- neurons differ in the pattern. "
+        "Cannot claim: anything about other animals (neurons are the units)."
+    ),
+    OUTCOME_TEST: (
+        "Can claim: residual events after reward differ from those after failure in these "
+        "sessions (trial labels permuted within session). Cannot claim: that the difference "
+        "is instructive rather than a response to the outcome cue."
+    ),
+    EARLY_CHANGE_TEST: (
+        "Can claim: within animals, neurons with larger early reduction-epoch residuals "
+        "changed their activity more later. Cannot claim: that the residual caused the change."
+    ),
+    NETWORK_TEST: (
+        "Can claim: other somata's activity before an event predicts its residual above "
+        "residuals shuffled across events. Cannot claim: which neurons carry the prediction, "
+        "or that it is not shared drive."
+    ),
+}
+
+
 def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
     """The printed conclusion of the analysis.
 
@@ -1454,9 +1338,10 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
     Returns
     -------
     str
-        Multi-line text: the main test with its statistic, n and p, then
-        "vectorized instructive signal found" (p < alpha and separation > 0) or
-        "no vectorized signal found", then one line per secondary test.
+        Multi-line text: the headline (animal-level) test with its statistic, n and p,
+        then "vectorized instructive signal found" (p < alpha and separation > 0) or
+        "no vectorized signal found", then one line per secondary test; each test is
+        followed by what it can and cannot claim (:data:`CLAIMS`).
     """
     _require_columns(tests, TEST_COLUMNS, "tests")
     main = tests[tests["test"] == GROUP_EPOCH_TEST]
@@ -1466,51 +1351,124 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
         )
     m = main.iloc[0]
     if pd.isna(m["p_value"]):
-        return "\n".join(
-            [
-                f"Test: {m['test']} could not run: {m.get('note', 'too few data')}.",
-                f"Conclusion at alpha = {settings.alpha:g}: no vectorized signal found "
-                "(not testable on these data).",
-            ]
-        )
-    found = m["p_value"] < settings.alpha and m["statistic"] > 0
-    verdict = "vectorized instructive signal found" if found else "no vectorized signal found"
-    lines = [
-        f"Test: {m['test']} ({m['alternative']}, {int(m['n_permutations'])} permutations).",
-        "Signed separation (P+ - P-, error reduction - increase, residual z) = "
-        f"{m['statistic']:.3f}; n = {int(m['n_animals'])} animals, {int(m['n_neurons'])} "
-        f"neurons, {int(m['n_events'])} events; p = {m['p_value']:.4g}.",
-    ]
-    if "n_positive_animals" in m and pd.notna(m["n_positive_animals"]):
-        lines.append(
-            f"Separation positive in {int(m['n_positive_animals'])} of "
-            f"{int(m['n_animals'])} animals."
-        )
-    lines.append(f"Conclusion at alpha = {settings.alpha:g}: {verdict}.")
-    if m.get("min_attainable_p", 0) > settings.alpha:
-        lines.append(
-            f"Note: with these neurons the smallest attainable p is {m['min_attainable_p']:.3g} "
-            f"> alpha, so this test cannot detect an effect here; it needs more animals or more "
-            "target neurons with coincident events in both epochs."
-        )
+        lines = [
+            f"Test: {m['test']} could not run: {m.get('note', 'too few data')}.",
+            f"Conclusion at alpha = {settings.alpha:g}: no vectorized signal found "
+            "(not testable on these data).",
+        ]
+    else:
+        found = m["p_value"] < settings.alpha and m["statistic"] > 0
+        verdict = "vectorized instructive signal found" if found else "no vectorized signal found"
+        lines = [
+            f"Test: {m['test']} ({m['alternative']}; one-sample t across animals, "
+            f"df = {int(m['n_animals']) - 1}).",
+            "Signed separation (P+ - P-, error falling - rising before the event, residual z)"
+            f" = {m['statistic']:.3f} (mean over animals); n = {int(m['n_animals'])} animals, "
+            f"{int(m['n_neurons'])} neurons, {int(m['n_events'])} events; p = "
+            f"{m['p_value']:.4g}.",
+            f"Separation positive in {int(m['n_positive_animals'])} of {int(m['n_animals'])} "
+            f"animals; exact sign-flip p = {m['p_sign_flip']:.4g} (smallest possible with "
+            f"{int(m['n_animals'])} animals: {m['min_attainable_p']:.3g}).",
+            f"Conclusion at alpha = {settings.alpha:g}: {verdict}.",
+        ]
+    lines.append(f"  {CLAIMS[GROUP_EPOCH_TEST]}")
     for r in tests[tests["test"] != GROUP_EPOCH_TEST].itertuples(index=False):
         if pd.isna(r.p_value):
             lines.append(f"{r.test}: not testable ({getattr(r, 'note', 'too few data')}).")
-            continue
-        lines.append(
-            f"{r.test}: statistic = {r.statistic:.3f}, p = {r.p_value:.4g} ({r.alternative}), "
-            f"n = {int(r.n_animals)} animals, {int(r.n_neurons)} neurons, {int(r.n_events)} events."
-        )
+        else:
+            lines.append(
+                f"{r.test}: statistic = {r.statistic:.3f}, p = {r.p_value:.4g} "
+                f"({r.alternative}), n = {int(r.n_animals)} animals, {int(r.n_neurons)} "
+                f"neurons, {int(r.n_events)} events."
+            )
+        if r.test in CLAIMS:
+            lines.append(f"  {CLAIMS[r.test]}")
     return "\n".join(lines)
 
 
 # Statistical tests named test_* are not pytest tests, even when imported into a test module.
-for _fn in (test_group_epoch, test_outcome, test_residual_predicts_change, test_network_prediction):
+for _fn in (
+    test_group_epoch,
+    test_group_epoch_neurons,
+    test_outcome,
+    test_residual_predicts_change,
+    test_network_prediction,
+):
     _fn.__test__ = False
 del _fn
 
 
 # --- the whole stage ---------------------------------------------------------------------
+
+
+def residual_events(
+    *,
+    events: pd.DataFrame,
+    pairs: pd.DataFrame,
+    targets: pd.DataFrame,
+    epochs: pd.DataFrame,
+    sessions: pd.DataFrame,
+    soma_dff: dict[tuple[str, str], xr.DataArray],
+    dendrite_dff: dict[tuple[str, str], xr.DataArray],
+    settings: StatsSettings,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Soma-locked SD events, their causal epochs and residuals (:mod:`analysis.residuals`).
+
+    The one path from detected events to residuals, shared by the stats stage and the
+    calibration (:mod:`analysis.calibrate`), so the calibration measures what users run.
+
+    Returns
+    -------
+    fitted : pandas.DataFrame
+        Somatic events of fitted pairs with ``epoch``, ``error_trend``, ``preceded``,
+        ``fitted``, ``residual``, ``residual_z`` (input of every residual test).
+    fits : pandas.DataFrame
+        One row per fitted pair (:data:`analysis.residuals.FIT_COLUMNS`).
+    all_events : pandas.DataFrame
+        Every row of :func:`analysis.residuals.measure_sd_events` with its epoch, and the
+        residual columns where fitted (NaN otherwise): ``results/stats/sd_events.tsv``.
+    """
+    _require_columns(sessions, ["subject", "session", "fs_hz"], "sessions")
+    _require_values(events, "plane_role", ("soma", "dendrite"), "events")
+    _require_values(targets, "group", GROUPS, "targets")
+    _require_values(epochs, "epoch", EPOCHS, "epochs")
+    fs_hz = {
+        (r.subject, r.session): float(r.fs_hz)
+        for r in sessions[["subject", "session", "fs_hz"]].itertuples(index=False)
+    }
+    measured = residuals.measure_sd_events(
+        events,
+        pairs,
+        targets,
+        soma_dff,
+        dendrite_dff,
+        fs_hz,
+        coincidence_window_s=settings.coincidence_window_s,
+        response_window_s=settings.response_window_s,
+        response_baseline_s=settings.response_baseline_s,
+        quiet_s=settings.own_event_exclusion_s,
+    )
+    labelled = residuals.assign_epochs(
+        measured,
+        epochs,
+        fs_hz,
+        reference=settings.epoch_reference,
+        window_s=settings.epoch_window_s,
+        gap_s=settings.epoch_gap_s,
+        own_event_exclusion_s=settings.own_event_exclusion_s,
+    )
+    fitted, fits = residuals.fit_sd_residuals(
+        labelled,
+        method=settings.sd_fit,
+        model=settings.sd_model,
+        min_events=settings.min_events_per_neuron,
+        min_reliability=settings.min_soma_reliability,
+    )
+    keys = ["subject", "session", "soma_roi", "dendrite_roi", "kind", "frame"]
+    all_events = labelled.merge(
+        fitted[[*keys, "fitted", "residual", "residual_z"]], on=keys, how="left"
+    )
+    return fitted, fits, all_events
 
 
 def compute_cohort_statistics(
@@ -1522,6 +1480,7 @@ def compute_cohort_statistics(
     trials: pd.DataFrame,
     sessions: pd.DataFrame,
     soma_dff: dict[tuple[str, str], xr.DataArray],
+    dendrite_dff: dict[tuple[str, str], xr.DataArray],
     settings: StatsSettings,
 ) -> tuple[dict[str, pd.DataFrame], str]:
     """Run every statistic of the stage on a cohort's tables.
@@ -1530,15 +1489,16 @@ def compute_cohort_statistics(
     ----------
     events, pairs, targets, epochs, trials, sessions : pandas.DataFrame
         As in the module docstring (``sessions`` also needs ``fs_hz``).
-    soma_dff : dict
-        ``(subject, session) -> dF/F (roi, time)`` of the soma plane, for activity and
-        network prediction.
+    soma_dff, dendrite_dff : dict
+        ``(subject, session) -> dF/F (roi, time)`` of the soma and dendrite planes: the
+        soma-locked responses (:mod:`analysis.residuals`), activity and network prediction.
     settings : StatsSettings
 
     Returns
     -------
     tables : dict of name -> DataFrame
-        behaviour, activity, activity_change, group_activity, sd_events, sd_fits,
+        behaviour, activity, activity_change, group_activity, sd_events (every somatic
+        event of a paired soma with its residual, and the dendrite-only events), sd_fits,
         contrasts, separation, outcome_events, outcome_timecourse, early_residual_change,
         network, tests (one row per test: name, statistic, p, n).
     summary : str
@@ -1570,8 +1530,16 @@ def compute_cohort_statistics(
         ["subject", "session", "roi", "mean_dff", "event_rate_hz"]
     ]
     activity_change = compute_activity_change(activity_table, targets)
-    coincident = match_coincident_events(events, pairs, targets, epochs, settings=settings)
-    sd_events, sd_fits = fit_sd_residuals(coincident, settings=settings)
+    sd_events, sd_fits, all_sd_events = residual_events(
+        events=events,
+        pairs=pairs,
+        targets=targets,
+        epochs=epochs,
+        sessions=sessions,
+        soma_dff=soma_dff,
+        dendrite_dff=dendrite_dff,
+        settings=settings,
+    )
     outcome_events = compute_outcome_residuals(sd_events, trials, sessions, settings=settings)
     network = []
     session_sd_events = _rows_by_session(sd_events)
@@ -1603,7 +1571,11 @@ def compute_cohort_statistics(
         return test
 
     runs = [
-        (GROUP_EPOCH_TEST, lambda: test_group_epoch(sd_events, settings=settings, rng=rng)),
+        (GROUP_EPOCH_TEST, lambda: test_group_epoch(sd_events, settings=settings)),
+        (
+            GROUP_EPOCH_NEURON_TEST,
+            lambda: test_group_epoch_neurons(sd_events, settings=settings, rng=rng),
+        ),
         (OUTCOME_TEST, lambda: test_outcome(outcome_events, settings=settings, rng=rng)),
         (EARLY_CHANGE_TEST, early_change_test),
         (NETWORK_TEST, lambda: test_network_prediction(network_table, settings=settings, rng=rng)),
@@ -1621,7 +1593,7 @@ def compute_cohort_statistics(
         "activity": activity_table,
         "activity_change": activity_change,
         "group_activity": compute_group_activity(activity_change),
-        "sd_events": sd_events,
+        "sd_events": all_sd_events,
         "sd_fits": sd_fits,
         "contrasts": compute_group_epoch_contrasts(sd_events),
         "separation": compute_signed_separation(sd_events),

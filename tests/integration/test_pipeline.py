@@ -137,7 +137,7 @@ def run():
         replayed = bci.replay_cursor(target_F, targets["group"].tolist(), meta=meta, params=params)
         out["replay"][s] = bci.compare_readout(replayed, frames["readout"].to_numpy(float))
 
-    # stats: coincident soma-dendrite events and the per-pair SD fit
+    # stats: soma-locked SD events, causal epochs and the per-pair SD fit
     keyed = lambda table, s: table.assign(subject="m01", session=s)  # noqa: E731
     event_table = pd.concat(
         [
@@ -147,15 +147,16 @@ def run():
         ],
         ignore_index=True,
     )
-    stats_settings = stats.StatsSettings()
-    coincident = stats.match_coincident_events(
-        event_table,
-        out["pairs"].assign(subject="m01"),
-        pd.concat([keyed(out["targets"][s], s) for s in sessions], ignore_index=True),
-        pd.concat([keyed(out["epochs"][s], s) for s in sessions], ignore_index=True),
-        settings=stats_settings,
+    out["sd_events"], out["sd_fits"], _ = stats.residual_events(
+        events=event_table,
+        pairs=out["pairs"].assign(subject="m01"),
+        targets=pd.concat([keyed(out["targets"][s], s) for s in sessions], ignore_index=True),
+        epochs=pd.concat([keyed(out["epochs"][s], s) for s in sessions], ignore_index=True),
+        sessions=pd.DataFrame({"subject": "m01", "session": sessions, "fs_hz": fs_hz}),
+        soma_dff={("m01", s): traces[(s, 0)]["dff"] for s in sessions},
+        dendrite_dff={("m01", s): traces[(s, 1)]["dff"] for s in sessions},
+        settings=stats.StatsSettings(),
     )
-    out["sd_events"], out["sd_fits"] = stats.fit_sd_residuals(coincident, settings=stats_settings)
     return out
 
 

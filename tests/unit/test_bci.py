@@ -10,10 +10,12 @@ import xarray as xr
 from analysis.bci import (
     BciSettings,
     align_trials,
+    causal_error_trend,
     compare_readout,
     compute_task_error,
     compute_trials,
     replay_cursor,
+    trend_epochs,
 )
 from analysis.cloose import TaskParams, run_task
 from analysis.settings import ConfigError
@@ -257,3 +259,14 @@ def test_replay_bad_input():
     bad[0, 3] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         replay_cursor(bad, ["P+", "P-"], meta=META, params=TaskParams())
+
+
+def test_causal_error_trend_reads_only_the_window_before_each_frame():
+    error = np.array([np.nan, 5, 4, 3, 2, 2, 2, np.nan, 1, 2, 3, 4], dtype=float)
+    trend = causal_error_trend(error, fs_hz=2.0, window_s=1.5, gap_s=0.5)
+    # frame 5: window = frames 2..4 (3 frames ending 1 frame before): slope -1 step/frame
+    assert trend[5] == pytest.approx(-2.0)
+    # frame 7: window 4..6 flat; frame 8: window 5..7 holds the NaN between trials
+    assert trend[7] == pytest.approx(0.0) and np.isnan(trend[8])
+    assert trend[11] == pytest.approx(2.0) and np.isnan(trend[:4]).all()
+    assert list(trend_epochs(trend[[5, 7, 8, 11]])) == ["reduction", "none", "none", "increase"]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy import stats as scipy_stats
 
 from analysis import stats
 from analysis.settings import ConfigError
@@ -46,50 +47,6 @@ def _residual_cohort(
                     rows.append((f"m{a}", "day01", n, group, epoch, v))
     return pd.DataFrame(
         rows, columns=["subject", "session", "soma_roi", "group", "epoch", "residual_z"]
-    )
-
-
-def _raw_cohort(rng: np.random.Generator, *, effect: float, n_animals: int = 3):
-    """Soma/dendrite event tables whose dendritic residual carries a planted signal."""
-    fs = 10.0
-    events, pairs, targets, epochs = [], [], [], []
-    n_frames = 6000
-    epoch_of_frame = np.where((np.arange(n_frames) // 50) % 2 == 0, "reduction", "increase")
-    for a in range(n_animals):
-        subj = f"m{a}"
-        epochs.append(
-            pd.DataFrame(
-                dict(
-                    subject=subj,
-                    session="day01",
-                    frame=np.arange(n_frames),
-                    error=0.0,
-                    error_derivative=np.where(epoch_of_frame == "reduction", -1.0, 1.0),
-                    epoch=epoch_of_frame,
-                )
-            )
-        )
-        for n in range(8):
-            group = "P+" if n < 4 else "P-"
-            targets.append((subj, "day01", n, group, n))
-            pairs.append((subj, n, 100 + n, True))
-            frames = np.sort(rng.choice(np.arange(5, n_frames - 5, 5), 60, replace=False))
-            soma_amp = rng.uniform(0.5, 2.0, frames.size)
-            sign = (1.0 if group == "P+" else -1.0) * np.where(
-                epoch_of_frame[frames] == "reduction", 1.0, -1.0
-            )
-            dend_amp = 0.1 + 0.7 * soma_amp + effect * sign + rng.normal(0, 0.1, frames.size)
-            for f, s_amp, d_amp in zip(frames, soma_amp, dend_amp, strict=True):
-                events.append((subj, "day01", "soma", n, f, f + 2, f / fs, s_amp))
-                events.append(
-                    (subj, "day01", "dendrite", 100 + n, f + 1, f + 2, (f + 1) / fs, d_amp)
-                )
-    cols = ["subject", "session", "plane_role", "roi", "frame", "peak_frame", "time_s", "amplitude"]
-    return (
-        pd.DataFrame(events, columns=cols),
-        pd.DataFrame(pairs, columns=["subject", "soma_roi", "dendrite_roi", "paired"]),
-        pd.DataFrame(targets, columns=["subject", "session", "target_id", "group", "roi"]),
-        pd.concat(epochs, ignore_index=True),
     )
 
 
@@ -183,95 +140,6 @@ def test_compute_activity_and_change():
         stats.compute_activity_change(activity, targets.assign(roi=99))
 
 
-# --- coincident events and the SD fit ----------------------------------------------------
-
-
-def test_match_coincident_events_known_answer():
-    ev = pd.DataFrame(
-        dict(
-            subject="m0",
-            session="day01",
-            plane_role=["soma"] * 3 + ["dendrite"] * 4 + ["soma"],
-            roi=[1, 1, 1, 11, 11, 11, 11, 2],
-            frame=[10, 20, 30, 11, 25, 31, 32, 10],
-            peak_frame=[12, 22, 32, 12, 27, 33, 34, 12],
-            time_s=[1.0, 2.0, 3.0, 1.05, 2.5, 3.1, 3.15, 1.0],
-            amplitude=[1.0, 2.0, 3.0, 0.5, 0.7, 1.5, 0.1, 9.0],
-        )
-    )
-    pairs = pd.DataFrame(
-        dict(subject="m0", soma_roi=[1, 2], dendrite_roi=[11, 11], paired=[True, False])
-    )
-    targets = pd.DataFrame(
-        dict(subject="m0", session="day01", target_id=[4], group=["P+"], roi=[1])
-    )
-    epochs = pd.DataFrame(
-        dict(subject="m0", session="day01", frame=[10, 30], error=0.0, error_derivative=[-1.0, 1.0],
-             epoch=["reduction", "increase"])
-    )  # fmt: skip
-    out = stats.match_coincident_events(ev, pairs, targets, epochs, settings=_settings())
-    assert list(out["time_s"]) == [1.0, 3.0]
-    np.testing.assert_allclose(out["dendrite_amplitude"], [0.5, 1.5])
-    np.testing.assert_allclose(out["lag_s"], [0.05, 0.1])
-    assert list(out["epoch"]) == ["reduction", "increase"]
-    assert list(out["group"]) == ["P+", "P+"] and list(out["target_id"]) == [4, 4]
-    # Not a target in another session -> non-target; missing epoch frame -> 'none'.
-    ev2 = ev.assign(session="day02")
-    out2 = stats.match_coincident_events(ev2, pairs, targets, epochs, settings=_settings())
-    assert set(out2["group"]) == {"non-target"} and set(out2["epoch"]) == {"none"}
-    with pytest.raises(ValueError, match="plane_role has invalid"):
-        stats.match_coincident_events(
-            ev.assign(plane_role="tuft"), pairs, targets, epochs, settings=_settings()
-        )
-    with pytest.raises(ValueError, match="missing column"):
-        stats.match_coincident_events(
-            ev.drop(columns="amplitude"), pairs, targets, epochs, settings=_settings()
-        )
-
-
-def _pair_table(roi: int, soma: np.ndarray, dend: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        dict(
-            subject="m0",
-            soma_roi=roi,
-            dendrite_roi=10 + roi,
-            soma_amplitude=soma,
-            dendrite_amplitude=dend,
-        )
-    )
-
-
-def test_fit_sd_residuals_linear_known_answer():
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0.5, 3.0, 200)
-    y = 1.0 + 2.0 * x + rng.normal(0, 0.2, x.size)
-    quad_y = 0.5 * x**2 + rng.normal(0, 0.05, x.size)
-    co = pd.concat(
-        [
-            _pair_table(0, x, y),
-            _pair_table(1, x, quad_y),
-            _pair_table(2, x[:3], y[:3]),
-        ]
-    )
-    events, fits = stats.fit_sd_residuals(co, settings=_settings())
-    assert len(fits) == 2 and set(events["soma_roi"]) == {0, 1}
-    lin = fits.set_index("soma_roi").loc[0]
-    assert lin["slope"] == pytest.approx(2.0, abs=0.05)
-    assert lin["intercept"] == pytest.approx(1.0, abs=0.1)
-    assert lin["r2"] > 0.95
-    assert lin["best_model"] in ("linear", "quadratic") and lin["delta_aic_linear"] < 2.5
-    assert lin["aic_linear"] < lin["aic_proportional"] and lin["aic_linear"] < lin["aic_constant"]
-    assert fits.set_index("soma_roi").loc[1, "best_model"] == "quadratic"
-    z = events[events["soma_roi"] == 0]["residual_z"]
-    assert abs(z.mean()) < 1e-9 and z.std(ddof=2) == pytest.approx(1.0, rel=1e-6)
-    np.testing.assert_allclose(
-        events[events["soma_roi"] == 0]["residual"],
-        y - (lin["intercept"] + lin["slope"] * x),
-        atol=1e-9,
-    )
-    assert "residual_z" not in co.columns  # input not mutated
-
-
 # --- group x epoch -----------------------------------------------------------------------
 
 
@@ -296,36 +164,51 @@ def test_signed_separation_known_answer():
     assert pr["n_neurons"].iloc[0] == 2 and pr["n_events"].iloc[0] == 3
 
 
-def test_group_epoch_detects_planted_signal_end_to_end():
+def test_group_epoch_is_an_animal_level_t_test():
     rng = np.random.default_rng(1)
-    events, pairs, targets, epochs = _raw_cohort(rng, effect=0.1)
-    settings = _settings(n_permutations=999)
-    co = stats.match_coincident_events(events, pairs, targets, epochs, settings=settings)
-    assert len(co) == 3 * 8 * 60
-    res, fits = stats.fit_sd_residuals(co, settings=settings)
-    assert (fits["slope"].between(0.6, 0.8)).all()
-    result = stats.test_group_epoch(res, settings=settings, rng=rng)
-    row = result.iloc[0]
+    cohort = _residual_cohort(rng, n_animals=5, effect=0.3)
+    settings = _settings()
+    row = stats.test_group_epoch(cohort, settings=settings).iloc[0]
+    sep = stats.compute_signed_separation(cohort)["separation"].to_numpy()
+    t = sep.mean() / (sep.std(ddof=1) / np.sqrt(sep.size))
     assert row["test"] == stats.GROUP_EPOCH_TEST
-    assert row["statistic"] > 1.0 and row["p_value"] < 0.01
-    assert (row["n_animals"], row["n_neurons"], row["n_events"]) == (3, 24, 3 * 8 * 60)
-    assert row["n_positive_animals"] == 3
-    text = stats.summarize(result, settings=settings)
-    assert "vectorized instructive signal found" in text and "n = 3 animals" in text
+    assert row["statistic"] == pytest.approx(sep.mean())
+    assert row["t_statistic"] == pytest.approx(t)
+    assert row["p_value"] == pytest.approx(2 * scipy_stats.t.sf(abs(t), df=4))
+    assert row["n_animals"] == 5 and row["n_positive_animals"] == int((sep > 0).sum())
+    # 5 animals: 32 sign patterns, the all-positive one alone gives p = 2/32
+    assert row["min_attainable_p"] == pytest.approx(2 / 32)
+    if (sep > 0).all():
+        assert row["p_sign_flip"] == pytest.approx(2 / 32)
+    greater = stats.test_group_epoch(cohort, settings=_settings(alternative="greater"))
+    assert greater["p_value"].iloc[0] == pytest.approx(scipy_stats.t.sf(t, df=4))
+    text = stats.summarize(pd.concat([greater]), settings=settings)
+    assert "n = 5 animals" in text and "df = 4" in text
 
 
-def test_group_epoch_false_positive_rate_on_null_cohorts():
+def test_group_epoch_needs_two_animals():
+    one = _residual_cohort(np.random.default_rng(0), n_animals=1, effect=1.0)
+    with pytest.raises(stats.InsufficientDataError, match="at least 2"):
+        stats.test_group_epoch(one, settings=_settings())
+    # the neuron-level secondary test still runs on one animal
+    row = stats.test_group_epoch_neurons(
+        one, settings=_settings(n_permutations=199), rng=np.random.default_rng(0)
+    ).iloc[0]
+    assert row["test"] == stats.GROUP_EPOCH_NEURON_TEST and row["p_value"] < 0.05
+
+
+@pytest.mark.parametrize("test", ["animals", "neurons"])
+def test_group_epoch_false_positive_rate_on_null_cohorts(test):
     settings = _settings(n_permutations=199)
     n_cohorts = 200
     rng = np.random.default_rng(2)
-    p = np.array(
-        [
-            stats.test_group_epoch(_residual_cohort(rng), settings=settings, rng=rng)[
-                "p_value"
-            ].iloc[0]
-            for _ in range(n_cohorts)
-        ]
-    )
+
+    def p_value(cohort):
+        if test == "animals":
+            return stats.test_group_epoch(cohort, settings=settings)["p_value"].iloc[0]
+        return stats.test_group_epoch_neurons(cohort, settings=settings, rng=rng)["p_value"].iloc[0]
+
+    p = np.array([p_value(_residual_cohort(rng)) for _ in range(n_cohorts)])
     fpr = np.mean(p < settings.alpha)
     bound = settings.alpha + 2 * np.sqrt(settings.alpha * (1 - settings.alpha) / n_cohorts)
     assert fpr <= bound, f"false-positive rate {fpr:.3f} exceeds {bound:.3f}"
@@ -334,11 +217,11 @@ def test_group_epoch_false_positive_rate_on_null_cohorts():
 
 
 def test_group_epoch_power_on_planted_effect():
-    settings = _settings(n_permutations=199)
+    settings = _settings()
     rng = np.random.default_rng(3)
     p = np.array(
         [
-            stats.test_group_epoch(_residual_cohort(rng, effect=0.15), settings=settings, rng=rng)[
+            stats.test_group_epoch(_residual_cohort(rng, effect=0.15), settings=settings)[
                 "p_value"
             ].iloc[0]
             for _ in range(40)
@@ -358,14 +241,14 @@ def test_group_epoch_bad_input():
         )
     )
     with pytest.raises(ValueError, match="no animal has both P\\+ and P- neurons"):
-        stats.test_group_epoch(ev, settings=_settings(), rng=np.random.default_rng(0))
+        stats.test_group_epoch_neurons(ev, settings=_settings(), rng=np.random.default_rng(0))
+    with pytest.raises(stats.InsufficientDataError, match="0 animal"):
+        stats.test_group_epoch(ev, settings=_settings())
     flip = pd.concat([ev, ev.assign(group="P-")])
     with pytest.raises(ValueError, match="both P\\+ and P- labels"):
-        stats.test_group_epoch(flip, settings=_settings(), rng=np.random.default_rng(0))
+        stats.test_group_epoch(flip, settings=_settings())
     with pytest.raises(ValueError, match="missing column"):
-        stats.test_group_epoch(
-            ev.drop(columns="epoch"), settings=_settings(), rng=np.random.default_rng(0)
-        )
+        stats.test_group_epoch(ev.drop(columns="epoch"), settings=_settings())
 
 
 # --- outcome, early residual vs change, network ------------------------------------------
@@ -482,40 +365,32 @@ def test_network_prediction_vs_shuffle():
 # --- summary -----------------------------------------------------------------------------
 
 
-def test_summarize_verdicts_and_errors():
+def test_summarize_verdicts_claims_and_errors():
     settings = _settings()
     row = dict(
         test=stats.GROUP_EPOCH_TEST, statistic=0.4, p_value=0.2, alternative="two-sided",
-        n_animals=6, n_neurons=48, n_events=900, n_permutations=2000, n_positive_animals=4,
+        n_animals=6, n_neurons=48, n_events=900, n_permutations=64, n_positive_animals=4,
+        t_statistic=1.4, p_sign_flip=0.3, min_attainable_p=2 / 64,
     )  # fmt: skip
     text = stats.summarize(pd.DataFrame([row]), settings=settings)
     assert "no vectorized signal found" in text and "p = 0.2" in text and "n = 6 animals" in text
+    assert "Can claim" in text and "Cannot claim" in text
+    assert "smallest possible with 6 animals: 0.0312" in text
     reversed_sign = pd.DataFrame([{**row, "statistic": -0.4, "p_value": 0.001}])
     assert "no vectorized signal found" in stats.summarize(reversed_sign, settings=settings)
     other = {**row, "test": stats.OUTCOME_TEST, "p_value": 0.03}
     both = pd.DataFrame([{**row, "p_value": 0.001}, other])
     text = stats.summarize(both, settings=settings)
     assert "vectorized instructive signal found" in text and stats.OUTCOME_TEST in text
+    assert text.count("Can claim") == 2
     with pytest.raises(ValueError, match="exactly one"):
         stats.summarize(pd.DataFrame([other]), settings=settings)
 
 
-def test_summary_says_when_the_test_cannot_reach_alpha():
-    # one animal with 2 P+ and 2 P- neurons: 6 label arrangements, smallest two-sided p = 1/3
-    rows = []
-    for roi, group, sign in [(0, "P+", 1), (1, "P+", 1), (2, "P-", -1), (3, "P-", -1)]:
-        for epoch, value in (("reduction", sign), ("increase", -sign)):
-            rows += [
-                dict(subject="m1", soma_roi=roi, group=group, epoch=epoch, residual_z=value)
-            ] * 3
-    settings = _settings(n_permutations=199)
-    test = stats.test_group_epoch(
-        pd.DataFrame(rows), settings=settings, rng=np.random.default_rng(0)
-    )
-    assert test["min_attainable_p"].iloc[0] == pytest.approx(1 / 3)
-    assert test["p_value"].iloc[0] >= 1 / 3 - 0.05
-    text = stats.summarize(test, settings=settings)
-    assert "smallest attainable p is 0.333" in text and "no vectorized signal found" in text
+def test_summary_of_an_untestable_headline():
+    row = stats._untestable_row(stats.GROUP_EPOCH_TEST, "1 animal(s)", alternative="two-sided")
+    text = stats.summarize(row, settings=_settings())
+    assert "could not run: 1 animal(s)" in text and "no vectorized signal found" in text
 
 
 def test_cv_ridge_fits_every_column_as_alone():

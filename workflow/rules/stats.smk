@@ -22,6 +22,7 @@ rule stats:
         soma_events=role_plane_files("extract", "events.tsv", "soma"),
         soma_traces=role_plane_files("extract", "traces.nc", "soma"),
         dendrite_events=role_plane_files("extract", "events.tsv", "dendrite"),
+        dendrite_traces=role_plane_files("extract", "traces.nc", "dendrite"),
         pairs=expand(f"{RESULTS}/track/{{subject}}/pairs.tsv", subject=SUBJECTS),
         targets=all_sessions("{results}/track/{subject}/{session}/targets.tsv"),
         epochs=all_sessions("{results}/bci/{subject}/{session}/frames.tsv"),

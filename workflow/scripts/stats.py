@@ -37,10 +37,13 @@ with rule_log(sm.log[0], rule="stats", inputs=sm.input):
     )
     subjects = sorted({k["subject"] for k in keys})
     pairs = concat_tsv(sm.input.pairs, [{"subject": s} for s in subjects])
-    soma_dff = {
-        (k["subject"], k["session"]): io.read_netcdf(p)["dff"]
-        for p, k in zip(sm.input.soma_traces, keys, strict=True)
-    }
+    soma_dff, dendrite_dff = (
+        {
+            (k["subject"], k["session"]): io.read_netcdf(p)["dff"]
+            for p, k in zip(paths, keys, strict=True)
+        }
+        for paths in (sm.input.soma_traces, sm.input.dendrite_traces)
+    )
     tables, summary = stats.compute_cohort_statistics(
         events=events,
         pairs=pairs,
@@ -49,6 +52,7 @@ with rule_log(sm.log[0], rule="stats", inputs=sm.input):
         trials=concat_tsv(sm.input.trials, keys),
         sessions=sessions,
         soma_dff=soma_dff,
+        dendrite_dff=dendrite_dff,
         settings=settings,
     )
     for name, table in tables.items():
