@@ -1,27 +1,39 @@
-"""Statistical calibration of the group x epoch test on simulated cohorts (synthetic only).
+"""Calibration of the headline group x epoch test through the measurement path (synthetic).
 
 Contract
 --------
 Input: the simulator's settings (:class:`analysis.simulate.SimulateSettings`; the CLI and
 the ``calibrate`` rule start from the bundled sample's preset) and
-:class:`CalibrateSettings`. Cohorts of ``n_animals`` subjects are simulated at trace level
-(:func:`analysis.simulate.simulate_traces`, no movies), ``n_null_cohorts`` in null mode
-(no group-dependent residual planted) and ``n_effect_cohorts`` with the planted
-vectorized residual.
+:class:`CalibrateSettings`. Each cohort is ``n_animals`` animals x ``n_days`` sessions
+simulated at trace level with the closed loop (the target somata drive the cursor, as
+on the rig), a null residual and a per-day drift of each neuron's coupling gain.
 
-For each cohort the coincident-events table of the target neurons is built from the
-simulator's truth events (:func:`build_coincident_events`: measured somatic and dendritic
-event magnitudes carry the simulator's noise; there is no detection, tracking or pairing
-step), then :func:`analysis.stats.fit_sd_residuals` and
-:func:`analysis.stats.test_group_epoch` run exactly as in the ``stats`` stage.
+Every cohort goes through the path real data take, not the simulator's truth:
 
-Output (:func:`run_calibration`): a tidy table with columns ``metric, value, goal`` and rows
-``false_positive_rate_null`` (fraction of null cohorts with p <= alpha; goal: at most alpha
-plus two binomial standard errors), ``power_planted`` (fraction of planted cohorts with
-p <= alpha), ``fraction_animals_positive_separation`` (planted cohorts' animals whose
-signed separation is > 0; goal >= 0.95), and the counts ``n_null_cohorts``,
-``n_effect_cohorts``, ``n_untestable_cohorts`` (cohorts where the test could not run;
-counted as not significant).
+1. measured traces: each target soma's dF/F is the rig's own online dF/F of its polygon
+   (the very shot noise that moved the cursor) plus independent noise up to the
+   variant's noise level; each tuft's dF/F is its calcium plus noise at that level;
+2. :func:`analysis.extract.detect_events` on both planes;
+3. epochs from the logged grating angle (:func:`analysis.bci.compute_task_error`);
+4. :func:`analysis.stats.residual_events` (soma-locked responses, causal epochs,
+   errors-in-variables fit) and :func:`analysis.stats.test_group_epoch` (animal level),
+   exactly as the stats stage runs them.
+
+Null variants (:data:`NULL_VARIANTS`): linear coupling; supralinear coupling (exponent
+1.15 and 1.3); low and high trace noise. The noise levels bracket real recordings
+(:data:`NOISE_LEVELS_DFF`). Power: the same cohorts with a planted residual of
+``effect_sizes_sd`` residual SDs (+ for P+ and - for P- when the error fell before the
+event, the opposite when it rose), where one residual SD is the median residual SD of
+that cohort's null fits, so sizes are in the units of the test's ``residual_z``.
+
+Output (:func:`run_calibration`): a tidy table ``metric, variant, value, goal``: per null
+variant the false-positive rate (fraction of cohorts whose test says "found": p <= alpha
+and separation > 0, or a significant negative separation; goal alpha + 2 binomial SE);
+per size the power and the realized effect (mean separation / 4, in residual SD); the
+minimum detectable effect at ``power_goal``; the counts. With ``compare_old_design`` the
+design this replaced (epoch at onset, plain least squares) is run on the supralinear 1.15
+cohorts as a reference row. :func:`residual_size_table` gives the null residual against
+the *true* somatic size (docs/statistics.md figure).
 
 CLI: ``python -m analysis.calibrate --out results/validation/calibration.tsv [--quick]``.
 """
@@ -40,200 +52,386 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from analysis import simulate, stats
+from analysis import bci, extract, residuals, simulate, stats
+from analysis.dims import FRAME, ROI, TIME
 from analysis.settings import StageSettings, require
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("metric", "value", "goal")
+COLUMNS = ("metric", "variant", "value", "goal")
+#: dF/F noise SD per frame at 15 Hz: CASCADE DS14 (GCaMP6s) recordings, binned to 15 Hz,
+#: have noise / single-AP response of 0.125, 0.19, 0.29 and 0.34 at their 25th, 50th, 75th
+#: and 90th percentiles; with the simulator's single-spike response (~0.22 dF/F over
+#: 0.5 s) 0.03 ~ 25th, 0.055 (the simulated rig's own shot noise) ~ 65th, 0.075 ~ 90th.
+NOISE_LEVELS_DFF = {"low": 0.03, "mid": 0.055, "high": 0.075}
+#: name -> (coupling exponent, noise level, photon scale); the photon scale lowers the
+#: rig's own shot noise below the low noise level.
+NULL_VARIANTS = {
+    "linear": (1.0, "mid", 1.0),
+    "supralinear_1.15": (1.15, "mid", 1.0),
+    "supralinear_1.3": (1.3, "mid", 1.0),
+    "low_noise": (1.0, "low", 4.0),
+    "high_noise": (1.0, "high", 1.0),
+}
+OLD_DESIGN = {"epoch_reference": "at_onset", "sd_fit": "ols", "sd_model": "linear"}
 #: Settings of ``--quick``: a smoke test of a few small cohorts (seconds, not a calibration).
 QUICK = {
-    "n_null_cohorts": 4,
-    "n_effect_cohorts": 2,
+    "n_null_cohorts": 3,
+    "n_power_cohorts": 2,
     "n_animals": 3,
-    "n_permutations": 99,
-    "n_days": 1,
-    "n_frames": 1200,
+    "n_days": 2,
+    "n_frames": 1500,
     "baseline_frames": 600,
+    "effect_sizes_sd": [0.5],
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class CalibrateSettings(StageSettings):
-    """Calibration of the group x epoch test on simulated cohorts (config ``calibrate``).
+    """Calibration of the group x epoch test (config section ``calibrate``).
 
     Attributes
     ----------
     n_null_cohorts : int
-        Cohorts simulated without a planted residual (false-positive rate).
-    n_effect_cohorts : int
-        Cohorts simulated with the planted vectorized residual (power).
+        Null cohorts per null variant (false-positive rate).
+    n_power_cohorts : int
+        Of those, how many also get each planted size (power); <= n_null_cohorts.
     n_animals : int
-        Animals (subjects) per cohort.
-    n_permutations : int
-        Within-animal label permutations per test (replaces ``stats.n_permutations``).
-    alpha : float
-        Significance level (replaces ``stats.alpha``).
-    power_goal : float
-        Power the planted cohorts should reach.
-    positive_fraction_goal : float
-        Fraction of planted animals whose signed separation should be > 0.
-    seed : int
-        Root seed; cohort k of each arm gets its own generators from (seed, arm, k).
+        Animals per cohort.
     n_days : int
-        Simulated sessions per animal (overrides ``simulate.n_days``).
+        Sessions per animal (overrides ``simulate.n_days``).
     n_frames : int
         Imaging volumes per session (overrides ``simulate.n_frames``).
     baseline_frames : int
-        Day-1 baseline volumes for the task threshold (overrides
-        ``simulate.baseline_frames``; its running-percentile F0 dominates an animal's cost).
+        Day-1 baseline volumes for the task threshold (overrides ``simulate.baseline_frames``).
+    alpha : float
+        Significance level (replaces ``stats.alpha``).
+    effect_sizes_sd : tuple of float
+        Planted residual sizes, in residual SDs, for the power curve.
+    power_goal : float
+        Power at which the minimum detectable effect is read.
+    mde_goal_sd : float
+        The minimum detectable effect should be at most this (residual SD).
+    gain_drift_sd : float
+        Per-day log-normal drift of each neuron's coupling gain.
+    null_variants : tuple of str
+        Which of :data:`NULL_VARIANTS` to run.
+    compare_old_design : bool
+        Also run the replaced design (epoch at onset, OLS) on supralinear_1.15 cohorts.
+    seed : int
+        Root seed; cohort k's generators come from (seed, k, animal, purpose).
     """
 
     section: ClassVar[str] = "calibrate"
 
     n_null_cohorts: int = 200
-    n_effect_cohorts: int = 100
+    n_power_cohorts: int = 100
     n_animals: int = 6
-    n_permutations: int = 499
-    alpha: float = 0.05
-    power_goal: float = 0.95
-    positive_fraction_goal: float = 0.95
-    seed: int = 0
-    n_days: int = 1
+    n_days: int = 5
     n_frames: int = 3000
     baseline_frames: int = 1500
+    alpha: float = 0.05
+    effect_sizes_sd: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    power_goal: float = 0.8
+    mde_goal_sd: float = 0.3
+    gain_drift_sd: float = 0.1
+    null_variants: tuple[str, ...] = tuple(NULL_VARIANTS)
+    compare_old_design: bool = True
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_null_cohorts", "n_effect_cohorts", "n_animals", "n_days", "n_frames"):
+        for name in ("n_null_cohorts", "n_animals", "n_days", "n_frames", "baseline_frames"):
             require(getattr(self, name) >= 1, f"calibrate.{name} must be >= 1")
-        require(self.n_permutations >= 19, "calibrate.n_permutations must be >= 19")
-        require(0 < self.alpha < 1, "calibrate.alpha must be in (0, 1)")
-        require(0 < self.power_goal <= 1, "calibrate.power_goal must be in (0, 1]")
         require(
-            0 < self.positive_fraction_goal <= 1,
-            "calibrate.positive_fraction_goal must be in (0, 1]",
+            0 <= self.n_power_cohorts <= self.n_null_cohorts,
+            "calibrate.n_power_cohorts must be in 0..n_null_cohorts",
+        )
+        require(0 < self.alpha < 1, "calibrate.alpha must be in (0, 1)")
+        require(0 < self.power_goal < 1, "calibrate.power_goal must be in (0, 1)")
+        require(self.mde_goal_sd > 0, "calibrate.mde_goal_sd must be > 0")
+        require(
+            all(s > 0 for s in self.effect_sizes_sd),
+            "calibrate.effect_sizes_sd must be residual SDs > 0",
+        )
+        require(self.gain_drift_sd >= 0, "calibrate.gain_drift_sd must be >= 0")
+        unknown = sorted(set(self.null_variants) - set(NULL_VARIANTS))
+        require(
+            not unknown and self.null_variants,
+            f"calibrate.null_variants: unknown {unknown}; choose from {list(NULL_VARIANTS)}",
         )
         require(self.seed >= 0, "calibrate.seed must be >= 0")
-        require(self.baseline_frames >= 1, "calibrate.baseline_frames must be >= 1")
 
 
 def cohort_settings(
-    settings: CalibrateSettings, simulate_settings: simulate.SimulateSettings, *, null: bool
+    settings: CalibrateSettings, simulate_settings: simulate.SimulateSettings, **overrides: Any
 ) -> simulate.SimulateSettings:
-    """The simulator settings of one calibration cohort (validated).
-
-    ``n_subjects``, ``n_days``, ``n_frames`` and ``baseline_frames`` come from
-    ``settings``; ``calibration_trial_frames`` is capped at ``baseline_frames`` so a short
-    baseline stays valid; ``null`` selects the arm.
-    """
+    """Simulator settings of a calibration animal (validated): the calibration's size,
+    the gain drift, a null residual, then ``overrides``."""
+    base = simulate_settings.to_dict()
     return simulate.SimulateSettings.from_mapping(
         {
-            **simulate_settings.to_dict(),
-            "n_subjects": settings.n_animals,
+            **base,
+            "n_subjects": 1,
             "n_days": settings.n_days,
             "n_frames": settings.n_frames,
             "baseline_frames": settings.baseline_frames,
             "calibration_trial_frames": min(
                 simulate_settings.calibration_trial_frames, settings.baseline_frames
             ),
-            "null": null,
+            "coupling_gain_drift_sd": settings.gain_drift_sd,
+            "null": True,
+            **overrides,
         }
     )
 
 
-def build_coincident_events(cohort: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Coincident-events table of the target neurons from the simulator's truth events.
+def _photon_scaled(sim: simulate.SimulateSettings, scale: float) -> dict[str, float]:
+    names = ("photons_soma", "photons_dendrite", "photons_background", "photons_neuropil")
+    return {n: getattr(sim, n) * scale for n in names}
+
+
+def measured_tables(
+    animal: dict[str, Any],
+    dendrites: Sequence[tuple[pd.DataFrame, np.ndarray]],
+    *,
+    sim: simulate.SimulateSettings,
+    noise_dff: float,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """One animal's stats-stage inputs, measured from its simulated traces.
 
     Parameters
     ----------
-    cohort : sequence of dict
-        :func:`analysis.simulate.simulate_subject` results (``subject``, ``days`` with
-        ``session`` and ``events``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per coincident soma-dendrite event of a P+ or P- neuron, in the columns
-        :func:`analysis.stats.match_coincident_events` gives the stats stage:
-        ``subject, session, soma_roi, dendrite_roi`` (the neuron and its tuft),
-        ``frame, time_s, soma_amplitude, dendrite_amplitude`` (dF/F, with the simulator's
-        noise), ``epoch, group``.
-    """
-    parts = []
-    for result in cohort:
-        for day in result["days"]:
-            ev = day["events"]
-            ev = ev[(ev["kind"] == "coincident") & ev["group"].isin(stats.GROUPS)]
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "subject": result["subject"],
-                        "session": day["session"],
-                        "soma_roi": ev["neuron"].to_numpy(int),
-                        "dendrite_roi": ev["tuft"].to_numpy(int),
-                        "frame": ev["frame"].to_numpy(int),
-                        "time_s": ev["time_s"].to_numpy(float),
-                        "soma_amplitude": ev["soma_magnitude"].to_numpy(float),
-                        "dendrite_amplitude": ev["dendrite_magnitude"].to_numpy(float),
-                        "epoch": ev["epoch"].to_numpy(str),
-                        "group": ev["group"].to_numpy(str),
-                    }
-                )
-            )
-    if not parts:
-        raise ValueError("build_coincident_events: the cohort has no simulated sessions")
-    return pd.concat(parts, ignore_index=True)
-
-
-def evaluate_cohort(
-    coincident: pd.DataFrame, *, stats_settings: stats.StatsSettings, rng: np.random.Generator
-) -> dict[str, Any]:
-    """SD fit and group x epoch test of one cohort, as the stats stage runs them.
+    animal : dict
+        :func:`analysis.simulate.simulate_subject` output.
+    dendrites : sequence of (events, dendrite_calcium)
+        Per day, :func:`analysis.simulate.simulate_dendrites` output for this variant.
+    sim : SimulateSettings
+    noise_dff : float
+        Total noise SD per frame of the measured dF/F (soma: the rig's own online noise
+        plus independent noise up to this; tuft: calcium plus this).
+    rng : numpy.random.Generator
 
     Returns
     -------
     dict
-        ``p_value`` (NaN when the test cannot run), ``statistic`` and ``separation``
-        (array, per-animal signed separation of residual z).
+        ``events, pairs, targets, epochs, sessions`` tables and ``soma_dff``,
+        ``dendrite_dff`` dicts, as :func:`analysis.stats.residual_events` takes them.
     """
-    sd_events, _ = stats.fit_sd_residuals(coincident, settings=stats_settings)
-    separation = stats.compute_signed_separation(sd_events)["separation"].to_numpy(float)
+    subject, fs = animal["subject"], sim.fs_hz
+    targets = animal["days"][0]["targets"]
+    neurons = np.array([t["neuron"] for t in targets])
+    tuft_of = animal["geometry"]["dendrites"].set_index("neuron")["tuft"]
+    tufts = tuft_of.loc[neurons].to_numpy()
+    params = sim.task_params
+    meta = {
+        "threshold": animal["threshold"],
+        "failure_bound": animal["failure_bound"],
+        "target_angle_deg": params.target_angle_deg,
+        "max_trial_frames": params.max_trial_frames,
+    }
+    extract_settings, bci_settings = extract.ExtractSettings(), bci.BciSettings()
+    out: dict[str, Any] = {"soma_dff": {}, "dendrite_dff": {}}
+    events, epochs = [], []
+    for day, (_, dend_calcium) in zip(animal["days"], dendrites, strict=True):
+        session = day["session"]
+        online = day["online_dff"]
+        extra = np.sqrt(np.maximum(noise_dff**2 - _noise_sd(online) ** 2, 0.0))
+        soma = online + rng.normal(size=online.shape) * extra[:, None]
+        dend = dend_calcium[tufts] + rng.normal(0, noise_dff, size=(tufts.size, online.shape[1]))
+        for role, rois, values in (("soma", neurons, soma), ("dendrite", tufts, dend)):
+            trace = _trace(values, rois, fs)
+            out[f"{role}_dff"][(subject, session)] = trace
+            found = extract.detect_events(trace, fs_hz=fs, settings=extract_settings)
+            events.append(found.assign(subject=subject, session=session, plane_role=role))
+        ep = bci.compute_task_error(day["bci"], meta=meta, fs_hz=fs, settings=bci_settings)
+        epochs.append(ep.assign(subject=subject, session=session))
+    sessions = [d["session"] for d in animal["days"]]
+    out["events"] = pd.concat(events, ignore_index=True)
+    out["epochs"] = pd.concat(epochs, ignore_index=True)
+    out["pairs"] = pd.DataFrame(
+        {"subject": subject, "soma_roi": neurons, "dendrite_roi": tufts, "paired": True}
+    )
+    out["targets"] = pd.DataFrame(
+        [
+            {
+                "subject": subject,
+                "session": s,
+                "target_id": t["id"],
+                "group": t["group"],
+                "roi": t["neuron"],
+            }
+            for s in sessions
+            for t in targets
+        ]
+    )
+    out["sessions"] = pd.DataFrame({"subject": subject, "session": sessions, "fs_hz": fs})
+    return out
+
+
+def _noise_sd(traces: np.ndarray) -> np.ndarray:
+    """Robust per-row noise SD (MAD of first differences / sqrt 2)."""
+    d = np.diff(traces, axis=1)
+    mad = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
+    return 1.4826 * mad / np.sqrt(2)
+
+
+def _trace(values: np.ndarray, rois: np.ndarray, fs: float) -> xr.DataArray:
+    frame = np.arange(values.shape[1])
+    return xr.DataArray(
+        values.astype(np.float32),
+        dims=(ROI, TIME),
+        coords={ROI: rois, TIME: frame / fs, FRAME: (TIME, frame)},
+        name="dff",
+    )
+
+
+def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A cohort's stats inputs from its animals' :func:`measured_tables`."""
+    merged: dict[str, Any] = {"soma_dff": {}, "dendrite_dff": {}}
+    for part in parts:
+        merged["soma_dff"].update(part["soma_dff"])
+        merged["dendrite_dff"].update(part["dendrite_dff"])
+    for name in ("events", "pairs", "targets", "epochs", "sessions"):
+        merged[name] = pd.concat([p[name] for p in parts], ignore_index=True)
+    return merged
+
+
+def evaluate(
+    tables: dict[str, Any], *, stats_settings: stats.StatsSettings
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Residuals and the headline test of one cohort, as the stats stage runs them.
+
+    Returns the test's ``p_value``, ``statistic`` (mean separation), ``found`` (1 when
+    the printed verdict would be "found") and ``significant`` (p <= alpha either sign),
+    the fitted events and the fits.
+    """
+    fitted, fits, _ = stats.residual_events(**tables, settings=stats_settings)
     try:
-        row = stats.test_group_epoch(sd_events, settings=stats_settings, rng=rng).iloc[0]
+        row = stats.test_group_epoch(fitted, settings=stats_settings).iloc[0]
     except stats.InsufficientDataError as err:
         log.warning("cohort not testable: %s", err)
-        return {"p_value": np.nan, "statistic": np.nan, "separation": separation}
-    return {
-        "p_value": float(row["p_value"]),
-        "statistic": float(row["statistic"]),
-        "separation": separation,
-    }
+        nan = {"p_value": np.nan, "statistic": np.nan, "found": 0.0, "significant": 0.0}
+        return nan, fitted, fits
+    p, stat = float(row["p_value"]), float(row["statistic"])
+    return (
+        {
+            "p_value": p,
+            "statistic": stat,
+            "found": float(p <= stats_settings.alpha and stat > 0),
+            "significant": float(p <= stats_settings.alpha),
+        },
+        fitted,
+        fits,
+    )
 
 
-def _run_cohort(task: tuple[int, int, bool, CalibrateSettings, Any, Any]) -> dict[str, Any]:
-    """Simulate and test one cohort; seeds depend only on (seed, arm, index)."""
-    seed, index, null, settings, simulate_settings, stats_settings = task
-    arm = 0 if null else 1
+def _dendrite_gain(sim: simulate.SimulateSettings, stats_settings: stats.StatsSettings) -> float:
+    """Dendritic window response per unit dendritic event magnitude (for planting sizes)."""
+    kernel = simulate.calcium_kernel(sim.tau_rise_s, sim.tau_dendrite_decay_s, sim.fs_hz)
+    n = max(1, int(round(stats_settings.response_window_s * sim.fs_hz)))
+    return float(kernel[:n].mean())
+
+
+def _run_cohort(task: tuple) -> dict[str, Any]:
+    """Simulate one cohort once; measure and test it under every variant and size."""
+    index, settings, sim_base, stats_settings, keep_events = task
     start = time.perf_counter()
-    cohort = simulate.simulate_traces(
-        cohort_settings(settings, simulate_settings, null=null),
-        rng=np.random.default_rng([seed, arm, index, 0]),
-    )
-    result = evaluate_cohort(
-        build_coincident_events(cohort),
-        stats_settings=stats_settings,
-        rng=np.random.default_rng([seed, arm, index, 1]),
-    )
-    log.info(
-        "%s cohort %d: p = %.4g, statistic = %.3g (%.1f s)",
-        "null" if null else "planted",
-        index,
-        result["p_value"],
-        result["statistic"],
-        time.perf_counter() - start,
-    )
-    return {**result, "null": null}
+    result: dict[str, Any] = {"index": index, "null": {}, "power": {}, "sizes": []}
+    photon_scales = sorted({NULL_VARIANTS[v][2] for v in settings.null_variants} | {1.0})
+    animals = {}
+    for scale in photon_scales:
+        sim = cohort_settings(settings, sim_base, **_photon_scaled(sim_base, scale))
+        animals[scale] = [
+            simulate.simulate_subject(
+                sim,
+                subject=f"m{a + 1:02d}",
+                rng=np.random.default_rng([settings.seed, index, a, 0]),
+            )
+            for a in range(settings.n_animals)
+        ]
+
+    def cohort_tables(exponent: float, noise: str, scale: float, **planted: Any):
+        sim = cohort_settings(
+            settings,
+            sim_base,
+            coupling_exponent=exponent,
+            **_photon_scaled(sim_base, scale),
+            **planted,
+        )
+        parts = []
+        for a, animal in enumerate(animals[scale]):
+            rng = np.random.default_rng([settings.seed, index, a, 1])
+            dendrites = [
+                simulate.simulate_dendrites(
+                    animal["geometry"],
+                    day["bursts"],
+                    day["error"].trend_epoch.to_numpy(),
+                    n_frames=settings.n_frames,
+                    settings=sim,
+                    rng=rng,
+                )
+                for day in animal["days"]
+            ]
+            parts.append(
+                measured_tables(
+                    animal, dendrites, sim=sim, noise_dff=NOISE_LEVELS_DFF[noise], rng=rng
+                )
+            )
+        return _merge(parts)
+
+    residual_sd = np.nan
+    for name in settings.null_variants:
+        exponent, noise, scale = NULL_VARIANTS[name]
+        tables = cohort_tables(exponent, noise, scale)
+        outcome, fitted, fits = evaluate(tables, stats_settings=stats_settings)
+        result["null"][name] = outcome
+        if name == "linear":
+            residual_sd = float(np.nanmedian(fits["residual_sd"])) if len(fits) else np.nan
+        if keep_events and name in ("linear", "supralinear_1.15"):
+            result.setdefault("events", {})[name] = _with_true_size(fitted, animals[scale])
+        if settings.compare_old_design and name == "supralinear_1.15":
+            old = dataclasses.replace(stats_settings, **OLD_DESIGN)
+            result["null"]["old_design_supralinear_1.15"], old_fitted, _ = evaluate(
+                tables, stats_settings=old
+            )
+            if keep_events:
+                result["events"]["old_design"] = _with_true_size(old_fitted, animals[scale])
+    if index < settings.n_power_cohorts and np.isfinite(residual_sd):
+        sim = cohort_settings(settings, sim_base)
+        unit = residual_sd / _dendrite_gain(sim, stats_settings)
+        for size in settings.effect_sizes_sd:
+            tables = cohort_tables(1.0, "mid", 1.0, null=False, residual_amplitude=size * unit)
+            outcome, _, _ = evaluate(tables, stats_settings=stats_settings)
+            result["power"][size] = outcome
+    log.info("cohort %d done in %.1f s", index, time.perf_counter() - start)
+    return result
+
+
+def _with_true_size(fitted: pd.DataFrame, animals: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """``fitted`` with the true somatic magnitude of the burst each event detected
+    (nearest burst of that neuron within 3 frames; NaN for false detections)."""
+    sizes = np.full(len(fitted), np.nan)
+    by_day = {(a["subject"], d["session"]): d["bursts"] for a in animals for d in a["days"]}
+    for (subject, session, roi), rows in fitted.groupby(
+        ["subject", "session", "soma_roi"]
+    ).indices.items():
+        bursts = by_day[(subject, session)]
+        own = bursts[bursts["neuron"] == roi].sort_values("frame")
+        if own.empty:
+            continue
+        frames = own["frame"].to_numpy()
+        onset = fitted["frame"].to_numpy()[rows]
+        i = np.clip(np.searchsorted(frames, onset), 1, frames.size) - 1
+        j = np.clip(i + 1, 0, frames.size - 1)
+        near = np.where(np.abs(frames[j] - onset) < np.abs(frames[i] - onset), j, i)
+        close = np.abs(frames[near] - onset) <= 3
+        sizes[rows] = np.where(close, own["soma_magnitude"].to_numpy()[near], np.nan)
+    return fitted.assign(true_soma_magnitude=sizes)[
+        ["residual_z", "true_soma_magnitude", "soma_amplitude"]
+    ]
 
 
 def run_calibration(
@@ -242,81 +440,143 @@ def run_calibration(
     simulate_settings: simulate.SimulateSettings,
     stats_settings: stats.StatsSettings | None = None,
     n_workers: int = 1,
-) -> pd.DataFrame:
-    """False-positive rate and power of the group x epoch test on simulated cohorts.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """False-positive rates, power curve and minimum detectable effect.
 
     Parameters
     ----------
     settings : CalibrateSettings
     simulate_settings : SimulateSettings
-        Base simulator settings; ``n_subjects``, ``n_days``, ``n_frames``,
-        ``baseline_frames`` and ``null`` are set per arm (:func:`cohort_settings`).
+        Base simulator settings (per-animal size, drift, null and coupling are set here).
     stats_settings : StatsSettings, optional
-        The stats stage's settings (default: its defaults); ``n_permutations`` and
-        ``alpha`` are replaced by the calibration's.
+        The stats stage's settings (default: its defaults); ``alpha`` is replaced by the
+        calibration's.
     n_workers : int
-        Processes simulating cohorts in parallel; results do not depend on it.
+        Processes running cohorts in parallel; results do not depend on it.
 
     Returns
     -------
-    pandas.DataFrame
-        Columns ``metric, value, goal``; rows ``false_positive_rate_null``,
-        ``power_planted``, ``fraction_animals_positive_separation``, ``n_null_cohorts``,
-        ``n_effect_cohorts``, ``n_untestable_cohorts``. Rates are fractions; untestable
-        cohorts count as not significant.
-
-    Examples
-    --------
-    >>> settings = CalibrateSettings(n_null_cohorts=2, n_effect_cohorts=1, n_animals=2,
-    ...                              n_days=1, n_frames=1200, baseline_frames=600)
-    >>> table = run_calibration(settings=settings,
-    ...                         simulate_settings=simulate.settings_for("sample"))
-    >>> list(table.columns)
-    ['metric', 'value', 'goal']
+    table : pandas.DataFrame
+        :data:`COLUMNS`; see the module docstring.
+    residual_size : pandas.DataFrame
+        :func:`residual_size_table` of the first cohorts' null residuals.
     """
     require(n_workers >= 1, "run_calibration: n_workers must be >= 1")
     stats_settings = dataclasses.replace(
-        stats_settings or stats.StatsSettings(),
-        n_permutations=settings.n_permutations,
-        alpha=settings.alpha,
+        stats_settings or stats.StatsSettings(), alpha=settings.alpha
     )
+    n_keep = min(10, settings.n_null_cohorts)
     tasks = [
-        (settings.seed, k, null, settings, simulate_settings, stats_settings)
-        for null, n in ((True, settings.n_null_cohorts), (False, settings.n_effect_cohorts))
-        for k in range(n)
+        (k, settings, simulate_settings, stats_settings, k < n_keep)
+        for k in range(settings.n_null_cohorts)
     ]
     if n_workers == 1:
         results = [_run_cohort(task) for task in tasks]
     else:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
             results = list(pool.map(_run_cohort, tasks))
-    null_p = np.array([r["p_value"] for r in results if r["null"]])
-    planted = [r for r in results if not r["null"]]
-    planted_p = np.array([r["p_value"] for r in planted])
-    separation = np.concatenate([r["separation"] for r in planted])
-    alpha = settings.alpha
-    fpr_bound = alpha + 2 * np.sqrt(alpha * (1 - alpha) / settings.n_null_cohorts)
-    rows = [
+    return _summarise(results, settings), residual_size_table(results)
+
+
+def _summarise(results: Sequence[dict[str, Any]], settings: CalibrateSettings) -> pd.DataFrame:
+    alpha, n = settings.alpha, len(results)
+    bound = alpha + 2 * np.sqrt(alpha * (1 - alpha) / n)
+    rows = []
+    for name in results[0]["null"]:
+        found = np.array([r["null"][name]["found"] for r in results])
+        significant = np.array([r["null"][name]["significant"] for r in results])
+        untestable = np.array([np.isnan(r["null"][name]["p_value"]) for r in results])
+        goal = (
+            "reference: the replaced design (epoch at onset, OLS); no goal"
+            if name.startswith("old_design")
+            else f"<= {bound:.4f} (alpha {alpha:g} + 2 binomial SE)"
+        )
+        rows += [
+            ("false_positive_rate", name, float(found.mean()), goal),
+            ("significant_either_sign_rate", name, float(significant.mean()), "reference"),
+            ("n_cohorts", name, float(n), "count"),
+            ("n_untestable_cohorts", name, float(untestable.sum()), "count (not found)"),
+        ]
+    powered = [r for r in results if r["power"]]
+    sizes = [0.0, *settings.effect_sizes_sd]
+    power = []
+    for size in sizes:
+        if size == 0.0:
+            values = [r["null"]["linear"]["found"] for r in powered if "linear" in r["null"]]
+            realized = [r["null"]["linear"]["statistic"] for r in powered if "linear" in r["null"]]
+        else:
+            values = [r["power"][size]["found"] for r in powered]
+            realized = [r["power"][size]["statistic"] for r in powered]
+        power.append(float(np.mean(values)) if values else np.nan)
+        label = f"{size:g}_sd"
+        rows.append(
+            (
+                "power",
+                label,
+                power[-1],
+                f"cohorts of {settings.n_animals} animals x "
+                f"{settings.n_days} days, {len(values)} cohorts",
+            )
+        )
+        rows.append(
+            (
+                "realized_effect_sd",
+                label,
+                float(np.nanmean(realized)) / 4 if realized else np.nan,
+                "mean separation / 4; should be near the size",
+            )
+        )
+    mde = minimum_detectable_effect(np.array(sizes), np.array(power), settings.power_goal)
+    rows.append(
         (
-            "false_positive_rate_null",
-            float(np.mean(null_p <= alpha)),
-            f"<= {fpr_bound:.4f} (alpha {alpha:g} + 2 binomial SE)",
-        ),
-        ("power_planted", float(np.mean(planted_p <= alpha)), f">= {settings.power_goal:g}"),
-        (
-            "fraction_animals_positive_separation",
-            float(np.mean(separation > 0)) if separation.size else np.nan,
-            f">= {settings.positive_fraction_goal:g}",
-        ),
-        ("n_null_cohorts", float(settings.n_null_cohorts), "count"),
-        ("n_effect_cohorts", float(settings.n_effect_cohorts), "count"),
-        (
-            "n_untestable_cohorts",
-            float(np.isnan(null_p).sum() + np.isnan(planted_p).sum()),
-            "count (not significant)",
-        ),
-    ]
+            "minimum_detectable_effect_sd",
+            f"power {settings.power_goal:g}",
+            mde,
+            f"<= {settings.mde_goal_sd:g} residual SD",
+        )
+    )
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def minimum_detectable_effect(sizes: np.ndarray, power: np.ndarray, goal: float) -> float:
+    """Smallest size where the (interpolated) power curve reaches ``goal``; inf if never.
+
+    >>> minimum_detectable_effect(np.array([0, 0.1, 0.2]), np.array([0.05, 0.5, 0.9]), 0.8)
+    0.175
+    """
+    order = np.argsort(sizes)
+    sizes, power = sizes[order], power[order]
+    above = np.flatnonzero(power >= goal)
+    if not above.size:
+        return float("inf")
+    k = above[0]
+    if k == 0:
+        return float(sizes[0])
+    s0, s1, p0, p1 = sizes[k - 1], sizes[k], power[k - 1], power[k]
+    return float(round(s0 + (goal - p0) / (p1 - p0) * (s1 - s0), 10))
+
+
+def residual_size_table(results: Sequence[dict[str, Any]], n_bins: int = 8) -> pd.DataFrame:
+    """Null residual z against the true somatic magnitude, binned, per variant and fit.
+
+    From the first cohorts' fitted events: 'linear' and 'supralinear_1.15' with the stats
+    stage's fit, and 'old_design' (epoch at onset, OLS) on supralinear_1.15.
+    """
+    parts = []
+    names = {name for r in results for name in r.get("events", {})}
+    for name in sorted(names):
+        events = pd.concat([r["events"][name] for r in results if "events" in r])
+        events = events[np.isfinite(events["true_soma_magnitude"])]
+        if events.empty:
+            continue
+        binned = residuals.residual_by_true_size(
+            events, events["true_soma_magnitude"].to_numpy(), n_bins=n_bins
+        )
+        parts.append(binned.assign(variant=name))
+    if not parts:
+        return pd.DataFrame(columns=["variant", "bin", "true_size", "mean_residual_z"])
+    table = pd.concat(parts, ignore_index=True)
+    return table[["variant", *[c for c in table.columns if c != "variant"]]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,6 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m analysis.calibrate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", required=True, type=Path, help="output table (TSV)")
+    parser.add_argument(
+        "--residual-size-out", type=Path, help="null residual vs true somatic size (TSV)"
+    )
     parser.add_argument("--quick", action="store_true", help="few small cohorts (smoke test)")
     parser.add_argument("--settings", default="{}", help="calibrate config section as JSON")
     parser.add_argument("--stats-settings", default="{}", help="stats config section as JSON")
@@ -338,15 +601,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     mapping = json.loads(args.settings)
     settings = CalibrateSettings.from_mapping({**mapping, **QUICK} if args.quick else mapping)
     start = time.perf_counter()
-    table = run_calibration(
+    table, residual_size = run_calibration(
         settings=settings,
         simulate_settings=simulate.settings_for("sample"),
         stats_settings=stats.StatsSettings.from_mapping(json.loads(args.stats_settings)),
         n_workers=args.workers,
     )
-    log.info("calibration finished in %.1f s:\n%s", time.perf_counter() - start, table)
+    wall = time.perf_counter() - start
+    table = pd.concat(
+        [table, pd.DataFrame([("wall_time_s", "all", wall, "seconds")], columns=list(COLUMNS))],
+        ignore_index=True,
+    )
+    log.info("calibration finished in %.1f s:\n%s", wall, table.to_string())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     io.write_tsv(table, args.out)
+    if args.residual_size_out:
+        io.write_tsv(residual_size, args.residual_size_out)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for analysis.calibrate: a tiny calibration run, the events table, bad inputs."""
+"""Unit tests for analysis.calibrate: a tiny calibration through the measurement path."""
 
 from __future__ import annotations
 
@@ -10,67 +10,86 @@ from analysis.calibrate import CalibrateSettings
 from analysis.settings import ConfigError
 
 TINY = dict(
-    n_null_cohorts=3,
-    n_effect_cohorts=2,
-    n_animals=2,
-    n_permutations=99,
-    n_days=1,
-    n_frames=900,
-    baseline_frames=500,
+    n_null_cohorts=2,
+    n_power_cohorts=1,
+    n_animals=3,
+    n_days=2,
+    n_frames=1500,
+    baseline_frames=600,
+    effect_sizes_sd=(1.0,),
+    null_variants=("linear", "supralinear_1.3"),
     seed=3,
 )
 
 
 @pytest.fixture(scope="module")
-def table():
+def calibration():
     return calibrate.run_calibration(
         settings=CalibrateSettings(**TINY), simulate_settings=simulate.settings_for("sample")
     )
 
 
-def test_table_has_the_contract_columns_and_rows(table):
-    assert list(table.columns) == ["metric", "value", "goal"]
-    assert list(table["metric"]) == [
-        "false_positive_rate_null",
-        "power_planted",
-        "fraction_animals_positive_separation",
-        "n_null_cohorts",
-        "n_effect_cohorts",
-        "n_untestable_cohorts",
-    ]
-    values = table.set_index("metric")["value"]
-    assert values["n_null_cohorts"] == 3 and values["n_effect_cohorts"] == 2
-    for metric in ("false_positive_rate_null", "power_planted"):
-        assert 0 <= values[metric] <= 1
-    # alpha + 2 * sqrt(alpha (1 - alpha) / 3)
-    assert table.set_index("metric").loc["false_positive_rate_null", "goal"].startswith("<= 0.3017")
+def test_table_has_a_row_per_variant_size_and_the_effect_floor(calibration):
+    table, _ = calibration
+    assert list(table.columns) == ["metric", "variant", "value", "goal"]
+    fpr = table[table["metric"] == "false_positive_rate"].set_index("variant")
+    assert list(fpr.index) == ["linear", "supralinear_1.3"]
+    assert fpr["goal"].str.startswith("<= 0.3582").all()  # 0.05 + 2 sqrt(0.05 0.95 / 2)
+    assert fpr["value"].between(0, 1).all()
+    power = table[table["metric"] == "power"].set_index("variant")["value"]
+    assert list(power.index) == ["0_sd", "1_sd"]
+    assert table.query("metric == 'minimum_detectable_effect_sd'")["value"].notna().all()
 
 
-def test_planted_cohorts_beat_null_cohorts(table):
-    values = table.set_index("metric")["value"]
-    assert values["n_untestable_cohorts"] == 0
-    assert values["power_planted"] == 1.0
-    assert values["power_planted"] > values["false_positive_rate_null"]
-    assert values["fraction_animals_positive_separation"] == 1.0
+def test_planted_cohorts_are_found_with_the_size_they_were_planted_at(calibration):
+    table, _ = calibration
+    values = table.set_index(["metric", "variant"])["value"]
+    assert values[("power", "1_sd")] == 1.0
+    # the planted size is in the test's own residual-SD units
+    assert values[("realized_effect_sd", "1_sd")] == pytest.approx(1.0, abs=0.35)
+    assert values[("n_untestable_cohorts", "linear")] == 0
 
 
-def test_coincident_events_are_the_target_truth_events():
-    sim = calibrate.cohort_settings(
-        CalibrateSettings(**TINY), simulate.settings_for("sample"), null=True
+def test_null_residuals_are_flat_in_true_somatic_size(calibration):
+    _, residual_size = calibration
+    assert {"linear", "supralinear_1.15"} - set(residual_size["variant"]) == {"supralinear_1.15"}
+    linear = residual_size[residual_size["variant"] == "linear"]
+    assert len(linear) == 8 and (linear["n_events"] > 20).all()
+    assert linear["mean_residual_z"].abs().max() < 0.5
+
+
+def test_measured_tables_go_through_detection_and_the_log():
+    settings = CalibrateSettings(**{**TINY, "n_days": 1})
+    sim = calibrate.cohort_settings(settings, simulate.settings_for("sample"))
+    animal = simulate.simulate_subject(sim, subject="m01", rng=np.random.default_rng(0))
+    day = animal["days"][0]
+    tables = calibrate.measured_tables(
+        animal,
+        [(day["events"], day["dendrite_calcium"])],
+        sim=sim,
+        noise_dff=0.06,
+        rng=np.random.default_rng(1),
     )
-    cohort = simulate.simulate_traces(sim, rng=np.random.default_rng(0))
-    events = calibrate.build_coincident_events(cohort)
-    truth = cohort[0]["days"][0]["events"]
-    truth = truth[(truth.kind == "coincident") & (truth.group != "none")]
-    assert set(events["group"]) == {"P+", "P-"}
-    assert set(events["subject"]) == {"m01", "m02"}
-    first = events[events["subject"] == "m01"]
-    assert len(first) == len(truth)
-    np.testing.assert_allclose(first["dendrite_amplitude"], truth["dendrite_magnitude"])
-    assert (events["soma_roi"] == events["dendrite_roi"]).all()
-    # The table is what stats.fit_sd_residuals and test_group_epoch need.
-    sd_events, fits = stats.fit_sd_residuals(events, settings=stats.StatsSettings())
-    assert len(fits) > 0 and np.isfinite(sd_events["residual_z"]).all()
+    targets = [t["neuron"] for t in day["targets"]]
+    soma = tables["soma_dff"][("m01", "day01")]
+    assert list(soma["roi"].values) == targets
+    noise = calibrate._noise_sd(soma.values)
+    assert noise == pytest.approx(np.full(len(targets), 0.06), rel=0.15)
+    # events are detected from the traces, not copied from the truth
+    detected = tables["events"].query("plane_role == 'soma'")
+    truth = day["bursts"][day["bursts"]["neuron"].isin(targets)]
+    assert 0.5 * len(truth) < len(detected) < 1.5 * len(truth)
+    assert set(tables["epochs"]["epoch"]) <= {"reduction", "increase", "none"}
+    fitted, fits, _ = stats.residual_events(**tables, settings=stats.StatsSettings())
+    assert len(fits) == len(targets) and np.isfinite(fitted["residual_z"]).all()
+
+
+def test_minimum_detectable_effect_interpolates_the_power_curve():
+    sizes = np.array([0.0, 0.1, 0.2, 0.3])
+    assert calibrate.minimum_detectable_effect(sizes, np.array([0.05, 0.5, 0.9, 1]), 0.8) == 0.175
+    assert calibrate.minimum_detectable_effect(sizes, np.array([0.05, 0.1, 0.2, 0.3]), 0.8) == (
+        float("inf")
+    )
 
 
 def test_cohort_settings_override_the_simulator():
@@ -78,10 +97,11 @@ def test_cohort_settings_override_the_simulator():
     sim = calibrate.cohort_settings(
         CalibrateSettings(n_animals=4, n_days=2, n_frames=700, baseline_frames=100),
         base,
-        null=False,
+        coupling_exponent=1.3,
     )
-    assert (sim.n_subjects, sim.n_days, sim.n_frames, sim.baseline_frames) == (4, 2, 700, 100)
-    assert sim.calibration_trial_frames == 100 and not sim.null
+    assert (sim.n_subjects, sim.n_days, sim.n_frames, sim.baseline_frames) == (1, 2, 700, 100)
+    assert sim.calibration_trial_frames == 100 and sim.null and sim.coupling_exponent == 1.3
+    assert sim.coupling_gain_drift_sd == CalibrateSettings().gain_drift_sd
     assert sim.n_rows == base.n_rows
 
 
@@ -90,7 +110,9 @@ def test_cohort_settings_override_the_simulator():
     [
         ({"n_animals": 0}, "n_animals must be >= 1"),
         ({"alpha": 1.5}, "alpha must be in"),
-        ({"n_permutations": 5}, "n_permutations must be >= 19"),
+        ({"n_power_cohorts": 500}, "n_power_cohorts must be in"),
+        ({"null_variants": ["linear", "cubic"]}, "unknown \\['cubic'\\]"),
+        ({"effect_sizes_sd": [0.0]}, "residual SDs > 0"),
         ({"n_cohorts": 5}, "unknown key 'n_cohorts'"),
     ],
 )
@@ -100,8 +122,6 @@ def test_bad_settings_fail_with_the_key_named(mapping, match):
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match="no simulated sessions"):
-        calibrate.build_coincident_events([])
     with pytest.raises(ValueError, match="n_workers must be >= 1"):
         calibrate.run_calibration(
             settings=CalibrateSettings(),

@@ -1,23 +1,26 @@
-# calibrate: false-positive rate and power of the group x epoch test on simulated cohorts.
-# Not part of `rule all`; run with `snakemake --cores 2 calibrate`.
+# calibrate: false-positive rates, power and minimum detectable effect of the headline
+# group x epoch test, on simulated closed-loop cohorts taken through the measurement path
+# (analysis/calibrate.py). Not part of `rule all`; run with `snakemake --cores 2 calibrate`.
 
 import json
 
 
 rule calibrate:
     output:
-        f"{RESULTS}/validation/calibration.tsv",
+        table=f"{RESULTS}/validation/calibration.tsv",
+        residual_size=f"{RESULTS}/validation/residual_by_true_size.tsv",
     params:
         settings=json.dumps(stage_settings("calibrate")),
         stats=json.dumps(stage_settings("stats")),
     threads: 2
     resources:
         mem_mb=2000,
-        runtime=120,
+        runtime=240,
     log:
         f"{RESULTS}/logs/calibrate/calibrate.log",
     benchmark:
         f"{RESULTS}/benchmarks/calibrate/calibrate.tsv"
     shell:
-        "python -m analysis.calibrate --out {output:q} --settings {params.settings:q} "
+        "python -m analysis.calibrate --out {output.table:q} "
+        "--residual-size-out {output.residual_size:q} --settings {params.settings:q} "
         "--stats-settings {params.stats:q} --workers {threads} 2> {log:q}"
