@@ -9,7 +9,7 @@ Contract (docs/contracts.md "bci.py"):
   ``target_angle_deg``, ``max_trial_frames``).
 - :func:`compute_trials` -> one row per trial: ``trial, start_frame, end_frame, outcome,
   reward_frame, aversive_frame, time_to_outcome_s, active_start_frame, active_end_frame,
-  n_active_frames``.
+  n_active_frames, decision_frame``.
 - :func:`compute_task_error` -> one row per frame: ``frame, trial, error,
   error_derivative, epoch``.
 - :func:`align_trials` -> ``(trial, roi, lag)`` windows of a trace around event frames.
@@ -123,7 +123,9 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
         frames; nullable Int64, <NA> when absent), ``time_to_outcome_s`` (active frames /
         ``fs_hz``: grating onset to threshold crossing, failure-bound crossing or
         timeout), ``active_start_frame``, ``active_end_frame`` (inclusive; nullable Int64),
-        ``n_active_frames``.
+        ``n_active_frames``, ``decision_frame`` (first frame of a hit's or failure's hold,
+        the frame the outcome was decided on: the same reference for both outcomes, where
+        the reward TTL comes 2 frames later than the white noise; <NA> for timeouts).
 
     Raises
     ------
@@ -197,6 +199,7 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
                 "active_start_frame": active_start,
                 "active_end_frame": active_end,
                 "n_active_frames": n_active,
+                "decision_frame": active_end + 1 if outcome != "timeout" else pd.NA,
             }
         )
     columns = [
@@ -210,6 +213,7 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
         "active_start_frame",
         "active_end_frame",
         "n_active_frames",
+        "decision_frame",
     ]
     table = pd.DataFrame(rows, columns=columns)
     ints = ("trial", "start_frame", "end_frame", "active_start_frame", "active_end_frame")
@@ -218,6 +222,7 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
             **{c: np.int64 for c in (*ints, "n_active_frames")},
             "reward_frame": "Int64",
             "aversive_frame": "Int64",
+            "decision_frame": "Int64",
             "time_to_outcome_s": np.float64,
             "outcome": object,
         }

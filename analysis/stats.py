@@ -60,10 +60,11 @@ NON_TARGET = "non-target"
 
 GROUP_EPOCH_TEST = "group_x_epoch_signed_separation_across_animals_t"
 GROUP_EPOCH_NEURON_TEST = "group_x_epoch_signed_separation_neuron_labels_within_animal"
-OUTCOME_TEST = "reward_vs_failure_residual_within_session_trial_permutation"
-EARLY_CHANGE_TEST = "early_residual_vs_later_activity_change_within_animal_permutation"
+OUTCOME_TEST = "hit_vs_failure_residual_signed_by_group_trial_permutation"
+EARLY_CHANGE_TEST = "early_residual_vs_later_activity_change_within_animal_x_group"
 EARLY_CHANGE_COLUMNS = ["subject", "soma_roi", "early_residual_z", "n_events", "activity_change"]
-NETWORK_TEST = "network_prediction_cv_ridge_vs_shuffled_residuals"
+NETWORK_TEST = "network_prediction_non_targets_cv_ridge_vs_within_neuron_shuffles"
+NETWORK_NEUROPIL_TEST = "network_prediction_control_neuropil_only"
 
 TEST_COLUMNS = (
     "test",
@@ -769,14 +770,19 @@ def test_group_epoch_neurons(
 def compute_outcome_residuals(
     events: pd.DataFrame, trials: pd.DataFrame, sessions: pd.DataFrame, *, settings: StatsSettings
 ) -> pd.DataFrame:
-    """Align residual events to trial outcomes (reward TTL for hits, white noise for failures).
+    """Align residual events to trial outcomes at the decision frame.
+
+    Both outcomes are aligned to the same reference, the trial's ``decision_frame`` (the
+    first frame of the hit or failure hold): the reward TTL comes 2 frames after it and
+    the white noise on it, so aligning each to its own TTL would shift one against the
+    other.
 
     Parameters
     ----------
     events : pandas.DataFrame
         ``subject, session, soma_roi, frame, residual_z`` (soma onset frame).
     trials : pandas.DataFrame
-        ``subject, session, trial, outcome, reward_frame, aversive_frame``.
+        ``subject, session, trial, outcome, decision_frame``.
     sessions : pandas.DataFrame
         ``subject, session, fs_hz``.
     settings : StatsSettings
@@ -786,23 +792,15 @@ def compute_outcome_residuals(
     -------
     pandas.DataFrame
         One row per (event, hit/failure trial) with the event in the window:
-        ``subject, session, soma_roi, trial, outcome, lag_s`` (s, event onset minus outcome
-        frame), ``residual_z`` plus ``group, epoch`` when present in ``events``.
+        ``subject, session, soma_roi, trial, outcome, lag_s`` (s, event onset minus the
+        decision frame), ``residual_z`` plus ``group, epoch`` when present in ``events``.
     """
     _require_columns(events, ["subject", "session", "soma_roi", "frame", "residual_z"], "events")
-    _require_columns(
-        trials,
-        ["subject", "session", "trial", "outcome", "reward_frame", "aversive_frame"],
-        "trials",
-    )
+    _require_columns(trials, ["subject", "session", "trial", "outcome", "decision_frame"], "trials")
     _require_columns(sessions, ["subject", "session", "fs_hz"], "sessions")
     _require_values(trials, "outcome", OUTCOMES, "trials")
     tr = trials[trials["outcome"].isin(("hit", "failure"))].copy()
-    tr["outcome_frame"] = np.where(
-        tr["outcome"] == "hit",
-        pd.to_numeric(tr["reward_frame"], errors="coerce"),
-        pd.to_numeric(tr["aversive_frame"], errors="coerce"),
-    )
+    tr["outcome_frame"] = pd.to_numeric(tr["decision_frame"], errors="coerce")
     tr = tr.dropna(subset=["outcome_frame"])
     tr = tr.merge(sessions[["subject", "session", "fs_hz"]], on=["subject", "session"], how="left")
     if tr["fs_hz"].isna().any():
@@ -909,12 +907,14 @@ def compute_outcome_timecourse(aligned: pd.DataFrame, *, settings: StatsSettings
 def test_outcome(
     aligned: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """Do residuals after reward differ from residuals after failure?
+    """Do residuals after a hit differ from those after a failure, with the group's sign?
 
-    Statistic: mean over animals of the mean over neurons of (mean residual z of events
-    after a hit's reward minus after a failure), for neurons with events after both
-    (lag >= 0). Null: the hit/failure labels of trials are permuted within each session,
-    so events of one trial move together.
+    Statistic: mean over animals of the mean over target neurons of ``sign * (mean
+    residual z of events after a hit's decision frame minus after a failure's)``, sign +1
+    for P+ and -1 for P- (the vectorized prediction: P+ amplified and P- attenuated after
+    success), for neurons with events after both (lag >= 0). Non-targets have no
+    predicted sign and are left out. Null: the hit/failure labels of trials are permuted
+    within each session, so events of one trial move together.
 
     Parameters
     ----------
@@ -930,10 +930,10 @@ def test_outcome(
     """
     _require_columns(
         aligned,
-        ["subject", "session", "soma_roi", "trial", "outcome", "lag_s", "residual_z"],
+        ["subject", "session", "soma_roi", "trial", "outcome", "lag_s", "residual_z", "group"],
         "aligned",
     )
-    post = aligned[aligned["lag_s"] >= 0].reset_index(drop=True)
+    post = aligned[(aligned["lag_s"] >= 0) & aligned["group"].isin(GROUPS)].reset_index(drop=True)
     trial_key = post[["subject", "session", "trial", "outcome"]].drop_duplicates(
         ["subject", "session", "trial"]
     )
@@ -945,6 +945,8 @@ def test_outcome(
         pd.MultiIndex.from_frame(post[["subject", "soma_roi"]])
     )
     animal_of_neuron = pd.factorize(neuron_keys.get_level_values(0))[0]
+    group_of_neuron = post.groupby(neuron_codes)["group"].first().to_numpy()
+    neuron_sign = np.where(group_of_neuron == "P+", 1.0, -1.0)[:, None]
     n_neurons, n_animals = (
         len(neuron_keys),
         int(animal_of_neuron.max() + 1) if len(neuron_keys) else 0,
@@ -969,7 +971,7 @@ def test_outcome(
         s_f, n_f = z_total[:, None] - s_h, n_total[:, None] - n_h
         ok = (n_h > 0) & (n_f > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            diff = np.where(ok, s_h / n_h - s_f / n_f, 0.0)
+            diff = np.where(ok, neuron_sign * (s_h / n_h - s_f / n_f), 0.0)
             count = in_animal @ ok
             per_animal = np.where(count > 0, (in_animal @ diff) / count, 0.0)
             # NaN where no neuron has events after both outcomes
@@ -977,7 +979,9 @@ def test_outcome(
 
     observed = float(statistic(hit[:, None])[0]) if n_neurons else np.nan
     if not np.isfinite(observed):
-        raise InsufficientDataError("no neuron has residual events after both rewards and failures")
+        raise InsufficientDataError(
+            "no target neuron has residual events after both hits and failures"
+        )
     session_codes = pd.factorize(pd.MultiIndex.from_frame(trial_key[["subject", "session"]]))[0]
     blocks = [np.flatnonzero(session_codes == s) for s in np.unique(session_codes)]
     null = np.empty(settings.n_permutations)
@@ -1019,8 +1023,10 @@ def test_residual_predicts_change(
     epochs during its subject's early sessions; ``activity_change`` = mean dF/F over the
     late sessions minus over the early ones (``early_fraction``, ``late_fraction``).
     Statistic: Pearson r across neurons after centring both variables within each
-    animal (so animal offsets cannot create a correlation). Null: early residuals are
-    permuted among neurons within each animal.
+    animal x group (P+, P-, non-target), so neither animal offsets nor the groups'
+    opposite residual signs and opposite learning (P- activity falls by design) can
+    create a correlation. Null: early residuals are permuted among neurons within each
+    animal x group; blocks of fewer than 3 neurons are left out.
 
     Parameters
     ----------
@@ -1064,24 +1070,25 @@ def test_residual_predicts_change(
         early_residual_z=("residual_z", "mean"), n_events=("residual_z", "size")
     )
     neurons = res.merge(change, on=["subject", "soma_roi"], how="inner")
-    neurons = neurons.groupby("subject").filter(lambda g: len(g) >= 3).reset_index(drop=True)
+    block_keys = [k for k in keys if k != "soma_roi"]
+    neurons = neurons.groupby(block_keys).filter(lambda g: len(g) >= 3).reset_index(drop=True)
     if len(neurons) < 4:
         raise InsufficientDataError(
-            "fewer than 4 neurons (in animals with >= 3 neurons) have both early "
-            "reduction-epoch residuals and a late-minus-early activity change"
+            "fewer than 4 neurons (in animal x group blocks of >= 3 neurons) have both "
+            "early reduction-epoch residuals and a late-minus-early activity change"
         )
-    animal = pd.factorize(neurons["subject"])[0]
+    block = pd.factorize(pd.MultiIndex.from_frame(neurons[block_keys]))[0]
     x = neurons["early_residual_z"].to_numpy(float)
     y = neurons["activity_change"].to_numpy(float)
-    x = x - (np.bincount(animal, weights=x) / np.bincount(animal))[animal]
-    y = y - (np.bincount(animal, weights=y) / np.bincount(animal))[animal]
+    x = x - (np.bincount(block, weights=x) / np.bincount(block))[block]
+    y = y - (np.bincount(block, weights=y) / np.bincount(block))[block]
 
     def corr(xv: np.ndarray) -> float:
         denom = np.sqrt((xv @ xv) * (y @ y))
         return float(xv @ y / denom) if denom > 0 else 0.0
 
     observed = corr(x)
-    blocks = [np.flatnonzero(animal == a) for a in np.unique(animal)]
+    blocks = [np.flatnonzero(block == b) for b in np.unique(block)]
     null = np.empty(settings.n_permutations)
     for k in range(settings.n_permutations):
         xp = x.copy()
@@ -1093,7 +1100,7 @@ def test_residual_predicts_change(
         statistic=observed,
         p_value=_p_value(null, observed, "two-sided"),
         alternative="two-sided",
-        n_animals=len(blocks),
+        n_animals=int(neurons["subject"].nunique()),
         n_neurons=len(neurons),
         n_events=int(neurons["n_events"].sum()),
         n_permutations=settings.n_permutations,
@@ -1137,6 +1144,23 @@ def _cv_ridge_r(x: np.ndarray, y: np.ndarray, folds: np.ndarray, alpha: float) -
     return np.where(norm > 0, np.clip(r, -1.0, 1.0), 0.0)
 
 
+NETWORK_COLUMNS = [
+    "subject",
+    "session",
+    "test",
+    "n_events",
+    "n_neurons",
+    "n_features",
+    "r_cv",
+    "null_mean",
+    "null_sd",
+    "p_value",
+    "n_permutations",
+    "r_cv_neuropil",
+    "null_mean_neuropil",
+]
+
+
 def compute_network_prediction(
     events: pd.DataFrame,
     dff: xr.DataArray,
@@ -1144,15 +1168,21 @@ def compute_network_prediction(
     fs_hz: float,
     settings: StatsSettings,
     rng: np.random.Generator,
+    exclude_rois: Iterable[int] = (),
+    neuropil: xr.DataArray | None = None,
 ) -> pd.DataFrame:
     """Predict one session's residuals from the other somata's activity (cross-validated).
 
     Predictors for an event: each soma ROI's mean dF/F over ``network_window_s`` around
     the event's soma onset, z-scored across events; the event's own soma is zeroed so a
-    neuron never predicts its own residual. Ridge regression (``ridge_alpha``) with
-    ``n_folds``-fold cross-validation; score = correlation of out-of-fold predictions with
-    ``residual_z``. Null: the same procedure on residuals shuffled across events,
-    ``n_network_shuffles`` times.
+    neuron never predicts its own residual, and ``exclude_rois`` (the BCI targets) are not
+    predictors at all: they drive the cursor, so their activity carries the task epoch.
+    Ridge regression (``ridge_alpha``) with ``n_folds``-fold cross-validation; score =
+    correlation of out-of-fold predictions with ``residual_z``. Null: the same procedure
+    on residuals shuffled among the events of the same neuron (``n_network_shuffles``
+    times), so differences between neurons' mean residuals cannot be "predicted". With
+    ``neuropil`` (the same ROIs' neuropil traces), the same score from neuropil alone is
+    the control for shared contamination and slow drive.
 
     Parameters
     ----------
@@ -1163,64 +1193,46 @@ def compute_network_prediction(
     fs_hz : float
     settings : StatsSettings
     rng : numpy.random.Generator
+    exclude_rois : iterable of int
+        ROIs never used as predictors.
+    neuropil : xarray.DataArray, optional
+        Neuropil traces ``(roi, time)`` on the same frames.
 
     Returns
     -------
     pandas.DataFrame
-        One row: ``subject, session, n_events, n_neurons, n_features, r_cv, null_mean, null_sd,
-        p_value, test, n_permutations`` (empty if the session has fewer than
-        ``min_events_network`` events).
+        One row of :data:`NETWORK_COLUMNS` (``*_neuropil`` NaN without ``neuropil``);
+        empty if the session has fewer than ``min_events_network`` events.
     """
     _require_columns(events, ["subject", "session", "soma_roi", "frame", "residual_z"], "events")
-    if not isinstance(dff, xr.DataArray) or set(dff.dims) != {ROI, TIME}:
-        raise ValueError(f"dff must be an xarray.DataArray with dims ({ROI}, {TIME})")
+    for name, trace in (("dff", dff), ("neuropil", neuropil)):
+        if trace is not None and (
+            not isinstance(trace, xr.DataArray) or set(trace.dims) != {ROI, TIME}
+        ):
+            raise ValueError(f"{name} must be an xarray.DataArray with dims ({ROI}, {TIME})")
     if events[["subject", "session"]].drop_duplicates().shape[0] > 1:
         raise ValueError("compute_network_prediction takes the events of one session")
     require(fs_hz > 0, "fs_hz must be > 0")
     ev = events[np.isfinite(events["residual_z"])].reset_index(drop=True)
-    columns = [
-        "subject",
-        "session",
-        "test",
-        "n_events",
-        "n_neurons",
-        "n_features",
-        "r_cv",
-        "null_mean",
-        "null_sd",
-        "p_value",
-        "n_permutations",
-    ]
     if len(ev) < settings.min_events_network:
         log.info("network prediction skipped: %d events < %d", len(ev), settings.min_events_network)
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=NETWORK_COLUMNS)
     dff = dff.transpose(ROI, TIME)
-    values = np.asarray(dff.values, dtype=float)
-    n_time = values.shape[1]
-    frames = np.asarray(dff["frame"]) if "frame" in dff.coords else np.arange(n_time)
-    rois = np.asarray(dff[ROI])
-    lo, hi = (int(round(w * fs_hz)) for w in settings.network_window_s)
-    pos = np.searchsorted(frames, ev["frame"].to_numpy())
-    cums = np.concatenate(
-        [np.zeros((values.shape[0], 1)), np.cumsum(np.nan_to_num(values), axis=1)], axis=1
-    )
-    start = np.clip(pos + lo, 0, n_time - 1)
-    stop = np.clip(pos + max(hi, lo + 1), start + 1, n_time)
-    cums = np.ascontiguousarray(cums.T)  # (time, roi): each event gathers whole rows
-    x = (cums[stop] - cums[start]) / (stop - start)[:, None]
-    sd = x.std(0)
-    x = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1), 0.0)
-    column_of_roi = {int(r): k for k, r in enumerate(rois)}
-    own = np.array([column_of_roi.get(int(r), -1) for r in ev["soma_roi"]])
-    x[np.flatnonzero(own >= 0), own[own >= 0]] = 0.0
+    keep = ~np.isin(np.asarray(dff[ROI]), np.asarray(list(exclude_rois), dtype=np.int64))
     y = ev["residual_z"].to_numpy(float)
     folds = rng.permutation(np.arange(len(y)) % settings.n_folds)
-    # column 0 the observed residuals, then the shuffles: all fitted in one pass
-    # column-major: each shuffle is written, and each fold's rows read, as one column
+    # column 0 the observed residuals, then shuffles within each neuron, all fitted in one
+    # pass; column-major: each shuffle is written, and each fold's rows read, as one column
     ys = np.empty((len(y), 1 + settings.n_network_shuffles), order="F")
     ys[:, 0] = y
+    neuron_rows = list(ev.groupby("soma_roi").indices.values())
     for k in range(settings.n_network_shuffles):
-        ys[:, 1 + k] = rng.permutation(y)
+        shuffled = y.copy()
+        for rows in neuron_rows:
+            shuffled[rows] = y[rng.permutation(rows)]
+        ys[:, 1 + k] = shuffled
+    window = tuple(int(round(w * fs_hz)) for w in settings.network_window_s)
+    x = _window_predictors(dff[keep], ev, window)
     r = _cv_ridge_r(x, ys, folds, settings.ridge_alpha)
     observed, null = float(r[0]), r[1:]
     row = dict(
@@ -1235,8 +1247,41 @@ def compute_network_prediction(
         null_sd=float(null.std(ddof=1)),
         p_value=_p_value(null, observed, "greater"),
         n_permutations=null.size,
+        r_cv_neuropil=np.nan,
+        null_mean_neuropil=np.nan,
     )
-    return pd.DataFrame([row], columns=columns)
+    if neuropil is not None:
+        neuropil = neuropil.transpose(ROI, TIME).sel({ROI: dff[ROI].values[keep]})
+        r_np = _cv_ridge_r(
+            _window_predictors(neuropil, ev, window), ys, folds, settings.ridge_alpha
+        )
+        row.update(r_cv_neuropil=float(r_np[0]), null_mean_neuropil=float(r_np[1:].mean()))
+    return pd.DataFrame([row], columns=NETWORK_COLUMNS)
+
+
+def _window_predictors(
+    traces: xr.DataArray, events: pd.DataFrame, window: tuple[int, int]
+) -> np.ndarray:
+    """(event, roi) mean of each trace over ``window`` frames around each event's onset,
+    z-scored across events; the event's own ROI (when among the traces) set to 0."""
+    values = np.asarray(traces.values, dtype=float)
+    n_time = values.shape[1]
+    frames = np.asarray(traces["frame"]) if "frame" in traces.coords else np.arange(n_time)
+    lo, hi = window
+    pos = np.searchsorted(frames, events["frame"].to_numpy())
+    cums = np.concatenate(
+        [np.zeros((values.shape[0], 1)), np.cumsum(np.nan_to_num(values), axis=1)], axis=1
+    )
+    start = np.clip(pos + lo, 0, n_time - 1)
+    stop = np.clip(pos + max(hi, lo + 1), start + 1, n_time)
+    cums = np.ascontiguousarray(cums.T)  # (time, roi): each event gathers whole rows
+    x = (cums[stop] - cums[start]) / (stop - start)[:, None]
+    sd = x.std(0)
+    x = np.where(sd > 0, (x - x.mean(0)) / np.where(sd > 0, sd, 1), 0.0)
+    column_of_roi = {int(r): k for k, r in enumerate(np.asarray(traces[ROI]))}
+    own = np.array([column_of_roi.get(int(r), -1) for r in events["soma_roi"]])
+    x[np.flatnonzero(own >= 0), own[own >= 0]] = 0.0
+    return x
 
 
 def test_network_prediction(
@@ -1246,7 +1291,10 @@ def test_network_prediction(
 
     Per animal, the mean over sessions of ``r_cv - null_mean``; statistic = mean over
     animals; null by random sign flips of the animal values (exact when there are few
-    animals: all 2^n flips are enumerated for n <= 12).
+    animals: all 2^n flips are enumerated for n <= 12). Where the sessions have the
+    neuropil control (``r_cv_neuropil``), a second row, :data:`NETWORK_NEUROPIL_TEST`, is
+    the same test on it: if neuropil alone predicts as well, the network's prediction may
+    be shared contamination or slow drive rather than the network.
 
     Parameters
     ----------
@@ -1258,37 +1306,53 @@ def test_network_prediction(
     Returns
     -------
     pandas.DataFrame
-        One row with :data:`TEST_COLUMNS`.
+        One or two rows with :data:`TEST_COLUMNS`.
     """
     _require_columns(
         network, ["subject", "session", "n_events", "n_neurons", "r_cv", "null_mean"], "network"
     )
     if network.empty:
         raise InsufficientDataError("no session had enough events for network prediction")
-    gain = (
-        (network["r_cv"] - network["null_mean"]).groupby(network["subject"]).mean().to_numpy(float)
-    )
-    n = gain.size
+    rows = [(NETWORK_TEST, network["r_cv"] - network["null_mean"])]
+    if "r_cv_neuropil" in network and network["r_cv_neuropil"].notna().all():
+        rows.append(
+            (NETWORK_NEUROPIL_TEST, network["r_cv_neuropil"] - network["null_mean_neuropil"])
+        )
+    tests = []
+    for name, session_gain in rows:
+        gain = session_gain.groupby(network["subject"]).mean().to_numpy(float)
+        stat, p, n_perm = _sign_flip_greater(gain, settings=settings, rng=rng)
+        tests.append(
+            _test_row(
+                name,
+                statistic=stat,
+                p_value=p,
+                alternative="greater",
+                n_animals=gain.size,
+                # neurons predicted: the largest per-session count of each animal, summed
+                n_neurons=int(network.groupby("subject")["n_neurons"].max().sum()),
+                n_events=int(network["n_events"].sum()),
+                n_permutations=n_perm,
+                n_sessions=len(network),
+            )
+        )
+    return pd.concat(tests, ignore_index=True)
+
+
+def _sign_flip_greater(
+    values: np.ndarray, *, settings: StatsSettings, rng: np.random.Generator
+) -> tuple[float, float, int]:
+    """Mean of ``values`` and its one-sided sign-flip p (exact for up to 12 values)."""
+    n = values.size
     if n <= 12:
         signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
     else:
         signs = rng.choice([-1, 1], size=(settings.n_permutations, n))
-    null = (signs * gain).mean(1)
-    stat = float(gain.mean())
+    null = (signs * values).mean(1)
+    stat = float(values.mean())
     # Exact enumeration includes the identity, so count it directly instead of adding 1.
     p = float(np.mean(null >= stat - 1e-12)) if n <= 12 else _p_value(null, stat, "greater")
-    return _test_row(
-        NETWORK_TEST,
-        statistic=stat,
-        p_value=p,
-        alternative="greater",
-        n_animals=n,
-        # neurons predicted: the largest per-session count of each animal, summed
-        n_neurons=int(network.groupby("subject")["n_neurons"].max().sum()),
-        n_events=int(network["n_events"].sum()),
-        n_permutations=len(null),
-        n_sessions=len(network),
-    )
+    return stat, p, len(null)
 
 
 # --- conclusion --------------------------------------------------------------------------
@@ -1317,9 +1381,14 @@ CLAIMS = {
         "changed their activity more later. Cannot claim: that the residual caused the change."
     ),
     NETWORK_TEST: (
-        "Can claim: other somata's activity before an event predicts its residual above "
-        "residuals shuffled across events. Cannot claim: which neurons carry the prediction, "
-        "or that it is not shared drive."
+        "Can claim: non-target somata's activity around an event predicts its residual better "
+        "than residuals shuffled within each neuron (targets, which drive the cursor, are not "
+        "predictors). Cannot claim: which neurons carry the prediction, or more than the "
+        "neuropil control below rules out."
+    ),
+    NETWORK_NEUROPIL_TEST: (
+        "Control. If neuropil alone predicts residuals, the network prediction may be shared "
+        "contamination or slow drive; a network effect is credible only well above this one."
     ),
 }
 
@@ -1482,6 +1551,7 @@ def compute_cohort_statistics(
     soma_dff: dict[tuple[str, str], xr.DataArray],
     dendrite_dff: dict[tuple[str, str], xr.DataArray],
     settings: StatsSettings,
+    soma_neuropil: dict[tuple[str, str], xr.DataArray] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], str]:
     """Run every statistic of the stage on a cohort's tables.
 
@@ -1493,6 +1563,9 @@ def compute_cohort_statistics(
         ``(subject, session) -> dF/F (roi, time)`` of the soma and dendrite planes: the
         soma-locked responses (:mod:`analysis.residuals`), activity and network prediction.
     settings : StatsSettings
+    soma_neuropil : dict, optional
+        ``(subject, session) -> neuropil (roi, time)`` of the soma plane: the network
+        prediction's neuropil-only control.
 
     Returns
     -------
@@ -1543,22 +1616,24 @@ def compute_cohort_statistics(
     outcome_events = compute_outcome_residuals(sd_events, trials, sessions, settings=settings)
     network = []
     session_sd_events = _rows_by_session(sd_events)
-    for (subject, session), dff in sorted(soma_dff.items()):
-        rows = session_sd_events.get((subject, session))
+    session_targets = _rows_by_session(targets)
+    for key, dff in sorted(soma_dff.items()):
+        rows = session_sd_events.get(key)
         if rows is None:
             continue
-        fs_hz = session_fs_hz((subject, session))
         network.append(
             compute_network_prediction(
-                sd_events.iloc[rows], dff, fs_hz=fs_hz, settings=settings, rng=rng
+                sd_events.iloc[rows],
+                dff,
+                fs_hz=session_fs_hz(key),
+                settings=settings,
+                rng=rng,
+                exclude_rois=targets["roi"].iloc[session_targets.get(key, [])].astype(int),
+                neuropil=(soma_neuropil or {}).get(key),
             )
         )
     network_table = (
-        pd.concat(network, ignore_index=True)
-        if network
-        else pd.DataFrame(
-            columns=["subject", "session", "n_events", "n_neurons", "r_cv", "null_mean"]
-        )
+        pd.concat(network, ignore_index=True) if network else pd.DataFrame(columns=NETWORK_COLUMNS)
     )
     # Written with its header even when untestable, so the file reads back as a table.
     early_change = pd.DataFrame(columns=EARLY_CHANGE_COLUMNS)

@@ -106,6 +106,12 @@ def test_trials_agree_with_cloose_state_machine():
     assert (readout[fails.active_end_frame + 1] < -0.5).all()
     np.testing.assert_array_equal(hits.reward_frame - hits.active_end_frame, 3)
     np.testing.assert_array_equal(fails.aversive_frame - fails.active_end_frame, 1)
+    np.testing.assert_array_equal(
+        trials.decision_frame.dropna(),
+        (hits_or_fails := trials[trials.outcome != "timeout"]).active_end_frame + 1,
+    )
+    assert trials[trials.outcome == "timeout"].decision_frame.isna().all()
+    assert len(hits_or_fails) == len(hits) + len(fails)
     assert (trials[trials.outcome == "timeout"].n_active_frames == 60).all()
     active = log_table.angle_deg.notna() & (log_table.trial >= 0)
     assert trials.n_active_frames.sum() <= active.sum()

@@ -255,28 +255,31 @@ def test_group_epoch_bad_input():
 
 
 def _outcome_tables(rng: np.random.Generator, *, effect: float):
+    """Trials with a decision frame; after hits, P+ neurons (0, 1) carry +effect, P- (2, 3)
+    -effect and the non-target (4) +effect (no predicted sign, so it must not count)."""
     trials, events = [], []
+    sign = {0: 1.0, 1: 1.0, 2: -1.0, 3: -1.0, 4: 1.0}
+    group = {0: "P+", 1: "P+", 2: "P-", 3: "P-", 4: "non-target"}
     for a in range(4):
         for t in range(20):
             outcome = "hit" if t % 2 == 0 else "failure"
-            out_frame = 100 * t + 50
-            trials.append(
-                (f"m{a}", "day01", t, outcome, out_frame if outcome == "hit" else np.nan,
-                 out_frame if outcome == "failure" else np.nan)
-            )  # fmt: skip
+            decision = 100 * t + 50
+            trials.append((f"m{a}", "day01", t, outcome, decision))
             for n in range(5):
                 for lag in (-5, 3, 8):
-                    z = rng.normal() + (effect if (outcome == "hit" and lag > 0) else 0.0)
-                    events.append((f"m{a}", "day01", n, out_frame + lag, z))
+                    z = rng.normal() + sign[n] * (effect if (outcome == "hit" and lag > 0) else 0)
+                    events.append((f"m{a}", "day01", n, decision + lag, z, group[n]))
     trials = pd.DataFrame(
-        trials, columns=["subject", "session", "trial", "outcome", "reward_frame", "aversive_frame"]
+        trials, columns=["subject", "session", "trial", "outcome", "decision_frame"]
     )
-    events = pd.DataFrame(events, columns=["subject", "session", "soma_roi", "frame", "residual_z"])
+    events = pd.DataFrame(
+        events, columns=["subject", "session", "soma_roi", "frame", "residual_z", "group"]
+    )
     sessions = pd.DataFrame(dict(subject=[f"m{a}" for a in range(4)], session="day01", fs_hz=10.0))
     return events, trials, sessions
 
 
-def test_outcome_residuals_alignment_and_test():
+def test_outcome_residuals_aligned_to_the_decision_frame_and_signed_by_group():
     settings = _settings(n_permutations=199, outcome_window_s=(-1.0, 1.0), outcome_bin_s=0.5)
     events, trials, sessions = _outcome_tables(np.random.default_rng(4), effect=1.0)
     aligned = stats.compute_outcome_residuals(events, trials, sessions, settings=settings)
@@ -284,16 +287,20 @@ def test_outcome_residuals_alignment_and_test():
     assert set(np.round(aligned["lag_s"], 6)) == {-0.5, 0.3, 0.8}
     course = stats.compute_outcome_timecourse(aligned, settings=settings)
     assert set(course["lag_s"]) == {-0.25, 0.25, 0.75}  # empty bins are absent
-    hit_late = course[(course["outcome"] == "hit") & (course["lag_s"] == 0.75)]
-    assert hit_late["mean_residual_z"].iloc[0] > 0.7 and hit_late["n_animals"].iloc[0] == 4
     res = stats.test_outcome(aligned, settings=settings, rng=np.random.default_rng(5))
+    # P+ up and P- down after hits: the signed statistic is the full effect, not its mean 0
     assert res["p_value"].iloc[0] < 0.01 and res["statistic"].iloc[0] > 0.7
+    assert res["n_neurons"].iloc[0] == 4 * 4  # the non-target is left out
     null_events, _, _ = _outcome_tables(np.random.default_rng(6), effect=0.0)
     null_aligned = stats.compute_outcome_residuals(null_events, trials, sessions, settings=settings)
     null_res = stats.test_outcome(null_aligned, settings=settings, rng=np.random.default_rng(7))
     assert null_res["p_value"].iloc[0] > 0.01
     with pytest.raises(ValueError, match="lacks fs_hz"):
         stats.compute_outcome_residuals(events, trials, sessions.iloc[:1], settings=settings)
+    with pytest.raises(ValueError, match="decision_frame"):
+        stats.compute_outcome_residuals(
+            events, trials.drop(columns="decision_frame"), sessions, settings=settings
+        )
 
 
 def test_residual_predicts_change():
@@ -330,6 +337,32 @@ def test_residual_predicts_change():
     assert abs(null_res["statistic"].iloc[0]) < 0.5
 
 
+def test_group_differences_alone_do_not_predict_change():
+    # P+ neurons: positive residuals and rising activity; P- neurons: negative residuals
+    # and falling activity; no relation within a group. Pooled over groups r would be ~1.
+    rng = np.random.default_rng(12)
+    settings = _settings(n_permutations=499, early_fraction=0.5, late_fraction=0.5)
+    ev_rows, act_rows = [], []
+    for a in range(4):
+        for n in range(12):
+            group, sign = ("P+", 1.0) if n < 6 else ("P-", -1.0)
+            for d in range(4):
+                change = sign * 2.0 if d >= 2 else 0.0
+                act_rows.append((f"m{a}", f"day{d + 1:02d}", n, change + rng.normal(0, 0.2)))
+                if d < 2:
+                    ev_rows += [
+                        (f"m{a}", f"day{d + 1:02d}", n, "reduction", sign * 2 + rng.normal(), group)
+                        for _ in range(5)
+                    ]
+    events = pd.DataFrame(
+        ev_rows, columns=["subject", "session", "soma_roi", "epoch", "residual_z", "group"]
+    )
+    activity = pd.DataFrame(act_rows, columns=["subject", "session", "roi", "mean_dff"])
+    _, res = stats.test_residual_predicts_change(events, activity, settings=settings, rng=rng)
+    assert abs(res["statistic"].iloc[0]) < 0.35 and res["p_value"].iloc[0] > 0.05
+    assert res["n_animals"].iloc[0] == 4 and res["n_neurons"].iloc[0] == 48
+
+
 def test_network_prediction_vs_shuffle():
     rng = np.random.default_rng(9)
     settings = _settings(n_network_shuffles=49, network_window_s=(-0.5, 0.0))
@@ -357,9 +390,46 @@ def test_network_prediction_vs_shuffle():
     assert own["r_cv"].iloc[0] < 0.4
     few = stats.compute_network_prediction(ev.iloc[:5], da, fs_hz=fs, settings=settings, rng=rng)
     assert few.empty
-    net = pd.concat([row.to_frame().T.assign(subject=s) for s in ("m0", "m1", "m2", "m3")])
+    # A target drives the cursor: it is never a predictor.
+    no_target = stats.compute_network_prediction(
+        ev, da, fs_hz=fs, settings=settings, rng=rng, exclude_rois=[3]
+    ).iloc[0]
+    assert no_target["r_cv"] < 0.4 and no_target["n_features"] == n_roi - 1
+    # The neuropil control sees what the neuropil traces carry.
+    with_np = stats.compute_network_prediction(
+        ev, da, fs_hz=fs, settings=settings, rng=rng, neuropil=da * 0 + rng.normal(size=da.shape)
+    ).iloc[0]
+    assert with_np["r_cv"] > 0.8 and abs(with_np["r_cv_neuropil"]) < 0.3
+    net = pd.concat([with_np.to_frame().T.assign(subject=s) for s in ("m0", "m1", "m2", "m3")])
     cohort = stats.test_network_prediction(net, settings=settings, rng=rng)
+    assert list(cohort["test"]) == [stats.NETWORK_TEST, stats.NETWORK_NEUROPIL_TEST]
     assert cohort["p_value"].iloc[0] == pytest.approx(1 / 16) and cohort["n_animals"].iloc[0] == 4
+
+
+def test_network_null_shuffles_within_neurons():
+    # Two neurons with different mean residuals; ROI 5 is active around neuron 0's events.
+    # Across-event shuffles would call that "prediction"; within-neuron shuffles do not.
+    rng = np.random.default_rng(11)
+    settings = _settings(n_network_shuffles=99, network_window_s=(-0.5, 0.0))
+    n_roi, n_t, fs = 8, 4000, 10.0
+    dff = rng.normal(0, 1, (n_roi, n_t))
+    frames = np.sort(rng.choice(np.arange(10, n_t), 300, replace=False))
+    neuron = rng.integers(0, 2, frames.size)
+    for f in frames[neuron == 0]:
+        dff[5, f - 5 : f] += 3.0
+    da = xr.DataArray(dff, dims=("roi", "time"), coords={"frame": ("time", np.arange(n_t))})
+    ev = pd.DataFrame(
+        dict(
+            subject="m0",
+            session="day01",
+            soma_roi=neuron,
+            frame=frames,
+            residual_z=np.where(neuron == 0, 2.0, -2.0) + rng.normal(0, 1, frames.size),
+        )
+    )
+    row = stats.compute_network_prediction(ev, da, fs_hz=fs, settings=settings, rng=rng).iloc[0]
+    assert row["r_cv"] > 0.5  # neuron identity is predictable ...
+    assert row["null_mean"] > 0.5 and row["p_value"] > 0.05  # ... and the null knows it
 
 
 # --- summary -----------------------------------------------------------------------------
@@ -368,10 +438,19 @@ def test_network_prediction_vs_shuffle():
 def test_summarize_verdicts_claims_and_errors():
     settings = _settings()
     row = dict(
-        test=stats.GROUP_EPOCH_TEST, statistic=0.4, p_value=0.2, alternative="two-sided",
-        n_animals=6, n_neurons=48, n_events=900, n_permutations=64, n_positive_animals=4,
-        t_statistic=1.4, p_sign_flip=0.3, min_attainable_p=2 / 64,
-    )  # fmt: skip
+        test=stats.GROUP_EPOCH_TEST,
+        statistic=0.4,
+        p_value=0.2,
+        alternative="two-sided",
+        n_animals=6,
+        n_neurons=48,
+        n_events=900,
+        n_permutations=64,
+        n_positive_animals=4,
+        t_statistic=1.4,
+        p_sign_flip=0.3,
+        min_attainable_p=2 / 64,
+    )
     text = stats.summarize(pd.DataFrame([row]), settings=settings)
     assert "no vectorized signal found" in text and "p = 0.2" in text and "n = 6 animals" in text
     assert "Can claim" in text and "Cannot claim" in text

@@ -37,13 +37,14 @@ with rule_log(sm.log[0], rule="stats", inputs=sm.input):
     )
     subjects = sorted({k["subject"] for k in keys})
     pairs = concat_tsv(sm.input.pairs, [{"subject": s} for s in subjects])
-    soma_dff, dendrite_dff = (
-        {
-            (k["subject"], k["session"]): io.read_netcdf(p)["dff"]
-            for p, k in zip(paths, keys, strict=True)
-        }
-        for paths in (sm.input.soma_traces, sm.input.dendrite_traces)
-    )
+    soma_traces = {
+        (k["subject"], k["session"]): io.read_netcdf(p)
+        for p, k in zip(sm.input.soma_traces, keys, strict=True)
+    }
+    dendrite_dff = {
+        (k["subject"], k["session"]): io.read_netcdf(p)["dff"]
+        for p, k in zip(sm.input.dendrite_traces, keys, strict=True)
+    }
     tables, summary = stats.compute_cohort_statistics(
         events=events,
         pairs=pairs,
@@ -51,8 +52,9 @@ with rule_log(sm.log[0], rule="stats", inputs=sm.input):
         epochs=concat_tsv(sm.input.epochs, keys),
         trials=concat_tsv(sm.input.trials, keys),
         sessions=sessions,
-        soma_dff=soma_dff,
+        soma_dff={key: traces["dff"] for key, traces in soma_traces.items()},
         dendrite_dff=dendrite_dff,
+        soma_neuropil={key: traces["Fneu"] for key, traces in soma_traces.items()},
         settings=settings,
     )
     for name, table in tables.items():
