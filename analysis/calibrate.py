@@ -590,6 +590,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--residual-size-out", type=Path, help="null residual vs true somatic size (TSV)"
     )
+    parser.add_argument(
+        "--residual-size-figure", type=Path, help="that table drawn (PNG, docs/statistics.md)"
+    )
     parser.add_argument("--quick", action="store_true", help="few small cohorts (smoke test)")
     parser.add_argument("--settings", default="{}", help="calibrate config section as JSON")
     parser.add_argument("--stats-settings", default="{}", help="stats config section as JSON")
@@ -617,6 +620,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     io.write_tsv(table, args.out)
     if args.residual_size_out:
         io.write_tsv(residual_size, args.residual_size_out)
+    if args.residual_size_figure:
+        from analysis import figures
+
+        ax = figures.plot_residual_by_true_size(residual_size)
+        ax.set_title("null cohorts: residual vs true somatic size", fontsize="medium")
+        with io.atomic_path(args.residual_size_figure) as tmp:
+            ax.figure.savefig(tmp, format="png", dpi=120)
     return 0
 
 

@@ -257,6 +257,44 @@ def plot_signed_separation(separation: pd.DataFrame, *, ax: Axes | None = None) 
     return ax
 
 
+RESIDUAL_SIZE_LABELS = {
+    "old_design": "replaced design (OLS, epoch at onset), exponent 1.15",
+    "linear": "errors-in-variables, linear coupling",
+    "supralinear_1.15": "errors-in-variables, exponent 1.15",
+}
+
+
+def plot_residual_by_true_size(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Null residual z against the true somatic size, one line per calibration variant.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``results/validation/residual_by_true_size.tsv``: ``variant, true_size,
+        mean_residual_z, sem_residual_z``.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One error-bar line per variant (labelled), a zero line.
+    """
+    _require_columns(
+        table, ["variant", "true_size", "mean_residual_z", "sem_residual_z"], "residual_size"
+    )
+    ax = _axes(ax, figsize=(5.5, 3.5))
+    for variant, rows in table.groupby("variant", sort=True):
+        ax.errorbar(
+            rows["true_size"], rows["mean_residual_z"], yerr=rows["sem_residual_z"],
+            marker="o", ms=3, capsize=2, label=RESIDUAL_SIZE_LABELS.get(variant, variant),
+        )  # fmt: skip
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel("true somatic event size (dF/F)")
+    ax.set_ylabel("mean residual (z)")
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
 def plot_residual_vs_change(neurons: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Early error-reduction residual vs later activity change, one dot per neuron.
 

@@ -1372,9 +1372,10 @@ CLAIMS = {
         "Cannot claim: anything about other animals (neurons are the units)."
     ),
     OUTCOME_TEST: (
-        "Can claim: residual events after reward differ from those after failure in these "
-        "sessions (trial labels permuted within session). Cannot claim: that the difference "
-        "is instructive rather than a response to the outcome cue."
+        "Can claim: in these sessions, residuals after hits differ from those after failures "
+        "with the group's sign (P+ up, P- down; both aligned to the decision frame; trial "
+        "labels permuted within session). Cannot claim: that the difference is instructive "
+        "rather than a response to the outcome cue, or anything beyond these animals."
     ),
     EARLY_CHANGE_TEST: (
         "Can claim: within animals, neurons with larger early reduction-epoch residuals "

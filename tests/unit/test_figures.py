@@ -31,9 +31,13 @@ def _renders(ax) -> None:
 
 def test_plot_learning_curve():
     beh = pd.DataFrame(
-        dict(subject=["a", "a", "b", "b"], day_index=[0, 1, 0, 1], hit_rate=[0.2, 0.6, 0.4, 0.8],
-             rewards_per_min=[1.0, 2.0, 1.0, 3.0])
-    )  # fmt: skip
+        dict(
+            subject=["a", "a", "b", "b"],
+            day_index=[0, 1, 0, 1],
+            hit_rate=[0.2, 0.6, 0.4, 0.8],
+            rewards_per_min=[1.0, 2.0, 1.0, 3.0],
+        )
+    )
     ax = figures.plot_learning_curve(beh)
     assert _labels(ax) == ["a", "b", "mean"]
     np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), [0.3, 0.7])
@@ -49,9 +53,13 @@ def test_plot_group_activity_into_given_axes():
     fig = Figure()
     ax = fig.add_subplot()
     table = pd.DataFrame(
-        dict(subject=["a", "b"] * 4, group=["P+"] * 4 + ["P-"] * 4, day_index=[0, 0, 1, 1] * 2,
-             mean_dff=[1.0, 1.2, 1.1, 1.1, 1.0, 1.0, 0.5, 0.7])
-    )  # fmt: skip
+        dict(
+            subject=["a", "b"] * 4,
+            group=["P+"] * 4 + ["P-"] * 4,
+            day_index=[0, 0, 1, 1] * 2,
+            mean_dff=[1.0, 1.2, 1.1, 1.1, 1.0, 1.0, 0.5, 0.7],
+        )
+    )
     out = figures.plot_group_activity(table, ax=ax)
     assert out is ax
     assert _labels(ax) == ["P+", "P-"]
@@ -99,9 +107,13 @@ def test_plot_residuals_by_group_epoch():
 
 def test_plot_outcome_residuals():
     tc = pd.DataFrame(
-        dict(outcome=["hit"] * 3 + ["failure"] * 3, lag_s=[-0.5, 0.5, 1.5] * 2,
-             mean_residual_z=[0, 0.5, 0.3, 0, -0.2, -0.1], sem_residual_z=[0.1] * 5 + [np.nan])
-    )  # fmt: skip
+        dict(
+            outcome=["hit"] * 3 + ["failure"] * 3,
+            lag_s=[-0.5, 0.5, 1.5] * 2,
+            mean_residual_z=[0, 0.5, 0.3, 0, -0.2, -0.1],
+            sem_residual_z=[0.1] * 5 + [np.nan],
+        )
+    )
     ax = figures.plot_outcome_residuals(tc)
     assert _labels(ax)[:2] == ["hit", "failure"]
     assert len(ax.get_lines()) == 4  # two outcomes + lag-0 and zero reference lines
@@ -127,8 +139,15 @@ def test_plot_residual_vs_change_and_network():
     )
     ax = figures.plot_residual_vs_change(neurons)
     assert len(ax.collections) == 2
-    net = pd.DataFrame(dict(subject=["a", "b"], session=["day01", "day01"], r_cv=[0.3, 0.1],
-                            null_mean=[0.0, 0.01], null_sd=[0.05, 0.05]))  # fmt: skip
+    net = pd.DataFrame(
+        dict(
+            subject=["a", "b"],
+            session=["day01", "day01"],
+            r_cv=[0.3, 0.1],
+            null_mean=[0.0, 0.01],
+            null_sd=[0.05, 0.05],
+        )
+    )
     ax = figures.plot_network_prediction(net)
     assert len(ax.containers) == 1 and len(ax.collections) >= 1
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a day01", "b day01"]
@@ -182,3 +201,20 @@ def test_plot_pairing_qc():
     assert len(ax.patches) == 2
     with pytest.raises(TypeError, match="DataFrame"):
         figures.plot_pairing_qc(pairs.to_dict())
+
+
+def test_plot_residual_by_true_size():
+    table = pd.DataFrame(
+        dict(
+            variant=["linear"] * 3 + ["old_design"] * 3,
+            true_size=[0.3, 0.6, 1.2] * 2,
+            mean_residual_z=[0.0, 0.01, -0.02, -0.2, 0.0, 0.3],
+            sem_residual_z=0.01,
+        )
+    )
+    ax = figures.plot_residual_by_true_size(table)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [figures.RESIDUAL_SIZE_LABELS[v] for v in ("linear", "old_design")]
+    _renders(ax)
+    with pytest.raises(ValueError, match="missing column"):
+        figures.plot_residual_by_true_size(table.drop(columns="variant"))

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from analysis import stats
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.workflow]
 
@@ -176,7 +178,10 @@ def test_full_run_on_reduced_sample(workdir, finished_run):
             assert agreement["corr"].iloc[0] > 0.8
         assert (results / "track" / subject / "pairs.tsv").is_file()
     tests = pd.read_csv(results / "stats" / "tests.tsv", sep="\t")
-    assert "group_x_epoch_signed_separation_within_animal_label_permutation" in set(tests["test"])
+    assert {stats.GROUP_EPOCH_TEST, stats.GROUP_EPOCH_NEURON_TEST} <= set(tests["test"])
+    sd_events = pd.read_csv(results / "stats" / "sd_events.tsv", sep="\t")
+    assert {"coupled", "soma_only"} <= set(sd_events["kind"])
+    assert set(sd_events["epoch"]) <= {"reduction", "increase", "none"}
     summary = (results / "stats" / "summary.txt").read_text()
     assert "Conclusion at alpha" in summary
     for name in PAPER_FIGURES:

@@ -9,6 +9,7 @@ rule calibrate:
     output:
         table=f"{RESULTS}/validation/calibration.tsv",
         residual_size=f"{RESULTS}/validation/residual_by_true_size.tsv",
+        residual_size_figure=f"{RESULTS}/validation/residual_by_true_size.png",
     params:
         settings=json.dumps(stage_settings("calibrate")),
         stats=json.dumps(stage_settings("stats")),
@@ -22,5 +23,6 @@ rule calibrate:
         f"{RESULTS}/benchmarks/calibrate/calibrate.tsv"
     shell:
         "python -m analysis.calibrate --out {output.table:q} "
-        "--residual-size-out {output.residual_size:q} --settings {params.settings:q} "
+        "--residual-size-out {output.residual_size:q} "
+        "--residual-size-figure {output.residual_size_figure:q} --settings {params.settings:q} "
         "--stats-settings {params.stats:q} --workers {threads} 2> {log:q}"
