@@ -443,13 +443,30 @@ def map_targets(
     overlap = inter / tgt.reshape(len(tgt), -1).sum(1)[:, None]
     score = iou if settings.target_metric == "iou" else overlap
     matched = dict(_match(score, settings.target_min_score))
-    missing = [targets[i]["id"] for i in range(len(targets)) if i not in matched]
+    missing = [i for i in range(len(targets)) if i not in matched]
     if missing:
-        best = {targets[i]["id"]: float(score[i].max(initial=0.0)) for i in range(len(targets))}
+        owner = {j: i for i, j in matched.items()}
+        shared = [
+            f"target {targets[i]['id']!r}'s best ROI {int(soma_masks[ROI].values[j])} "
+            f"({settings.target_metric} {score[i, j]:.3f}) went to target "
+            f"{targets[owner[j]]['id']!r} ({score[owner[j], j]:.3f})"
+            for i in missing
+            if score.shape[1]
+            and (j := int(score[i].argmax())) in owner
+            and score[i, j] >= settings.target_min_score
+        ]
+        best = [round(float(score[i].max(initial=0.0)), 3) for i in missing]
         raise TargetMatchError(
-            f"targets {missing} match no soma ROI with {settings.target_metric} >= "
-            f"{settings.target_min_score} (best scores {[round(best[m], 3) for m in missing]}); "
-            "check the target polygons' plane and coordinates, the segment stage's soma "
+            f"targets {[targets[i]['id'] for i in missing]} match no soma ROI of their own "
+            f"with {settings.target_metric} >= {settings.target_min_score} (best scores "
+            f"{best})"
+            + (
+                f"; {'; '.join(shared)}: one ROI covers two targets (somata merged by "
+                "segmentation?)"
+                if shared
+                else ""
+            )
+            + "; check the target polygons' plane and coordinates, the segment stage's soma "
             "detection on this session, or lower track.target_min_score"
         )
     roi_ids = soma_masks[ROI].values

@@ -174,8 +174,10 @@ def test_map_targets_errors_name_the_target():
         {"id": "a", "group": "P+", "polygon": [[9, 9], [9, 15], [15, 15], [15, 9]]},
         {"id": "b", "group": "P-", "polygon": [[10, 10], [10, 14], [14, 14], [14, 10]]},
     ]
-    with pytest.raises(TargetMatchError, match="match no soma ROI"):
+    with pytest.raises(TargetMatchError, match="match no soma ROI") as err:
         map_targets(twin, masks, shape=(SIZE, SIZE), settings=settings)
+    # ... and say which target took its ROI
+    assert "best ROI 0" in str(err.value) and "one ROI covers two targets" in str(err.value)
 
 
 def _traces(values: np.ndarray, ids, fs_hz: float = 15.0) -> xr.DataArray:
