@@ -6,8 +6,8 @@ with no vectorized residual (``--null``), one with the simulator's planted resid
 the same seed. Each runs through the full Snakemake workflow in its own work folder; the
 headline test's row and verdict are printed and written to ``<out>/end_to_end.tsv``.
 
-    python benchmarks/end_to_end.py --out /tmp/e2e                         # 6 animals x 3 days
-    python benchmarks/end_to_end.py --out /tmp/e2e --subjects 3 --days 1   # the test's size
+    python benchmarks/end_to_end.py --out /tmp/e2e                    # 6 animals x 2 days
+    python benchmarks/end_to_end.py --out /tmp/e2e --subjects 4 --frames 2000   # the test's
 
 The test suite runs the reduced version (tests/workflow/test_end_to_end.py).
 """
@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="work folder (created)")
     parser.add_argument("--subjects", type=int, default=6)
-    parser.add_argument("--days", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=950, help="frames per plane per day")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=3000, help="frames per plane per day")
+    parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
     table = pd.DataFrame(
