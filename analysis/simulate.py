@@ -70,6 +70,12 @@ log = logging.getLogger(__name__)
 
 GROUPS = ("P+", "P-", "none")
 EPOCH_CODES = {"none": 0, "reduction": 1, "increase": -1}
+#: ``planted_epoch`` -> the ``task_error`` column that carries the planted residual:
+#: 'trend_before' (default) the error trend before each burst, which the burst cannot have
+#: moved; 'centred' the per-frame epoch of a centred window (the definition before the
+#: closed-loop confounds were handled; the imaging integration tests pin it so they keep
+#: the realizations their thresholds were measured on).
+PLANTED_EPOCH_COLUMN = {"trend_before": "trend_epoch", "centred": "epoch"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +145,7 @@ class SimulateSettings(StageSettings):
     epoch_smooth_s: float = 0.5
     epoch_window_s: float = 1.0
     epoch_gap_s: float = 0.3
+    planted_epoch: Literal["trend_before", "centred"] = "trend_before"
     chunk_frames: int = 200
     motion_spikes: tuple[tuple[int, int, float, float], ...] = ()
     day_brightness: tuple[float, ...] = ()
@@ -181,6 +188,10 @@ class SimulateSettings(StageSettings):
         require(self.coupling_gain_drift_sd >= 0, "simulate.coupling_gain_drift_sd must be >= 0")
         require(self.epoch_window_s > 0, "simulate.epoch_window_s must be > 0 seconds")
         require(self.epoch_gap_s >= 0, "simulate.epoch_gap_s must be >= 0 seconds")
+        require(
+            self.planted_epoch in ("trend_before", "centred"),
+            "simulate.planted_epoch must be 'trend_before' or 'centred'",
+        )
         require(
             -1 <= self.increase_residual_factor <= 1,
             "simulate.increase_residual_factor must be in -1..1",
@@ -816,9 +827,11 @@ def simulate_dendrites(
     )
     planted = 0.0 if settings.null else 1.0
     planted = planted * settings.residual_amplitude * sign * epoch_factor
-    day_gain = neurons.coupling_gain.to_numpy() * np.exp(
-        rng.normal(0, settings.coupling_gain_drift_sd, size=len(neurons))
-    )
+    day_gain = neurons.coupling_gain.to_numpy()
+    if settings.coupling_gain_drift_sd > 0:  # no draw when off: earlier realizations stay
+        day_gain = day_gain * np.exp(
+            rng.normal(0, settings.coupling_gain_drift_sd, size=len(neurons))
+        )
     gain = day_gain[bursts.neuron.to_numpy()]
     intercept = neurons.coupling_intercept.to_numpy()[bursts.neuron.to_numpy()]
     s_ref = settings.spike_dff * settings.mean_burst_spikes
@@ -1008,7 +1021,7 @@ def simulate_subject(
         events, dend = simulate_dendrites(
             geometry,
             day["bursts"],
-            error.trend_epoch.to_numpy(),
+            error[PLANTED_EPOCH_COLUMN[settings.planted_epoch]].to_numpy(),
             n_frames=n,
             settings=settings,
             rng=np.random.default_rng(s[5]),

@@ -53,6 +53,8 @@ SIM = {
     "max_day_shift_px": 8.0,
     "max_trial_frames": 60,
     "calibration_trial_frames": 60,
+    # the realization these imaging thresholds were measured on (simulate.PLANTED_EPOCH_COLUMN)
+    "planted_epoch": "centred",
     "motion_spikes": ((SPIKE_DAY, SPIKE_FRAME, SPIKE_PX, 0.0),),
     "day_brightness": tuple(DIM_FACTOR if d == DIM_DAY else 1.0 for d in range(3)),
     "silent_targets": ((SILENT_DAY, SILENT_TARGET),),

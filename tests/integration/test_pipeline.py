@@ -39,6 +39,8 @@ SIM = {
     "max_day_shift_px": 10.0,
     "max_trial_frames": 60,
     "calibration_trial_frames": 60,
+    # the realization these imaging thresholds were measured on (simulate.PLANTED_EPOCH_COLUMN)
+    "planted_epoch": "centred",
 }
 
 

@@ -157,3 +157,15 @@ def test_plane_writer_compressions(tmp_path, compression, stored):
 def test_bad_settings_rejected(key, value, match):
     with pytest.raises(ConfigError, match=match):
         simulate.SimulateSettings.from_mapping({**TINY, key: value})
+
+
+def test_planted_epoch_is_the_error_trend_before_each_burst(tiny):
+    for day in tiny["days"]:
+        coupled = day["events"][day["events"].kind == "coincident"]
+        trend = day["error"].set_index("frame")["trend_epoch"]
+        np.testing.assert_array_equal(coupled.epoch, trend.loc[coupled.frame].to_numpy())
+    centred = simulate.SimulateSettings.from_mapping({**TINY, "planted_epoch": "centred"})
+    day = simulate.simulate_subject(centred, subject="m01", rng=np.random.default_rng(0))["days"][0]
+    coupled = day["events"][day["events"].kind == "coincident"]
+    epoch = day["error"].set_index("frame")["epoch"]
+    np.testing.assert_array_equal(coupled.epoch, epoch.loc[coupled.frame].to_numpy())
