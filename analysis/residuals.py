@@ -123,12 +123,17 @@ def quiet_noise_variance(
     return float((1.4826 * np.median(np.abs(values - np.median(values)))) ** 2)
 
 
-def _frame_positions(trace: xr.DataArray, frames: np.ndarray) -> np.ndarray:
-    """Position along ``time`` of each frame number (-1 where the trace lacks it)."""
-    coord = np.asarray(trace[FRAME].values, np.int64)
+def _positions(coord: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Index of each frame number in the sorted ``coord`` (-1 where it is absent)."""
+    coord = np.asarray(coord, np.int64)
     pos = np.searchsorted(coord, frames)
     ok = (pos < coord.size) & (coord[np.minimum(pos, coord.size - 1)] == frames)
     return np.where(ok, pos, -1)
+
+
+def _frame_positions(trace: xr.DataArray, frames: np.ndarray) -> np.ndarray:
+    """Position along ``time`` of each frame number (-1 where the trace lacks it)."""
+    return _positions(trace[FRAME].values, frames)
 
 
 def _statistic(
@@ -355,12 +360,7 @@ def assign_epochs(
         if ep_rows is None:
             continue
         table = epochs.iloc[ep_rows].sort_values("frame")
-        frame = table["frame"].to_numpy(np.int64)
-        pos = np.searchsorted(frame, out["frame"].to_numpy(np.int64)[rows])
-        inside = (pos < frame.size) & (
-            frame[np.minimum(pos, frame.size - 1)] == out["frame"].to_numpy(np.int64)[rows]
-        )
-        pos = np.minimum(pos, frame.size - 1)
+        pos = _positions(table["frame"].to_numpy(), out["frame"].to_numpy(np.int64)[rows])
         if reference == "at_onset":
             trend = table["error_derivative"].to_numpy(float)
             labels = table["epoch"].to_numpy(object)
@@ -372,8 +372,10 @@ def assign_epochs(
                 gap_s=gap_s,
             )
             labels = bci.trend_epochs(trend)
-        out.iloc[rows, out.columns.get_loc("error_trend")] = np.where(inside, trend[pos], np.nan)
-        out.iloc[rows, out.columns.get_loc("epoch")] = np.where(inside, labels[pos], "none")
+        out.iloc[rows, out.columns.get_loc("error_trend")] = _at(trend, pos)
+        out.iloc[rows, out.columns.get_loc("epoch")] = np.where(
+            pos >= 0, labels[np.maximum(pos, 0)], "none"
+        )
     if reference == "pre_onset":
         preceded = _preceded_by_own_event(out, own_event_exclusion_s)
         out["preceded"] = preceded

@@ -671,9 +671,9 @@ def test_group_epoch(events: pd.DataFrame, *, settings: StatsSettings) -> pd.Dat
         p = float(scipy_stats.t.sf(t, df=n - 1))
     else:
         p = float(2 * scipy_stats.t.sf(abs(t), df=n - 1))
-    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) if n <= 16 else None
-    if signs is None:
-        signs = np.random.default_rng(settings.seed).choice([-1, 1], size=(65536, n))
+    signs = _sign_patterns(
+        n, max_exact=16, n_random=65536, rng=np.random.default_rng(settings.seed)
+    )
     null = (signs * values).mean(axis=1)
     tol = 1e-12 * max(1.0, abs(mean))
     extreme = null >= mean - tol if tails == 1 else np.abs(null) >= abs(mean) - tol
@@ -1339,15 +1339,22 @@ def test_network_prediction(
     return pd.concat(tests, ignore_index=True)
 
 
+def _sign_patterns(
+    n: int, *, max_exact: int, n_random: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(pattern, n) signs +-1: all 2^n patterns (identity first) for n <= ``max_exact``,
+    else ``n_random`` random ones."""
+    if n <= max_exact:
+        return 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    return rng.choice([-1, 1], size=(n_random, n))
+
+
 def _sign_flip_greater(
     values: np.ndarray, *, settings: StatsSettings, rng: np.random.Generator
 ) -> tuple[float, float, int]:
     """Mean of ``values`` and its one-sided sign-flip p (exact for up to 12 values)."""
     n = values.size
-    if n <= 12:
-        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-    else:
-        signs = rng.choice([-1, 1], size=(settings.n_permutations, n))
+    signs = _sign_patterns(n, max_exact=12, n_random=settings.n_permutations, rng=rng)
     null = (signs * values).mean(1)
     stat = float(values.mean())
     # Exact enumeration includes the identity, so count it directly instead of adding 1.
