@@ -9,7 +9,7 @@ Contract (docs/contracts.md "bci.py"):
   ``target_angle_deg``, ``max_trial_frames``).
 - :func:`compute_trials` -> one row per trial: ``trial, start_frame, end_frame, outcome,
   reward_frame, aversive_frame, time_to_outcome_s, active_start_frame, active_end_frame,
-  n_active_frames, decision_frame``.
+  n_active_frames, decision_frame, opto_fraction, light_on``.
 - :func:`compute_task_error` -> one row per frame: ``frame, trial, error,
   error_derivative, epoch``.
 - :func:`align_trials` -> ``(trial, roi, lag)`` windows of a trace around event frames.
@@ -125,7 +125,11 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
         timeout), ``active_start_frame``, ``active_end_frame`` (inclusive; nullable Int64),
         ``n_active_frames``, ``decision_frame`` (first frame of a hit's or failure's hold,
         the frame the outcome was decided on: the same reference for both outcomes, where
-        the reward TTL comes 2 frames later than the white noise; <NA> for timeouts).
+        the reward TTL comes 2 frames later than the white noise; <NA> for timeouts),
+        ``opto_fraction`` (share of the active frames with ``opto`` > 0; NaN when the log
+        has no ``opto``), ``light_on`` (1 when that share is at least half, else 0).
+        Only active frames count, so light the rig gives on reward or in the
+        inter-trial interval does not mark a trial.
 
     Raises
     ------
@@ -140,6 +144,7 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
     angle = frames["angle_deg"].to_numpy(dtype=np.float64)
     reward = frames["reward"].to_numpy(dtype=np.float64) > 0
     aversive = frames["aversive"].to_numpy(dtype=np.float64) > 0
+    opto = frames["opto"].to_numpy(dtype=np.float64) > 0 if "opto" in frames else None
     n_frames = trial.size
     max_trial_frames = int(meta["max_trial_frames"])
     ids = np.unique(trial[trial >= 0])
@@ -200,6 +205,11 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
                 "active_end_frame": active_end,
                 "n_active_frames": n_active,
                 "decision_frame": active_end + 1 if outcome != "timeout" else pd.NA,
+                "opto_fraction": (
+                    float(opto[active_start : active_end + 1].mean())
+                    if opto is not None
+                    else np.nan
+                ),
             }
         )
     columns = [
@@ -214,8 +224,10 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
         "active_end_frame",
         "n_active_frames",
         "decision_frame",
+        "opto_fraction",
     ]
     table = pd.DataFrame(rows, columns=columns)
+    table["light_on"] = (table["opto_fraction"] >= 0.5).astype(np.int64)
     ints = ("trial", "start_frame", "end_frame", "active_start_frame", "active_end_frame")
     table = table.astype(
         {
@@ -224,6 +236,7 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
             "aversive_frame": "Int64",
             "decision_frame": "Int64",
             "time_to_outcome_s": np.float64,
+            "opto_fraction": np.float64,
             "outcome": object,
         }
     )

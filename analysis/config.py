@@ -48,6 +48,9 @@ SESSION_COLUMNS = {
     "path": "session folder, relative to raw_root (or absolute)",
 }
 SESSION_OVERRIDES = {"fs_hz": float, "n_planes": int}
+#: The experimental condition of a session (optional column ``condition``; empty cells and
+#: tables without the column mean this one). Free text, e.g. ``ndnf_opto``.
+DEFAULT_CONDITION = "control"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -136,13 +139,16 @@ def config_schema() -> dict:
 def load_sessions(table_path: str | Path, *, raw_root: str | Path) -> pd.DataFrame:
     """Read and validate the sessions table.
 
-    Returns a table with columns subject, session, session_dir (absolute path) and any
-    override columns, sorted by subject then session.
+    Returns a table with columns subject, session, condition (``DEFAULT_CONDITION`` where
+    the table has none), session_dir (absolute path) and any override columns, sorted by
+    subject then session.
     """
     table_path = Path(table_path)
     try:
         table = pd.read_csv(
-            table_path, sep="\t", dtype={"subject": str, "session": str, "path": str}
+            table_path,
+            sep="\t",
+            dtype={"subject": str, "session": str, "path": str, "condition": str},
         )
     except FileNotFoundError:
         raise ConfigError(
@@ -154,12 +160,12 @@ def load_sessions(table_path: str | Path, *, raw_root: str | Path) -> pd.DataFra
             f"{table_path}: missing column(s) {missing}; required columns are "
             f"{list(SESSION_COLUMNS)}."
         )
-    unknown = [c for c in table.columns if c not in SESSION_COLUMNS and c not in SESSION_OVERRIDES]
+    allowed = [*SESSION_COLUMNS, *SESSION_OVERRIDES, "condition"]
+    unknown = [c for c in table.columns if c not in allowed]
     if unknown:
-        raise ConfigError(
-            f"{table_path}: unknown column(s) {unknown}; allowed: "
-            f"{list(SESSION_COLUMNS) + list(SESSION_OVERRIDES)}."
-        )
+        raise ConfigError(f"{table_path}: unknown column(s) {unknown}; allowed: {allowed}.")
+    conditions = table["condition"] if "condition" in table else pd.Series(index=table.index)
+    table["condition"] = conditions.astype(object).fillna(DEFAULT_CONDITION).astype(str).str.strip()
     for column in SESSION_COLUMNS:
         if table[column].isna().any():
             row = int(table[column].isna().to_numpy().nonzero()[0][0])
@@ -171,7 +177,7 @@ def load_sessions(table_path: str | Path, *, raw_root: str | Path) -> pd.DataFra
             f"{table_path}: duplicated session name(s) {pairs}; each (subject, session) "
             "must appear once."
         )
-    for column in ("subject", "session"):
+    for column in ("subject", "session", "condition"):
         bad = ~table[column].str.fullmatch(r"[A-Za-z0-9_.-]+")
         if bad.any():
             raise ConfigError(

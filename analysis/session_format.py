@@ -7,10 +7,14 @@ Plain session format (DESIGN.md section 3), one folder ``<out>/raw/<subject>/<se
 - ``plane0.tif``, ``plane1.tif``: uint16 (time, row, col), one page per frame, zlib level 9 (no
   predictor: on shot-noise-dominated frames it makes files ~7% larger) or uncompressed.
 - ``bci_frames.tsv``: frame, trial, new_trial, readout, angle_deg (empty when grey or
-  black), reward, aversive, licks, shift_row, shift_col (online rigid shift, px).
+  black), reward, aversive, licks, shift_row, shift_col (online rigid shift, px), and in a
+  cohort with conditions opto (1 on lit frames).
 - ``bci_meta.yaml``: threshold, failure_bound, target_angle_deg, max_trial_frames.
 - ``targets.json``: ``[{"id", "group", "plane", "polygon": [[row, col], ...]}]`` in raw
   coordinates (the simulator also writes ``neuron``, the true neuron id).
+
+``<out>/sessions.tsv``: the workflow's sessions table for the cohort (subject, session, path
+relative to ``<out>/raw``, condition).
 
 Truth, ``<out>/truth/<subject>/``:
 
@@ -18,8 +22,8 @@ Truth, ``<out>/truth/<subject>/``:
   coupling_gain, coupling_intercept, burst_rate_hz), ``dendrites.tsv`` (tuft, neuron
   (-1 = distractor), n_segments, centroid_row/col, offset_px), ``transforms.tsv``
   (session, shift_row, shift_col, rotation_deg: reference -> session coords),
-  ``sessions.tsv`` (session, threshold, failure_bound, n_trials, n_hits, per-target
-  burst rates are in truth.nc).
+  ``sessions.tsv`` (session, threshold, failure_bound, n_trials, n_hits, and condition in
+  a cohort with conditions; per-target burst rates are in truth.nc).
 - ``<session>/truth.nc``: ``soma_mask(neuron,row,col)``, ``dendrite_mask(tuft,row,col)``
   (session raw coords), ``spikes(neuron,time)``, ``soma_calcium(neuron,time)``,
   ``dendrite_calcium(tuft,time)`` (noise-free dF/F), ``neuropil(plane,time)``,
@@ -152,6 +156,7 @@ def write_session(
             "licks",
             "shift_row",
             "shift_col",
+            *(["opto"] if "opto" in day["bci"] else []),
         ]
     ]
     with io.atomic_path(folder / "bci_frames.tsv") as tmp:
@@ -245,9 +250,29 @@ def write_simulation(
                 "failure_bound": result["failure_bound"],
                 "n_trials": int(day["bci"].new_trial.sum()),
                 "n_hits": int(day["bci"].reward.sum()),
+                # only in cohorts with conditions: earlier simulations' files stay identical
+                **({"condition": result["condition"]} if settings.inhibited_subjects else {}),
             }
         )
     io.write_tsv(pd.DataFrame(rows), tdir / "sessions.tsv")
+
+
+def write_sessions_table(out: str | os.PathLike, *, settings: SimulateSettings) -> Path:
+    """``<out>/sessions.tsv``: the workflow's sessions table for the simulated cohort
+    (paths relative to ``<out>/raw``, the ``raw_root``), with each subject's condition."""
+    rows = [
+        {
+            "subject": subject,
+            "session": session,
+            "path": f"{subject}/{session}",
+            "condition": settings.condition_of(subject),
+        }
+        for subject in (f"m{k + 1:02d}" for k in range(settings.n_subjects))
+        for session in (f"day{d + 1:02d}" for d in range(settings.n_days))
+    ]
+    path = Path(out) / "sessions.tsv"
+    io.write_tsv(pd.DataFrame(rows), path)
+    return path
 
 
 def read_truth_subject(out: str | os.PathLike, subject: str) -> dict[str, pd.DataFrame]:

@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -64,6 +65,7 @@ import pandas as pd
 from scipy import ndimage
 
 from analysis import bci, cloose
+from analysis.config import DEFAULT_CONDITION
 from analysis.settings import StageSettings, require
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,14 @@ EPOCH_CODES = {"none": 0, "reduction": 1, "increase": -1}
 #: closed-loop confounds were handled; the imaging integration tests pin it so they keep
 #: the realizations their thresholds were measured on).
 PLANTED_EPOCH_COLUMN = {"trend_before": "trend_epoch", "centred": "epoch"}
+CONTROL_CONDITION = DEFAULT_CONDITION
+INHIBITION_SETTINGS = (
+    "inhibited_subjects",
+    "inhibition_condition",
+    "inhibition_residual_removed",
+    "inhibition_learning_factor",
+    "opto_trial_fraction",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +100,15 @@ class SimulateSettings(StageSettings):
     window clarity; days beyond the tuple keep 1); ``silent_targets`` entries ``(day
     index, target id)`` remove that target's somatic bursts on that day, and with them
     its coupled dendritic events.
+
+    Dendritic inhibition (the NDNF+ experiment; off while ``inhibited_subjects`` is empty):
+    subjects named in ``inhibited_subjects`` are in condition ``inhibition_condition``
+    (the others in ``control``) and get the light (``opto`` = 1 in their BCI log) on every
+    frame, or, with ``opto_trial_fraction`` < 1, on the whole frame block of that share of
+    trials, drawn at random (interleaved light-on and light-off trials). Bursts on lit
+    frames lose ``inhibition_residual_removed`` of their planted residual (1: abolished)
+    and drive learning ``inhibition_learning_factor`` times as much (the planted residual
+    before removal sets the drive, so the two effects are set apart).
     """
 
     section: ClassVar[str] = "simulate"
@@ -150,6 +169,11 @@ class SimulateSettings(StageSettings):
     motion_spikes: tuple[tuple[int, int, float, float], ...] = ()
     day_brightness: tuple[float, ...] = ()
     silent_targets: tuple[tuple[int, int], ...] = ()
+    inhibited_subjects: tuple[str, ...] = ()
+    inhibition_condition: str = "ndnf_opto"
+    inhibition_residual_removed: float = 1.0
+    inhibition_learning_factor: float = 0.25
+    opto_trial_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("n_subjects", "n_days", "n_frames", "n_neurons", "chunk_frames"):
@@ -218,6 +242,21 @@ class SimulateSettings(StageSettings):
                 f"simulate.silent_targets: (day {day}, target {target}) must index a simulated "
                 f"day (0..{self.n_days - 1}) and target id (0..{n_targets - 1})",
             )
+        subjects = {f"m{k + 1:02d}" for k in range(self.n_subjects)}
+        require(
+            set(self.inhibited_subjects) <= subjects,
+            f"simulate.inhibited_subjects {sorted(set(self.inhibited_subjects) - subjects)} are "
+            f"not simulated subjects (m01..m{self.n_subjects:02d})",
+        )
+        require(
+            self.inhibition_condition != CONTROL_CONDITION
+            and bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.inhibition_condition)),
+            "simulate.inhibition_condition must be a name of letters, digits, '_', '-', '.' "
+            f"other than '{CONTROL_CONDITION}'",
+        )
+        for name in ("inhibition_residual_removed", "inhibition_learning_factor"):
+            require(0 <= getattr(self, name) <= 1, f"simulate.{name} must be in 0..1")
+        require(0 < self.opto_trial_fraction <= 1, "simulate.opto_trial_fraction must be in (0, 1]")
         lo, hi = self.segment_length_px
         require(0 < lo <= hi, "simulate.segment_length_px must be (min, max) with 0 < min <= max")
         require(
@@ -237,7 +276,16 @@ class SimulateSettings(StageSettings):
         for name in ("motion_spikes", "day_brightness", "silent_targets"):
             if not out[name]:
                 del out[name]
+        if not out["inhibited_subjects"]:
+            for name in INHIBITION_SETTINGS:
+                del out[name]
         return out
+
+    def condition_of(self, subject: str) -> str:
+        """The experimental condition a simulated subject is in."""
+        if subject in self.inhibited_subjects:
+            return self.inhibition_condition
+        return CONTROL_CONDITION
 
     @property
     def margin_px(self) -> float:
@@ -808,15 +856,19 @@ def simulate_dendrites(
     n_frames: int,
     settings: SimulateSettings,
     rng: np.random.Generator,
+    opto: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Coincident and dendrite-only events and tuft calcium (tuft, time) dF/F.
 
     ``epoch`` (per frame) is the epoch that carries the planted residual: the error trend
-    before each frame (``task_error``'s ``trend_epoch``).
+    before each frame (``task_error``'s ``trend_epoch``). ``opto`` (per frame, 0/1; a
+    cohort with conditions) removes ``inhibition_residual_removed`` of the planted
+    residual of bursts on lit frames.
 
     Returns the event table (kind, neuron, tuft, group, frame, time_s, epoch, n_spikes,
-    soma_magnitude, predicted, planted_residual, residual, dendrite_magnitude) and the
-    noise-free tuft calcium.
+    soma_magnitude, predicted, planted_residual, residual, dendrite_magnitude; with
+    ``opto`` also ``opto`` and ``instructive_residual``, the planted residual before
+    removal) and the noise-free tuft calcium.
     """
     neurons = geometry["neurons"]
     groups = neurons.group.to_numpy()[bursts.neuron.to_numpy()]
@@ -825,8 +877,10 @@ def simulate_dendrites(
     epoch_factor = np.where(
         ep == "reduction", 1.0, np.where(ep == "increase", settings.increase_residual_factor, 0.0)
     )
-    planted = 0.0 if settings.null else 1.0
-    planted = planted * settings.residual_amplitude * sign * epoch_factor
+    instructive = 0.0 if settings.null else 1.0
+    instructive = instructive * settings.residual_amplitude * sign * epoch_factor
+    lit = opto[bursts.frame.to_numpy()] > 0 if opto is not None else False
+    planted = instructive * (1 - settings.inhibition_residual_removed * lit)
     day_gain = neurons.coupling_gain.to_numpy()
     if settings.coupling_gain_drift_sd > 0:  # no draw when off: earlier realizations stay
         day_gain = day_gain * np.exp(
@@ -877,6 +931,11 @@ def simulate_dendrites(
             "dendrite_magnitude": rng.uniform(0.2, 0.8, size=tuft.size),
         }
     )
+    if opto is not None:
+        coincident["opto"] = np.asarray(lit, dtype=np.int64)
+        coincident["instructive_residual"] = instructive
+        only["opto"] = (opto[frame] > 0).astype(np.int64)
+        only["instructive_residual"] = np.nan
     events = pd.concat([coincident, only], ignore_index=True)
     events = events.sort_values(["frame", "kind", "tuft"], kind="stable").reset_index(drop=True)
     events.insert(5, "time_s", events.frame / settings.fs_hz)
@@ -915,13 +974,14 @@ def simulate_subject(
     Returns
     -------
     dict
-        ``subject``, ``geometry`` (see :func:`simulate_geometry`), ``threshold``,
+        ``subject``, ``condition``, ``geometry`` (see :func:`simulate_geometry`), ``threshold``,
         ``failure_bound``, ``days``: list of per-day dicts with ``session``,
         ``transform``, ``sgeom`` (:func:`session_geometry`), ``targets`` (polygons),
         ``motion``, ``bursts``, ``spikes``, ``soma_calcium``, ``neuropil_trace``,
         ``online_f``, ``online_dff`` (the rig's dF/F of ``online_f``), ``bci`` (cloose
-        log + licks, shift_row, shift_col), ``error`` (:func:`task_error`), ``events``,
-        ``dendrite_calcium``, ``rates_hz``, ``noise_seed`` (int, for the movie renderer).
+        log + licks, shift_row, shift_col, and opto in a cohort with conditions),
+        ``error`` (:func:`task_error`), ``events``, ``dendrite_calcium``, ``rates_hz``,
+        ``noise_seed`` (int, for the movie renderer).
     """
     seeds = rng.integers(0, 2**63 - 1, size=3 + 6 * settings.n_days)
     geometry = simulate_geometry(settings, rng=np.random.default_rng(seeds[0]))
@@ -1010,6 +1070,15 @@ def simulate_subject(
         bci_log["licks"] = licks
         bci_log["shift_row"] = shift_row
         bci_log["shift_col"] = shift_col
+        opto = None
+        if settings.inhibited_subjects:
+            opto = opto_frames(
+                bci_log,
+                lit=subject in settings.inhibited_subjects,
+                trial_fraction=settings.opto_trial_fraction,
+                rng=np.random.default_rng([int(s[5]), 1]),
+            )
+            bci_log["opto"] = opto
         error = task_error(
             bci_log,
             params=params,
@@ -1025,6 +1094,7 @@ def simulate_subject(
             n_frames=n,
             settings=settings,
             rng=np.random.default_rng(s[5]),
+            opto=opto,
         )
         day.update(
             {
@@ -1043,19 +1113,40 @@ def simulate_subject(
         # Learning: residuals in reduction epochs push target rates for the next day.
         coinc = events[(events.kind == "coincident") & (events.epoch == "reduction")]
         if settings.residual_amplitude > 0 and len(coinc):
-            mean_planted = (
-                (coinc.groupby("neuron").planted_residual.mean() / settings.residual_amplitude)
+            drive = coinc.planted_residual
+            if opto is not None:
+                slowed = np.where(coinc.opto > 0, settings.inhibition_learning_factor, 1.0)
+                drive = coinc.instructive_residual * slowed
+            mean_drive = (
+                (drive.groupby(coinc.neuron).mean() / settings.residual_amplitude)
                 .reindex(range(rates.size), fill_value=0.0)
                 .to_numpy()
             )
-            rates = rates * np.exp(settings.learning_rate_per_day * mean_planted * (pos | neg))
+            rates = rates * np.exp(settings.learning_rate_per_day * mean_drive * (pos | neg))
     return {
         "subject": subject,
+        "condition": settings.condition_of(subject),
         "geometry": geometry,
         "threshold": threshold,
         "failure_bound": failure_bound,
         "days": days,
     }
+
+
+def opto_frames(
+    bci_log: pd.DataFrame, *, lit: bool, trial_fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Per-frame light (0/1) of a session: none unless ``lit``; every frame when
+    ``trial_fraction`` is 1, else the frame blocks of that share of trials (at random)."""
+    n = len(bci_log)
+    if not lit:
+        return np.zeros(n, dtype=np.int64)
+    if trial_fraction >= 1:
+        return np.ones(n, dtype=np.int64)
+    trial = bci_log["trial"].to_numpy()
+    ids = np.unique(trial[trial >= 0])
+    chosen = ids[rng.random(ids.size) < trial_fraction]
+    return np.isin(trial, chosen).astype(np.int64)
 
 
 def _online_dff(F: np.ndarray, params: cloose.TaskParams) -> np.ndarray:
@@ -1204,6 +1295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for chunk in render_plane(day, plane=1, settings=settings):
                     writer.write(chunk)
         session_format.write_simulation(args.out, result, settings=settings)
+    session_format.write_sessions_table(args.out, settings=settings)
     return 0
 
 

@@ -46,8 +46,18 @@ import pandas as pd
 import xarray as xr
 from scipy import sparse
 
-from analysis import residuals
+from analysis import conditions, residuals
+from analysis.config import DEFAULT_CONDITION
 from analysis.dims import ROI, TIME
+from analysis.inference import (
+    TEST_COLUMNS,
+    InsufficientDataError,
+    one_sample_across_animals,
+    permutation_p,
+    result_row,
+    sign_flip_greater,
+    untestable_row,
+)
 from analysis.settings import StageSettings, require
 from analysis.tables import require_columns
 
@@ -65,21 +75,6 @@ EARLY_CHANGE_TEST = "early_residual_vs_later_activity_change_within_animal_x_gro
 EARLY_CHANGE_COLUMNS = ["subject", "soma_roi", "early_residual_z", "n_events", "activity_change"]
 NETWORK_TEST = "network_prediction_non_targets_cv_ridge_vs_within_neuron_shuffles"
 NETWORK_NEUROPIL_TEST = "network_prediction_control_neuropil_only"
-
-TEST_COLUMNS = (
-    "test",
-    "statistic",
-    "p_value",
-    "alternative",
-    "n_animals",
-    "n_neurons",
-    "n_events",
-    "n_permutations",
-)
-
-
-class InsufficientDataError(ValueError):
-    """A test cannot run on these data (too few animals, neurons or events)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +145,10 @@ class StatsSettings(StageSettings):
         Shuffled-residual refits forming the network prediction null.
     min_events_network : int
         Sessions with fewer coincident events are not used for network prediction.
+    reference_condition : str
+        With several conditions in the sessions table (column ``condition``), the one the
+        headline and the other per-claim tests run on and the others are compared with
+        (:mod:`analysis.conditions`); with one condition, that one.
     """
 
     section: ClassVar[str] = "stats"
@@ -178,6 +177,7 @@ class StatsSettings(StageSettings):
     n_folds: int = 5
     n_network_shuffles: int = 200
     min_events_network: int = 20
+    reference_condition: str = DEFAULT_CONDITION
 
     def __post_init__(self) -> None:
         require(
@@ -266,65 +266,6 @@ def _day_index(table: pd.DataFrame) -> pd.Series:
         [order[(s, d)] for s, d in zip(table["subject"], table["session"], strict=True)],
         index=table.index,
         dtype=int,
-    )
-
-
-def _p_value(null: np.ndarray, observed: float, alternative: str) -> float:
-    """Permutation p-value with the +1 correction.
-
-    Phipson & Smyth 2010, doi 10.2202/1544-6115.1585.
-    """
-    null = np.asarray(null, dtype=float)
-    tol = 1e-12 * max(1.0, abs(observed))
-    if alternative == "greater":
-        k = np.sum(null >= observed - tol)
-    else:
-        k = np.sum(np.abs(null) >= abs(observed) - tol)
-    return float((1 + k) / (1 + null.size))
-
-
-def _test_row(
-    test: str,
-    *,
-    statistic: float,
-    p_value: float,
-    alternative: str,
-    n_animals: int,
-    n_neurons: int,
-    n_events: int,
-    n_permutations: int,
-    **extra: float,
-) -> pd.DataFrame:
-    row = dict(
-        test=test,
-        statistic=float(statistic),
-        p_value=float(p_value),
-        alternative=alternative,
-        n_animals=int(n_animals),
-        n_neurons=int(n_neurons),
-        n_events=int(n_events),
-        n_permutations=int(n_permutations),
-    )
-    row.update({k: float(v) for k, v in extra.items()})
-    return pd.DataFrame([row])
-
-
-def _untestable_row(test: str, reason: str, *, alternative: str) -> pd.DataFrame:
-    """A test row for a test the data cannot support: NaN statistic and p, with the reason."""
-    return pd.DataFrame(
-        [
-            dict(
-                test=test,
-                statistic=np.nan,
-                p_value=np.nan,
-                alternative=alternative,
-                n_animals=0,
-                n_neurons=0,
-                n_events=0,
-                n_permutations=0,
-                note=reason,
-            )
-        ]
     )
 
 
@@ -654,42 +595,28 @@ def test_group_epoch(events: pd.DataFrame, *, settings: StatsSettings) -> pd.Dat
         One row, :data:`TEST_COLUMNS` plus ``n_positive_animals``, ``t_statistic``,
         ``p_sign_flip`` and ``min_attainable_p``.
     """
-    from scipy import stats as scipy_stats
-
     separation = compute_signed_separation(events)
     values = separation["separation"].to_numpy(float)
-    n = values.size
-    if n < 2:
+    if values.size < 2:
         raise InsufficientDataError(
-            f"{n} animal(s) with P+ and P- neurons that have residuals in both epochs; the "
-            "animal-level test needs at least 2 (the neuron-level test below is secondary)"
+            f"{values.size} animal(s) with P+ and P- neurons that have residuals in both "
+            "epochs; the animal-level test needs at least 2 (the neuron-level test below is "
+            "secondary)"
         )
-    mean, sd = float(values.mean()), float(values.std(ddof=1))
-    t = mean / (sd / np.sqrt(n)) if sd > 0 else np.sign(mean) * np.inf
-    tails = 2 if settings.alternative == "two-sided" else 1
-    if settings.alternative == "greater":
-        p = float(scipy_stats.t.sf(t, df=n - 1))
-    else:
-        p = float(2 * scipy_stats.t.sf(abs(t), df=n - 1))
-    signs = _sign_patterns(
-        n, max_exact=16, n_random=65536, rng=np.random.default_rng(settings.seed)
-    )
-    null = (signs * values).mean(axis=1)
-    tol = 1e-12 * max(1.0, abs(mean))
-    extreme = null >= mean - tol if tails == 1 else np.abs(null) >= abs(mean) - tol
-    return _test_row(
+    result = one_sample_across_animals(values, alternative=settings.alternative, seed=settings.seed)
+    return result_row(
         GROUP_EPOCH_TEST,
-        statistic=mean,
-        p_value=p,
+        statistic=result["statistic"],
+        p_value=result["p_value"],
         alternative=settings.alternative,
-        n_animals=n,
+        n_animals=values.size,
         n_neurons=int((separation["n_pplus"] + separation["n_pminus"]).sum()),
         n_events=int(separation["n_events"].sum()),
-        n_permutations=len(null),
-        n_positive_animals=int(np.sum(values > 0)),
-        t_statistic=t,
-        p_sign_flip=float(np.mean(extreme)),
-        min_attainable_p=min(1.0, tails / 2.0**n),
+        n_permutations=result["n_permutations"],
+        n_positive_animals=result["n_positive_animals"],
+        t_statistic=result["t_statistic"],
+        p_sign_flip=result["p_sign_flip"],
+        min_attainable_p=result["min_attainable_p"],
     )
 
 
@@ -749,10 +676,10 @@ def test_group_epoch_neurons(
     n_neurons = sum(lab.size for _, lab in per_animal)
     arrangements = np.prod([float(math.comb(lab.size, int(lab.sum()))) for _, lab in per_animal])
     tails = 2 if settings.alternative == "two-sided" else 1
-    return _test_row(
+    return result_row(
         GROUP_EPOCH_NEURON_TEST,
         statistic=stat,
-        p_value=_p_value(null, stat, settings.alternative),
+        p_value=permutation_p(null, stat, settings.alternative),
         alternative=settings.alternative,
         n_animals=len(per_animal),
         n_neurons=n_neurons,
@@ -995,10 +922,10 @@ def test_outcome(
             labels[:, k] = perm
         null[first : first + labels.shape[1]] = statistic(labels)
     null = null[np.isfinite(null)]
-    return _test_row(
+    return result_row(
         OUTCOME_TEST,
         statistic=observed,
-        p_value=_p_value(null, observed, "two-sided"),
+        p_value=permutation_p(null, observed, "two-sided"),
         alternative="two-sided",
         n_animals=n_animals,
         n_neurons=n_neurons,
@@ -1095,10 +1022,10 @@ def test_residual_predicts_change(
         for idx in blocks:
             xp[idx] = x[rng.permutation(idx)]
         null[k] = corr(xp)
-    test = _test_row(
+    test = result_row(
         EARLY_CHANGE_TEST,
         statistic=observed,
-        p_value=_p_value(null, observed, "two-sided"),
+        p_value=permutation_p(null, observed, "two-sided"),
         alternative="two-sided",
         n_animals=int(neurons["subject"].nunique()),
         n_neurons=len(neurons),
@@ -1245,7 +1172,7 @@ def compute_network_prediction(
         r_cv=observed,
         null_mean=float(null.mean()),
         null_sd=float(null.std(ddof=1)),
-        p_value=_p_value(null, observed, "greater"),
+        p_value=permutation_p(null, observed, "greater"),
         n_permutations=null.size,
         r_cv_neuropil=np.nan,
         null_mean_neuropil=np.nan,
@@ -1321,9 +1248,9 @@ def test_network_prediction(
     tests = []
     for name, session_gain in rows:
         gain = session_gain.groupby(network["subject"]).mean().to_numpy(float)
-        stat, p, n_perm = _sign_flip_greater(gain, settings=settings, rng=rng)
+        stat, p, n_perm = sign_flip_greater(gain, n_random=settings.n_permutations, rng=rng)
         tests.append(
-            _test_row(
+            result_row(
                 name,
                 statistic=stat,
                 p_value=p,
@@ -1337,29 +1264,6 @@ def test_network_prediction(
             )
         )
     return pd.concat(tests, ignore_index=True)
-
-
-def _sign_patterns(
-    n: int, *, max_exact: int, n_random: int, rng: np.random.Generator
-) -> np.ndarray:
-    """(pattern, n) signs +-1: all 2^n patterns (identity first) for n <= ``max_exact``,
-    else ``n_random`` random ones."""
-    if n <= max_exact:
-        return 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-    return rng.choice([-1, 1], size=(n_random, n))
-
-
-def _sign_flip_greater(
-    values: np.ndarray, *, settings: StatsSettings, rng: np.random.Generator
-) -> tuple[float, float, int]:
-    """Mean of ``values`` and its one-sided sign-flip p (exact for up to 12 values)."""
-    n = values.size
-    signs = _sign_patterns(n, max_exact=12, n_random=settings.n_permutations, rng=rng)
-    null = (signs * values).mean(1)
-    stat = float(values.mean())
-    # Exact enumeration includes the identity, so count it directly instead of adding 1.
-    p = float(np.mean(null >= stat - 1e-12)) if n <= 12 else _p_value(null, stat, "greater")
-    return stat, p, len(null)
 
 
 # --- conclusion --------------------------------------------------------------------------
@@ -1401,7 +1305,7 @@ CLAIMS = {
 }
 
 
-def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
+def summarize(tests: pd.DataFrame, *, settings: StatsSettings, reference: str | None = None) -> str:
     """The printed conclusion of the analysis.
 
     Parameters
@@ -1411,6 +1315,9 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
         :data:`GROUP_EPOCH_TEST` row.
     settings : StatsSettings
         ``alpha``.
+    reference : str, optional
+        The reference condition, when the sessions have several: the per-claim tests ran
+        on its sessions, and the condition tests' lines follow (:mod:`analysis.conditions`).
 
     Returns
     -------
@@ -1448,8 +1355,14 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
             f"{int(m['n_animals'])} animals: {m['min_attainable_p']:.3g}).",
             f"Conclusion at alpha = {settings.alpha:g}: {verdict}.",
         ]
+    if reference is not None:
+        lines.append(
+            f"Condition: this test and those below up to 'Conditions compared' ran on the "
+            f"'{reference}' sessions only (stats.reference_condition)."
+        )
     lines.append(f"  {CLAIMS[GROUP_EPOCH_TEST]}")
-    for r in tests[tests["test"] != GROUP_EPOCH_TEST].itertuples(index=False):
+    per_claim = ~tests["test"].isin([GROUP_EPOCH_TEST, *conditions.CLAIMS])
+    for r in tests[per_claim].itertuples(index=False):
         if pd.isna(r.p_value):
             lines.append(f"{r.test}: not testable ({getattr(r, 'note', 'too few data')}).")
         else:
@@ -1460,6 +1373,10 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings) -> str:
             )
         if r.test in CLAIMS:
             lines.append(f"  {CLAIMS[r.test]}")
+    if tests["test"].isin(list(conditions.CLAIMS)).any():
+        compared = f"reference '{reference}'; " if reference is not None else ""
+        lines.append(f"Conditions compared ({compared}animals are the units):")
+        lines += conditions.condition_lines(tests, alpha=settings.alpha)
     return "\n".join(lines)
 
 
@@ -1566,7 +1483,8 @@ def compute_cohort_statistics(
     Parameters
     ----------
     events, pairs, targets, epochs, trials, sessions : pandas.DataFrame
-        As in the module docstring (``sessions`` also needs ``fs_hz``).
+        As in the module docstring (``sessions`` also needs ``fs_hz``, and may have
+        ``condition``: default ``control``; ``trials`` may have ``light_on``).
     soma_dff, dendrite_dff : dict
         ``(subject, session) -> dF/F (roi, time)`` of the soma and dendrite planes: the
         soma-locked responses (:mod:`analysis.residuals`), activity and network prediction.
@@ -1581,35 +1499,18 @@ def compute_cohort_statistics(
         behaviour, activity, activity_change, group_activity, sd_events (every somatic
         event of a paired soma with its residual, and the dendrite-only events), sd_fits,
         contrasts, separation, outcome_events, outcome_timecourse, early_residual_change,
-        network, tests (one row per test: name, statistic, p, n).
+        network, condition_separation, condition_contrasts, light_separation,
+        learning_slopes, tests (one row per test: name, statistic, p, n). With several
+        conditions the per-claim tables and tests cover the reference condition's
+        sessions (``settings.reference_condition``); the condition tables compare them.
     summary : str
         :func:`summarize` of ``tests``: the printed conclusion.
     """
     rng = np.random.default_rng(settings.seed)
-    soma_events = events[events["plane_role"] == "soma"]
-    session_trials = _rows_by_session(trials)
-    session_soma_events = _rows_by_session(soma_events)
-    session_rate = _rows_by_session(sessions)
-
-    def session_fs_hz(key: tuple[str, str]) -> float:
-        if key not in session_rate:
-            raise ValueError(f"sessions table has no row (fs_hz) for subject/session {key}")
-        return float(sessions["fs_hz"].iloc[session_rate[key][0]])
-
-    activity = []
-    for (subject, session), dff in sorted(soma_dff.items()):
-        key = (subject, session)
-        fs_hz = session_fs_hz(key)
-        table = compute_activity(
-            dff,
-            trials=trials.iloc[session_trials.get(key, [])],
-            events=soma_events.iloc[session_soma_events.get(key, [])],
-            fs_hz=fs_hz,
-        )
-        activity.append(table.assign(subject=subject, session=session))
-    activity_table = pd.concat(activity, ignore_index=True)[
-        ["subject", "session", "roi", "mean_dff", "event_rate_hz"]
-    ]
+    if "condition" not in sessions:
+        sessions = sessions.assign(condition=DEFAULT_CONDITION)
+    reference = conditions.reference_condition(sessions, settings.reference_condition)
+    activity_table = _activity_table(soma_dff, events, trials, sessions)
     activity_change = compute_activity_change(activity_table, targets)
     sd_events, sd_fits, all_sd_events = residual_events(
         events=events,
@@ -1621,7 +1522,107 @@ def compute_cohort_statistics(
         dendrite_dff=dendrite_dff,
         settings=settings,
     )
-    outcome_events = compute_outcome_residuals(sd_events, trials, sessions, settings=settings)
+    in_reference = _in_sessions(sessions[sessions["condition"] == reference])
+    reference_events = sd_events[in_reference(sd_events)]
+    outcome_events = compute_outcome_residuals(
+        reference_events, trials, sessions, settings=settings
+    )
+    network_table = _network_table(
+        reference_events, soma_dff, targets, sessions, soma_neuropil, settings=settings, rng=rng
+    )
+    early_change, tests_table = _per_claim_tests(
+        reference_events,
+        outcome_events,
+        network_table,
+        activity_table[in_reference(activity_table)],
+        settings=settings,
+        rng=rng,
+    )
+    behaviour = compute_behaviour(trials, sessions)
+    group_activity = compute_group_activity(activity_change)
+    condition_tables, condition_tests = _condition_statistics(
+        conditions.label_conditions(sd_events, sessions),
+        trials,
+        conditions.label_conditions(behaviour, sessions),
+        group_activity,
+        reference=reference,
+        settings=settings,
+    )
+    tests_table = pd.concat([tests_table, *condition_tests], ignore_index=True)
+    tables = {
+        "behaviour": behaviour,
+        "activity": activity_table,
+        "activity_change": activity_change,
+        "group_activity": group_activity,
+        "sd_events": all_sd_events,
+        "sd_fits": sd_fits,
+        "contrasts": compute_group_epoch_contrasts(reference_events),
+        "separation": compute_signed_separation(reference_events),
+        "outcome_events": outcome_events,
+        "outcome_timecourse": compute_outcome_timecourse(outcome_events, settings=settings),
+        "early_residual_change": early_change,
+        "network": network_table,
+        **condition_tables,
+        "tests": tests_table,
+    }
+    several = sessions["condition"].nunique() > 1
+    summary = summarize(tests_table, settings=settings, reference=reference if several else None)
+    return tables, summary
+
+
+def _in_sessions(sessions: pd.DataFrame):
+    """A mask function: which rows of a table (``subject, session``) are in ``sessions``."""
+    keys = set(zip(sessions["subject"], sessions["session"], strict=True))
+
+    def mask(table: pd.DataFrame) -> np.ndarray:
+        rows = zip(table["subject"], table["session"], strict=True)
+        return np.fromiter((key in keys for key in rows), dtype=bool, count=len(table))
+
+    return mask
+
+
+def _session_fs_hz(sessions: pd.DataFrame, key: tuple[str, str]) -> float:
+    rows = sessions[(sessions["subject"] == key[0]) & (sessions["session"] == key[1])]
+    if rows.empty:
+        raise ValueError(f"sessions table has no row (fs_hz) for subject/session {key}")
+    return float(rows["fs_hz"].iloc[0])
+
+
+def _activity_table(
+    soma_dff: dict[tuple[str, str], xr.DataArray],
+    events: pd.DataFrame,
+    trials: pd.DataFrame,
+    sessions: pd.DataFrame,
+) -> pd.DataFrame:
+    """:func:`compute_activity` of every session's soma plane, concatenated."""
+    soma_events = events[events["plane_role"] == "soma"]
+    session_trials = _rows_by_session(trials)
+    session_soma_events = _rows_by_session(soma_events)
+    activity = []
+    for key, dff in sorted(soma_dff.items()):
+        table = compute_activity(
+            dff,
+            trials=trials.iloc[session_trials.get(key, [])],
+            events=soma_events.iloc[session_soma_events.get(key, [])],
+            fs_hz=_session_fs_hz(sessions, key),
+        )
+        activity.append(table.assign(subject=key[0], session=key[1]))
+    return pd.concat(activity, ignore_index=True)[
+        ["subject", "session", "roi", "mean_dff", "event_rate_hz"]
+    ]
+
+
+def _network_table(
+    sd_events: pd.DataFrame,
+    soma_dff: dict[tuple[str, str], xr.DataArray],
+    targets: pd.DataFrame,
+    sessions: pd.DataFrame,
+    soma_neuropil: dict[tuple[str, str], xr.DataArray] | None,
+    *,
+    settings: StatsSettings,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """:func:`compute_network_prediction` of every session with SD events, concatenated."""
     network = []
     session_sd_events = _rows_by_session(sd_events)
     session_targets = _rows_by_session(targets)
@@ -1633,17 +1634,30 @@ def compute_cohort_statistics(
             compute_network_prediction(
                 sd_events.iloc[rows],
                 dff,
-                fs_hz=session_fs_hz(key),
+                fs_hz=_session_fs_hz(sessions, key),
                 settings=settings,
                 rng=rng,
                 exclude_rois=targets["roi"].iloc[session_targets.get(key, [])].astype(int),
                 neuropil=(soma_neuropil or {}).get(key),
             )
         )
-    network_table = (
-        pd.concat(network, ignore_index=True) if network else pd.DataFrame(columns=NETWORK_COLUMNS)
-    )
-    # Written with its header even when untestable, so the file reads back as a table.
+    if not network:
+        return pd.DataFrame(columns=NETWORK_COLUMNS)
+    return pd.concat(network, ignore_index=True)
+
+
+def _per_claim_tests(
+    sd_events: pd.DataFrame,
+    outcome_events: pd.DataFrame,
+    network_table: pd.DataFrame,
+    activity_table: pd.DataFrame,
+    *,
+    settings: StatsSettings,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The headline and the secondary tests, in a fixed order (they share ``rng``); a test
+    the data cannot support gets an untestable row. Returns the early-change table (with
+    its header even when untestable, so the file reads back) and the tests table."""
     early_change = pd.DataFrame(columns=EARLY_CHANGE_COLUMNS)
 
     def early_change_test() -> pd.DataFrame:
@@ -1669,21 +1683,53 @@ def compute_cohort_statistics(
             tests.append(run())
         except InsufficientDataError as err:
             log.warning("%s not testable: %s", name, err)
-            tests.append(_untestable_row(name, str(err), alternative=settings.alternative))
-    tests_table = pd.concat(tests, ignore_index=True)
+            tests.append(untestable_row(name, str(err), alternative=settings.alternative))
+    return early_change, pd.concat(tests, ignore_index=True)
+
+
+def _condition_statistics(
+    sd_events: pd.DataFrame,
+    trials: pd.DataFrame,
+    behaviour: pd.DataFrame,
+    group_activity: pd.DataFrame,
+    *,
+    reference: str,
+    settings: StatsSettings,
+) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
+    """Tables and tests of :mod:`analysis.conditions` (events and behaviour labelled with
+    their session's condition). Condition tests need several conditions; the light test
+    needs a session that interleaves light-on and light-off trials."""
+    by_condition = conditions.per_value(sd_events, "condition", compute_signed_separation)
+    lit_events = (
+        conditions.label_light(sd_events, trials) if "light_on" in trials else sd_events.iloc[:0]
+    )
+    light = conditions.light_table(
+        conditions.per_value(lit_events, "light_on", compute_signed_separation)
+    )
+    slopes = conditions.learning_slopes(behaviour, group_activity)
     tables = {
-        "behaviour": compute_behaviour(trials, sessions),
-        "activity": activity_table,
-        "activity_change": activity_change,
-        "group_activity": compute_group_activity(activity_change),
-        "sd_events": all_sd_events,
-        "sd_fits": sd_fits,
-        "contrasts": compute_group_epoch_contrasts(sd_events),
-        "separation": compute_signed_separation(sd_events),
-        "outcome_events": outcome_events,
-        "outcome_timecourse": compute_outcome_timecourse(outcome_events, settings=settings),
-        "early_residual_change": early_change,
-        "network": network_table,
-        "tests": tests_table,
+        "condition_separation": by_condition,
+        "condition_contrasts": conditions.per_value(
+            sd_events, "condition", compute_group_epoch_contrasts
+        ),
+        "light_separation": light,
+        "learning_slopes": slopes,
     }
-    return tables, summarize(tests_table, settings=settings)
+    tests = []
+    if behaviour["condition"].nunique() > 1:
+        seeds = dict(seed=settings.seed)
+        tests += conditions.test_condition_separation(
+            by_condition, reference=reference, alternative=settings.alternative, **seeds
+        )
+        tests += conditions.test_condition_interaction(
+            by_condition, reference=reference, n_permutations=settings.n_permutations, **seeds
+        )
+        tests += conditions.test_learning(
+            slopes, reference=reference, n_permutations=settings.n_permutations, **seeds
+        )
+    if len(lit_events):
+        try:
+            tests.append(conditions.test_light(light, seed=settings.seed))
+        except InsufficientDataError as err:
+            tests.append(conditions.untestable(conditions.LIGHT_TEST, str(err)))
+    return tables, tests

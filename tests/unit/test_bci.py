@@ -89,6 +89,19 @@ def test_trials_from_hand_made_log():
     assert frames.equals(_hand_log())  # input untouched
 
 
+def test_trials_light_on_reads_the_active_frames_only():
+    frames = _hand_log()
+    assert compute_trials(frames, meta=META, fs_hz=FS_HZ)["opto_fraction"].isna().all()
+    opto = np.zeros(len(frames), dtype=int)
+    opto[[8, 9, 10]] = 1  # the hit's hold (light on reward): does not mark the trial
+    opto[17:21] = 1  # the failure's whole active period
+    opto[30:34] = 1  # 4 of the timeout's 10 active frames
+    opto[25:27] = 1  # inter-trial interval
+    trials = compute_trials(frames.assign(opto=opto), meta=META, fs_hz=FS_HZ)
+    np.testing.assert_allclose(trials["opto_fraction"], [0.0, 1.0, 0.4])
+    assert trials["light_on"].tolist() == [0, 1, 0]
+
+
 def test_trials_agree_with_cloose_state_machine():
     params = TaskParams(max_trial_frames=60, grey_frames=5, hold_frames=20, iti_frames=5)
     rng = np.random.default_rng(0)

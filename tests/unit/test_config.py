@@ -86,9 +86,30 @@ def test_sessions_table(tmp_path):
     ]
 
 
+def test_sessions_table_condition_defaults_to_control(tmp_path):
+    table = tmp_path / "sessions.tsv"
+    write_sessions(
+        table,
+        [
+            ("subject", "session", "path", "condition"),
+            ("m1", "day01", "m1/day01", "ndnf_opto"),
+            ("m2", "day01", "m2/day01", ""),
+        ],
+    )
+    sessions = cfg.load_sessions(table, raw_root=tmp_path)
+    assert sessions["condition"].tolist() == ["ndnf_opto", "control"]
+    plain = tmp_path / "plain.tsv"
+    write_sessions(plain, [("subject", "session", "path"), ("m1", "day01", "m1/day01")])
+    assert cfg.load_sessions(plain, raw_root=tmp_path)["condition"].tolist() == ["control"]
+
+
 @pytest.mark.parametrize(
     ("rows", "match"),
     [
+        (
+            [("subject", "session", "path", "condition"), ("m1", "d1", "a", "ndnf opto")],
+            r"condition 'ndnf opto' may only contain",
+        ),
         ([("subject", "session"), ("m1", "d1")], r"missing column\(s\) \['path'\]"),
         (
             [("subject", "session", "path"), ("m1", "d1", "a"), ("m1", "d1", "b")],

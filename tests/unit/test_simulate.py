@@ -152,6 +152,9 @@ def test_plane_writer_compressions(tmp_path, compression, stored):
         ("max_nonrigid_px", 9.0, "max_nonrigid_px"),
         ("n_rows", 20, "too small"),
         ("bogus", 1, "unknown key"),
+        ("inhibited_subjects", ["m02"], "not simulated subjects"),
+        ("inhibition_condition", "control", "other than 'control'"),
+        ("opto_trial_fraction", 0.0, "opto_trial_fraction"),
     ],
 )
 def test_bad_settings_rejected(key, value, match):
@@ -169,3 +172,52 @@ def test_planted_epoch_is_the_error_trend_before_each_burst(tiny):
     coupled = day["events"][day["events"].kind == "coincident"]
     epoch = day["error"].set_index("frame")["epoch"]
     np.testing.assert_array_equal(coupled.epoch, epoch.loc[coupled.frame].to_numpy())
+
+
+def test_inhibition_removes_the_residual_on_lit_frames_only():
+    long = {"n_frames": 2000, "n_days": 1}
+    settings, inhibited = _run(inhibited_subjects=["m01"], opto_trial_fraction=0.5, **long)
+    assert inhibited["condition"] == "ndnf_opto" and settings.condition_of("m02") == "control"
+    day, plain = inhibited["days"][0], _run(**long)[1]["days"][0]
+    bci, events = day["bci"], day["events"]
+    # the light covers whole trials, some of them, never the inter-trial frames
+    lit_trials = bci.loc[bci.opto > 0, "trial"].unique()
+    assert (lit_trials >= 0).all() and 0 < lit_trials.size < bci.trial.max() + 1
+    per_trial = bci[bci.trial >= 0].groupby("trial").opto.agg(["min", "max"])
+    assert (per_trial["min"] == per_trial["max"]).all()
+    coupled = events[events.kind == "coincident"]
+    lit = coupled.opto > 0
+    np.testing.assert_array_equal(coupled.planted_residual[lit], 0.0)
+    np.testing.assert_array_equal(
+        coupled.planted_residual[~lit], coupled.instructive_residual[~lit]
+    )
+    assert (coupled.instructive_residual[lit] != 0).any()
+    # the light changes dendrites only: the same bursts and closed loop as without it
+    plain_coupled = plain["events"][plain["events"].kind == "coincident"]
+    np.testing.assert_array_equal(coupled.frame, plain_coupled.frame)
+    pd.testing.assert_frame_equal(bci.drop(columns="opto"), plain["bci"])
+
+
+def test_inhibition_slows_learning():
+    def target_rates(**kw):
+        _, result = _run(n_days=3, **kw)
+        return result["days"][-1]["rates_hz"]
+
+    control = target_rates()
+    slowed = target_rates(
+        inhibited_subjects=["m01"], inhibition_residual_removed=0.0, inhibition_learning_factor=0.0
+    )
+    base = _run(n_days=1)[1]["days"][0]["rates_hz"]
+    assert not np.allclose(control, base)  # learning moved the targets' rates
+    np.testing.assert_allclose(slowed, base)  # no learning drive under the light
+
+
+def test_sessions_table_names_conditions(tmp_path):
+    settings = simulate.SimulateSettings.from_mapping(
+        {**TINY, "n_subjects": 2, "inhibited_subjects": ["m02"]}
+    )
+    path = session_format.write_sessions_table(tmp_path, settings=settings)
+    table = pd.read_csv(path, sep="\t")
+    assert table.columns.tolist() == ["subject", "session", "path", "condition"]
+    assert table.condition.tolist() == ["control", "control", "ndnf_opto", "ndnf_opto"]
+    assert table.path.tolist()[0] == "m01/day01"

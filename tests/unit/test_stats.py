@@ -467,7 +467,7 @@ def test_summarize_verdicts_claims_and_errors():
 
 
 def test_summary_of_an_untestable_headline():
-    row = stats._untestable_row(stats.GROUP_EPOCH_TEST, "1 animal(s)", alternative="two-sided")
+    row = stats.untestable_row(stats.GROUP_EPOCH_TEST, "1 animal(s)", alternative="two-sided")
     text = stats.summarize(row, settings=_settings())
     assert "could not run: 1 animal(s)" in text and "no vectorized signal found" in text
 

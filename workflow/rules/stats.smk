@@ -13,6 +13,10 @@ STATS_TABLES = [
     "outcome_timecourse",
     "early_residual_change",
     "network",
+    "condition_separation",
+    "condition_contrasts",
+    "light_separation",
+    "learning_slopes",
     "tests",
 ]
 
@@ -35,6 +39,8 @@ rule stats:
         ),
     params:
         settings=stage_settings("stats"),
+        # a param, not an input: relabelling sessions reruns stats alone
+        conditions={f"{r.subject}/{r.session}": r.condition for r in SESSIONS.itertuples()},
     resources:
         mem_mb=4000,
         runtime=30,

@@ -24,7 +24,12 @@ with rule_log(sm.log[0], rule="stats", inputs=sm.input):
     keys = [{"subject": r["subject"], "session": r["session"]} for r in records]
     sessions = pd.DataFrame(
         [
-            {**k, "fs_hz": r["fs_hz"], "duration_s": r["n_frames"] / r["fs_hz"]}
+            {
+                **k,
+                "fs_hz": r["fs_hz"],
+                "duration_s": r["n_frames"] / r["fs_hz"],
+                "condition": sm.params.conditions[f"{k['subject']}/{k['session']}"],
+            }
             for k, r in zip(keys, records, strict=True)
         ]
     )
