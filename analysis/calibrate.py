@@ -1,4 +1,4 @@
-"""Calibration of the headline group x epoch test through the measurement path (synthetic).
+"""Calibration of the stats stage's animal-level tests through the measurement path.
 
 Contract
 --------
@@ -6,18 +6,14 @@ Input: the simulator's settings (:class:`analysis.simulate.SimulateSettings`; th
 the ``calibrate`` rule start from the bundled sample's preset) and
 :class:`CalibrateSettings`. Each cohort is ``n_animals`` animals x ``n_days`` sessions
 simulated at trace level with the closed loop (the target somata drive the cursor, as
-on the rig), a null residual and a per-day drift of each neuron's coupling gain.
-
-Every cohort goes through the path real data take, not the simulator's truth:
-
-1. measured traces: each target soma's dF/F is the rig's own online dF/F of its polygon
-   (the very shot noise that moved the cursor) plus independent noise up to the
-   variant's noise level; each tuft's dF/F is its calcium plus noise at that level;
-2. :func:`analysis.extract.detect_events` on both planes;
-3. epochs from the logged grating angle (:func:`analysis.bci.compute_task_error`);
-4. :func:`analysis.stats.residual_events` (soma-locked responses, causal epochs,
-   errors-in-variables fit) and :func:`analysis.stats.test_group_epoch` (animal level),
-   exactly as the stats stage runs them.
+on the rig), a null residual and a per-day drift of each neuron's coupling gain; it goes
+through the path real data take, not the simulator's truth
+(:mod:`analysis.calibration_cohorts`: measured traces, detected events, epochs from the
+logged angle), then :func:`analysis.stats.residual_events` and the test, exactly as the
+stats stage runs them. ``parts`` picks the tests: 'group_epoch', the headline
+(:func:`analysis.stats.test_group_epoch`, this module) and 'interaction', condition x
+(group x epoch) on cohorts of ``n_animals`` + ``n_animals``
+(:mod:`analysis.calibrate_interaction`).
 
 Null variants (:data:`NULL_VARIANTS`): linear coupling; supralinear coupling (exponent
 1.15 and 1.3); low and high trace noise. The noise levels bracket real recordings
@@ -52,20 +48,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from analysis import bci, extract, residuals, simulate, stats
-from analysis.dims import FRAME, ROI, TIME
+from analysis import calibrate_interaction, residuals, simulate, stats
+from analysis.calibration_cohorts import (
+    NOISE_LEVELS_DFF,
+    animal_dendrites,
+    cohort_settings,
+    dendrite_gain,
+    measured_tables,
+    merge_tables,
+    photon_scaled,
+)
 from analysis.settings import StageSettings, require
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("metric", "variant", "value", "goal")
-#: dF/F noise SD per frame at 15 Hz: CASCADE DS14 (GCaMP6s) recordings, binned to 15 Hz,
-#: have noise / single-AP response of 0.125, 0.19, 0.29 and 0.34 at their 25th, 50th, 75th
-#: and 90th percentiles; with the simulator's single-spike response (~0.22 dF/F over
-#: 0.5 s) 0.03 ~ 25th, 0.055 (the simulated rig's own shot noise) ~ 65th, 0.075 ~ 90th.
-NOISE_LEVELS_DFF = {"low": 0.03, "mid": 0.055, "high": 0.075}
 #: name -> (coupling exponent, noise level, photon scale); the photon scale lowers the
 #: rig's own shot noise below the low noise level.
 NULL_VARIANTS = {
@@ -85,12 +83,18 @@ QUICK = {
     "n_frames": 1500,
     "baseline_frames": 600,
     "effect_sizes_sd": [0.5],
+    "n_interaction_cohorts": 2,
+    "n_interaction_power_cohorts": 1,
+    "interaction_sizes_sd": [0.5],
 }
+#: What a calibration run can cover: the headline group x epoch test (this module) and
+#: the condition x (group x epoch) test (:mod:`analysis.calibrate_interaction`).
+PARTS = ("group_epoch", "interaction")
 
 
 @dataclasses.dataclass(frozen=True)
 class CalibrateSettings(StageSettings):
-    """Calibration of the group x epoch test (config section ``calibrate``).
+    """Calibration of the group x epoch and condition tests (config section ``calibrate``).
 
     Attributes
     ----------
@@ -120,6 +124,16 @@ class CalibrateSettings(StageSettings):
         Which of :data:`NULL_VARIANTS` to run.
     compare_old_design : bool
         Also run the replaced design (epoch at onset, OLS) on supralinear_1.15 cohorts.
+    parts : tuple of str
+        Which calibrations to run (:data:`PARTS`).
+    n_interaction_cohorts : int
+        Two-condition cohorts (``n_animals`` + ``n_animals``) per interaction null variant.
+    n_interaction_power_cohorts : int
+        Of those, how many also get each abolished size; <= n_interaction_cohorts.
+    interaction_null_size_sd : float
+        The planted residual both conditions carry in the 'same signal' null (residual SD).
+    interaction_sizes_sd : tuple of float
+        Control animals' planted residual, abolished by the light, for the power rows.
     seed : int
         Root seed; cohort k's generators come from (seed, k, animal, purpose).
     """
@@ -139,6 +153,11 @@ class CalibrateSettings(StageSettings):
     gain_drift_sd: float = 0.1
     null_variants: tuple[str, ...] = tuple(NULL_VARIANTS)
     compare_old_design: bool = True
+    parts: tuple[str, ...] = PARTS
+    n_interaction_cohorts: int = 200
+    n_interaction_power_cohorts: int = 100
+    interaction_null_size_sd: float = 0.2
+    interaction_sizes_sd: tuple[float, ...] = (0.05, 0.1, 0.2)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -162,141 +181,20 @@ class CalibrateSettings(StageSettings):
             f"calibrate.null_variants: unknown {unknown}; choose from {list(NULL_VARIANTS)}",
         )
         require(self.seed >= 0, "calibrate.seed must be >= 0")
-
-
-def cohort_settings(
-    settings: CalibrateSettings, simulate_settings: simulate.SimulateSettings, **overrides: Any
-) -> simulate.SimulateSettings:
-    """Simulator settings of a calibration animal (validated): the calibration's size,
-    the gain drift, a null residual, then ``overrides``."""
-    base = simulate_settings.to_dict()
-    return simulate.SimulateSettings.from_mapping(
-        {
-            **base,
-            "n_subjects": 1,
-            "n_days": settings.n_days,
-            "n_frames": settings.n_frames,
-            "baseline_frames": settings.baseline_frames,
-            "calibration_trial_frames": min(
-                simulate_settings.calibration_trial_frames, settings.baseline_frames
-            ),
-            "coupling_gain_drift_sd": settings.gain_drift_sd,
-            "null": True,
-            **overrides,
-        }
-    )
-
-
-def _photon_scaled(sim: simulate.SimulateSettings, scale: float) -> dict[str, float]:
-    names = ("photons_soma", "photons_dendrite", "photons_background", "photons_neuropil")
-    return {n: getattr(sim, n) * scale for n in names}
-
-
-def measured_tables(
-    animal: dict[str, Any],
-    dendrites: Sequence[tuple[pd.DataFrame, np.ndarray]],
-    *,
-    sim: simulate.SimulateSettings,
-    noise_dff: float,
-    rng: np.random.Generator,
-) -> dict[str, Any]:
-    """One animal's stats-stage inputs, measured from its simulated traces.
-
-    Parameters
-    ----------
-    animal : dict
-        :func:`analysis.simulate.simulate_subject` output.
-    dendrites : sequence of (events, dendrite_calcium)
-        Per day, :func:`analysis.simulate.simulate_dendrites` output for this variant.
-    sim : SimulateSettings
-    noise_dff : float
-        Total noise SD per frame of the measured dF/F (soma: the rig's own online noise
-        plus independent noise up to this; tuft: calcium plus this).
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    dict
-        ``events, pairs, targets, epochs, sessions`` tables and ``soma_dff``,
-        ``dendrite_dff`` dicts, as :func:`analysis.stats.residual_events` takes them.
-    """
-    subject, fs = animal["subject"], sim.fs_hz
-    targets = animal["days"][0]["targets"]
-    neurons = np.array([t["neuron"] for t in targets])
-    tuft_of = animal["geometry"]["dendrites"].set_index("neuron")["tuft"]
-    tufts = tuft_of.loc[neurons].to_numpy()
-    params = sim.task_params
-    meta = {
-        "threshold": animal["threshold"],
-        "failure_bound": animal["failure_bound"],
-        "target_angle_deg": params.target_angle_deg,
-        "max_trial_frames": params.max_trial_frames,
-    }
-    extract_settings, bci_settings = extract.ExtractSettings(), bci.BciSettings()
-    out: dict[str, Any] = {"soma_dff": {}, "dendrite_dff": {}}
-    events, epochs = [], []
-    for day, (_, dend_calcium) in zip(animal["days"], dendrites, strict=True):
-        session = day["session"]
-        online = day["online_dff"]
-        extra = np.sqrt(np.maximum(noise_dff**2 - _noise_sd(online) ** 2, 0.0))
-        soma = online + rng.normal(size=online.shape) * extra[:, None]
-        dend = dend_calcium[tufts] + rng.normal(0, noise_dff, size=(tufts.size, online.shape[1]))
-        for role, rois, values in (("soma", neurons, soma), ("dendrite", tufts, dend)):
-            trace = _trace(values, rois, fs)
-            out[f"{role}_dff"][(subject, session)] = trace
-            found = extract.detect_events(trace, fs_hz=fs, settings=extract_settings)
-            events.append(found.assign(subject=subject, session=session, plane_role=role))
-        ep = bci.compute_task_error(day["bci"], meta=meta, fs_hz=fs, settings=bci_settings)
-        epochs.append(ep.assign(subject=subject, session=session))
-    sessions = [d["session"] for d in animal["days"]]
-    out["events"] = pd.concat(events, ignore_index=True)
-    out["epochs"] = pd.concat(epochs, ignore_index=True)
-    out["pairs"] = pd.DataFrame(
-        {"subject": subject, "soma_roi": neurons, "dendrite_roi": tufts, "paired": True}
-    )
-    out["targets"] = pd.DataFrame(
-        [
-            {
-                "subject": subject,
-                "session": s,
-                "target_id": t["id"],
-                "group": t["group"],
-                "roi": t["neuron"],
-            }
-            for s in sessions
-            for t in targets
-        ]
-    )
-    out["sessions"] = pd.DataFrame({"subject": subject, "session": sessions, "fs_hz": fs})
-    return out
-
-
-def _noise_sd(traces: np.ndarray) -> np.ndarray:
-    """Robust per-row noise SD (MAD of first differences / sqrt 2)."""
-    d = np.diff(traces, axis=1)
-    mad = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
-    return 1.4826 * mad / np.sqrt(2)
-
-
-def _trace(values: np.ndarray, rois: np.ndarray, fs: float) -> xr.DataArray:
-    frame = np.arange(values.shape[1])
-    return xr.DataArray(
-        values.astype(np.float32),
-        dims=(ROI, TIME),
-        coords={ROI: rois, TIME: frame / fs, FRAME: (TIME, frame)},
-        name="dff",
-    )
-
-
-def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """A cohort's stats inputs from its animals' :func:`measured_tables`."""
-    merged: dict[str, Any] = {"soma_dff": {}, "dendrite_dff": {}}
-    for part in parts:
-        merged["soma_dff"].update(part["soma_dff"])
-        merged["dendrite_dff"].update(part["dendrite_dff"])
-    for name in ("events", "pairs", "targets", "epochs", "sessions"):
-        merged[name] = pd.concat([p[name] for p in parts], ignore_index=True)
-    return merged
+        unknown = sorted(set(self.parts) - set(PARTS))
+        require(
+            not unknown and self.parts,
+            f"calibrate.parts: unknown {unknown}; choose from {list(PARTS)}",
+        )
+        require(self.n_interaction_cohorts >= 1, "calibrate.n_interaction_cohorts must be >= 1")
+        require(
+            0 <= self.n_interaction_power_cohorts <= self.n_interaction_cohorts,
+            "calibrate.n_interaction_power_cohorts must be in 0..n_interaction_cohorts",
+        )
+        require(
+            self.interaction_null_size_sd > 0 and all(s > 0 for s in self.interaction_sizes_sd),
+            "calibrate.interaction_null_size_sd and interaction_sizes_sd must be residual SDs > 0",
+        )
 
 
 def evaluate(
@@ -328,13 +226,6 @@ def evaluate(
     )
 
 
-def _dendrite_gain(sim: simulate.SimulateSettings, stats_settings: stats.StatsSettings) -> float:
-    """Dendritic window response per unit dendritic event magnitude (for planting sizes)."""
-    kernel = simulate.calcium_kernel(sim.tau_rise_s, sim.tau_dendrite_decay_s, sim.fs_hz)
-    n = max(1, int(round(stats_settings.response_window_s * sim.fs_hz)))
-    return float(kernel[:n].mean())
-
-
 def _run_cohort(task: tuple) -> dict[str, Any]:
     """Simulate one cohort once; measure and test it under every variant and size."""
     index, settings, sim_base, stats_settings, keep_events = task
@@ -343,7 +234,7 @@ def _run_cohort(task: tuple) -> dict[str, Any]:
     photon_scales = sorted({NULL_VARIANTS[v][2] for v in settings.null_variants} | {1.0})
     animals = {}
     for scale in photon_scales:
-        sim = cohort_settings(settings, sim_base, **_photon_scaled(sim_base, scale))
+        sim = cohort_settings(settings, sim_base, **photon_scaled(sim_base, scale))
         animals[scale] = [
             simulate.simulate_subject(
                 sim,
@@ -358,29 +249,19 @@ def _run_cohort(task: tuple) -> dict[str, Any]:
             settings,
             sim_base,
             coupling_exponent=exponent,
-            **_photon_scaled(sim_base, scale),
+            **photon_scaled(sim_base, scale),
             **planted,
         )
         parts = []
         for a, animal in enumerate(animals[scale]):
             rng = np.random.default_rng([settings.seed, index, a, 1])
-            dendrites = [
-                simulate.simulate_dendrites(
-                    animal["geometry"],
-                    day["bursts"],
-                    day["error"].trend_epoch.to_numpy(),
-                    n_frames=settings.n_frames,
-                    settings=sim,
-                    rng=rng,
-                )
-                for day in animal["days"]
-            ]
+            dendrites = animal_dendrites(animal, sim, n_frames=settings.n_frames, rng=rng)
             parts.append(
                 measured_tables(
                     animal, dendrites, sim=sim, noise_dff=NOISE_LEVELS_DFF[noise], rng=rng
                 )
             )
-        return _merge(parts)
+        return merge_tables(parts)
 
     residual_sd = np.nan
     for name in settings.null_variants:
@@ -401,7 +282,7 @@ def _run_cohort(task: tuple) -> dict[str, Any]:
                 result["events"]["old_design"] = _with_true_size(old_fitted, animals[scale])
     if index < settings.n_power_cohorts and np.isfinite(residual_sd):
         sim = cohort_settings(settings, sim_base)
-        unit = residual_sd / _dendrite_gain(sim, stats_settings)
+        unit = residual_sd / dendrite_gain(sim, stats_settings)
         for size in settings.effect_sizes_sd:
             tables = cohort_tables(1.0, "mid", 1.0, null=False, residual_amplitude=size * unit)
             outcome, _, _ = evaluate(tables, stats_settings=stats_settings)
@@ -465,17 +346,31 @@ def run_calibration(
     stats_settings = dataclasses.replace(
         stats_settings or stats.StatsSettings(), alpha=settings.alpha
     )
-    n_keep = min(10, settings.n_null_cohorts)
-    tasks = [
-        (k, settings, simulate_settings, stats_settings, k < n_keep)
-        for k in range(settings.n_null_cohorts)
-    ]
+    table = pd.DataFrame(columns=list(COLUMNS))
+    residual_size = residual_size_table([])
+    if "group_epoch" in settings.parts:
+        n_keep = min(10, settings.n_null_cohorts)
+        tasks = [
+            (k, settings, simulate_settings, stats_settings, k < n_keep)
+            for k in range(settings.n_null_cohorts)
+        ]
+        results = _map(_run_cohort, tasks, n_workers)
+        table, residual_size = _summarise(results, settings), residual_size_table(results)
+    if "interaction" in settings.parts:
+        tasks = calibrate_interaction.interaction_tasks(settings, simulate_settings, stats_settings)
+        rows = calibrate_interaction.summarise_interaction(
+            _map(calibrate_interaction.run_interaction_cohort, tasks, n_workers), settings
+        )
+        table = pd.concat([table, pd.DataFrame(rows, columns=list(COLUMNS))], ignore_index=True)
+    return table, residual_size
+
+
+def _map(function, tasks: list[tuple], n_workers: int) -> list[dict[str, Any]]:
+    """``function`` over ``tasks``, in ``n_workers`` processes (results in task order)."""
     if n_workers == 1:
-        results = [_run_cohort(task) for task in tasks]
-    else:
-        with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            results = list(pool.map(_run_cohort, tasks))
-    return _summarise(results, settings), residual_size_table(results)
+        return [function(task) for task in tasks]
+    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        return list(pool.map(function, tasks))
 
 
 def _summarise(results: Sequence[dict[str, Any]], settings: CalibrateSettings) -> pd.DataFrame:

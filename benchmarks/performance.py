@@ -415,10 +415,10 @@ def cohort_tables(
 
 def stats_child(n_animals: int, n_days: int, n_frames: int) -> None:
     """Simulate a trace-level cohort, time the stats stage on it; print JSON."""
-    from analysis import calibrate, simulate, stats
+    from analysis import calibrate, calibration_cohorts, simulate, stats
 
     start = time.perf_counter()
-    settings = calibrate.cohort_settings(
+    settings = calibration_cohorts.cohort_settings(
         calibrate.CalibrateSettings(
             n_animals=n_animals, n_days=n_days, n_frames=n_frames, baseline_frames=1500
         ),

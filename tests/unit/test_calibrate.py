@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import calibrate, simulate, stats
+from analysis import calibrate, calibration_cohorts, simulate, stats
 from analysis.calibrate import CalibrateSettings
 from analysis.settings import ConfigError
 
@@ -18,6 +18,7 @@ TINY = dict(
     baseline_frames=600,
     effect_sizes_sd=(1.0,),
     null_variants=("linear", "supralinear_1.3"),
+    parts=("group_epoch",),
     seed=3,
 )
 
@@ -60,10 +61,10 @@ def test_null_residuals_are_flat_in_true_somatic_size(calibration):
 
 def test_measured_tables_go_through_detection_and_the_log():
     settings = CalibrateSettings(**{**TINY, "n_days": 1})
-    sim = calibrate.cohort_settings(settings, simulate.settings_for("sample"))
+    sim = calibration_cohorts.cohort_settings(settings, simulate.settings_for("sample"))
     animal = simulate.simulate_subject(sim, subject="m01", rng=np.random.default_rng(0))
     day = animal["days"][0]
-    tables = calibrate.measured_tables(
+    tables = calibration_cohorts.measured_tables(
         animal,
         [(day["events"], day["dendrite_calcium"])],
         sim=sim,
@@ -73,7 +74,7 @@ def test_measured_tables_go_through_detection_and_the_log():
     targets = [t["neuron"] for t in day["targets"]]
     soma = tables["soma_dff"][("m01", "day01")]
     assert list(soma["roi"].values) == targets
-    noise = calibrate._noise_sd(soma.values)
+    noise = calibration_cohorts.noise_sd(soma.values)
     assert noise == pytest.approx(np.full(len(targets), 0.06), rel=0.15)
     # events are detected from the traces, not copied from the truth
     detected = tables["events"].query("plane_role == 'soma'")
@@ -92,9 +93,35 @@ def test_minimum_detectable_effect_interpolates_the_power_curve():
     )
 
 
+def test_interaction_calibration_through_two_condition_cohorts():
+    settings = CalibrateSettings(
+        **{**TINY, "parts": ("interaction",)},
+        n_interaction_cohorts=2,
+        n_interaction_power_cohorts=1,
+        interaction_sizes_sd=(1.0,),
+    )
+    table, residual_size = calibrate.run_calibration(
+        settings=settings, simulate_settings=simulate.settings_for("sample")
+    )
+    values = table.set_index(["metric", "variant"])["value"]
+    fpr = table[table["metric"] == "false_positive_rate"]
+    assert fpr["variant"].tolist() == [
+        "interaction_null_no_signal",
+        "interaction_null_same_signal_0.2_sd",
+    ]
+    assert fpr["value"].between(0, 1).all()
+    assert values[("n_untestable_cohorts", "interaction_null_no_signal")] == 0
+    # the light abolished a 1-SD residual in 3 of 6 animals: found, at about that size
+    assert values[("power", "interaction_abolished_1_sd")] == 1.0
+    assert values[("realized_effect_sd", "interaction_abolished_1_sd")] == pytest.approx(
+        -1.0, abs=0.4
+    )
+    assert residual_size.empty
+
+
 def test_cohort_settings_override_the_simulator():
     base = simulate.settings_for("sample")
-    sim = calibrate.cohort_settings(
+    sim = calibration_cohorts.cohort_settings(
         CalibrateSettings(n_animals=4, n_days=2, n_frames=700, baseline_frames=100),
         base,
         coupling_exponent=1.3,
@@ -114,6 +141,8 @@ def test_cohort_settings_override_the_simulator():
         ({"null_variants": ["linear", "cubic"]}, "unknown \\['cubic'\\]"),
         ({"effect_sizes_sd": [0.0]}, "residual SDs > 0"),
         ({"n_cohorts": 5}, "unknown key 'n_cohorts'"),
+        ({"parts": ["interaction", "learning"]}, "unknown \\['learning'\\]"),
+        ({"n_interaction_power_cohorts": 500}, "n_interaction_power_cohorts must be in"),
     ],
 )
 def test_bad_settings_fail_with_the_key_named(mapping, match):

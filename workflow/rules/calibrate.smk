@@ -1,6 +1,8 @@
 # calibrate: false-positive rates, power and minimum detectable effect of the headline
-# group x epoch test, on simulated closed-loop cohorts taken through the measurement path
-# (analysis/calibrate.py). Not part of `rule all`; run with `snakemake --cores 2 calibrate`.
+# group x epoch test and of the condition x (group x epoch) test, on simulated closed-loop
+# cohorts taken through the measurement path (analysis/calibrate.py,
+# analysis/calibrate_interaction.py). Not part of `rule all`; run with
+# `snakemake --cores 2 calibrate` (about 3 h on 2 cores; calibrate.parts picks the tests).
 
 import json
 
@@ -16,7 +18,7 @@ rule calibrate:
     threads: 2
     resources:
         mem_mb=2000,
-        runtime=240,
+        runtime=480,
     log:
         f"{RESULTS}/logs/calibrate/calibrate.log",
     benchmark:
