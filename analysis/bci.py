@@ -207,7 +207,7 @@ def compute_trials(frames: pd.DataFrame, *, meta: Mapping[str, Any], fs_hz: floa
                 "decision_frame": active_end + 1 if outcome != "timeout" else pd.NA,
                 "opto_fraction": (
                     float(opto[active_start : active_end + 1].mean())
-                    if opto is not None
+                    if opto is not None and n_active > 0
                     else np.nan
                 ),
             }
