@@ -179,6 +179,12 @@ def write_json(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a UTF-8 text document (e.g. an HTML page) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
