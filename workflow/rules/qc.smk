@@ -1,41 +1,24 @@
 # qc: self-contained HTML pages (index + one per subject) drawn from saved results only.
 
-
-def qc_session_plane_files(stage, name):
-    """Input function: ``name`` of every session's soma then dendrite plane of a subject."""
-    return lambda wc: [
-        f"{RESULTS}/{stage}/{wc.subject}/{session}/plane{plane_of_role(wc.subject, role)}/{name}"
-        for session in sessions_of(wc.subject)
-        for role in ("soma", "dendrite")
-    ]
-
-
-def qc_session_files(stage, name):
-    return lambda wc: [f"{RESULTS}/{stage}/{wc.subject}/{session}/{name}" for session in sessions_of(wc.subject)]
-
-
-def qc_plane_files(stage, name):
-    return lambda wc: [
-        f"{RESULTS}/{stage}/{wc.subject}/plane{plane_of_role(wc.subject, role)}/{name}"
-        for role in ("soma", "dendrite")
-    ]
+# captions are read from the checkout (source_path's cache path changes every run)
+REPORT_DIR = Path(workflow.basedir) / "workflow" / "report"
 
 
 rule qc_subject:
     input:
-        registrations=qc_session_plane_files("register", "registration.nc"),
-        traces=qc_session_plane_files("extract", "traces.nc"),
-        events=qc_session_plane_files("extract", "events.tsv"),
-        transforms=qc_plane_files("align_days", "transforms.nc"),
-        rois=qc_plane_files("track", "rois.nc"),
-        targets=qc_session_files("ingest", "targets.json"),
-        bci_frames=qc_session_files("ingest", "bci_frames.tsv"),
-        target_rois=qc_session_files("track", "targets.tsv"),
-        trials=qc_session_files("bci", "trials.tsv"),
-        aligned_reward=qc_session_files("bci", "aligned_reward.nc"),
-        aligned_failure=qc_session_files("bci", "aligned_failure.nc"),
-        replays=qc_session_files("bci", "replay.tsv"),
-        replay_agreement=qc_session_files("bci", "replay_agreement.tsv"),
+        registrations=subject_session_plane_files("register", "registration.nc"),
+        traces=subject_session_plane_files("extract", "traces.nc"),
+        events=subject_session_plane_files("extract", "events.tsv"),
+        transforms=subject_plane_files("align_days", "transforms.nc"),
+        rois=subject_plane_files("track", "rois.nc"),
+        targets=subject_session_files("ingest", "targets.json"),
+        bci_frames=subject_session_files("ingest", "bci_frames.tsv"),
+        target_rois=subject_session_files("track", "targets.tsv"),
+        trials=subject_session_files("bci", "trials.tsv"),
+        aligned_reward=subject_session_files("bci", "aligned_reward.nc"),
+        aligned_failure=subject_session_files("bci", "aligned_failure.nc"),
+        replays=subject_session_files("bci", "replay.tsv"),
+        replay_agreement=subject_session_files("bci", "replay_agreement.tsv"),
         pairs=rules.pair.output.pairs,
         behaviour=rules.stats.output.behaviour,
         pairing_figure=f"{RESULTS}/figures/qc/pairing_{{subject}}.png",
@@ -48,7 +31,7 @@ rule qc_subject:
         soma_plane=lambda wc: plane_of_role(wc.subject, "soma"),
         dendrite_plane=lambda wc: plane_of_role(wc.subject, "dendrite"),
         bci_planes=lambda wc: [META[(wc.subject, s)].bci_plane for s in sessions_of(wc.subject)],
-        pairing_caption=workflow.source_path("../report/qc_pairing.rst"),
+        pairing_caption=str(REPORT_DIR / "qc_pairing.rst"),
     log:
         f"{RESULTS}/logs/qc/{{subject}}.log",
     script:
@@ -65,7 +48,7 @@ rule qc:
     output:
         index=f"{RESULTS}/qc/index.html",
     params:
-        captions={name: workflow.source_path(f"../report/{name}.rst") for name in [*PAPER_FIGURES, "summary"]},
+        captions={name: str(REPORT_DIR / f"{name}.rst") for name in [*PAPER_FIGURES, "summary"]},
     log:
         f"{RESULTS}/logs/qc/index.log",
     script:
