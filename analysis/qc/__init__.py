@@ -35,9 +35,9 @@ class QcSettings(StageSettings):
     Attributes
     ----------
     max_trace_points : int
-        Points per ROI and session for dF/F, spikes, shifts and the cursor replay: longer
-        series are reduced to each bin's min and max (events stay visible). Bounds the
-        page size.
+        Points per ROI and session for dF/F, shifts and the cursor replay: longer series
+        are reduced to each bin's min and max (events stay visible); OASIS spikes get a
+        quarter as many bin sums. Bounds the page size.
     max_lag_points : int
         Lag bins of the trial-aligned rasters (means over neighbouring frames).
     jpeg_quality : int
@@ -47,10 +47,10 @@ class QcSettings(StageSettings):
     section = "qc"
 
     max_trace_points: int = 2000
-    max_lag_points: int = 45
-    jpeg_quality: int = 90
+    max_lag_points: int = 30
+    jpeg_quality: int = 85
 
     def __post_init__(self) -> None:
-        require(self.max_trace_points >= 2, "qc.max_trace_points must be >= 2")
+        require(self.max_trace_points >= 4, "qc.max_trace_points must be >= 4")
         require(self.max_lag_points >= 1, "qc.max_lag_points must be >= 1")
         require(1 <= self.jpeg_quality <= 95, "qc.jpeg_quality must be in 1..95")

@@ -84,9 +84,10 @@ def downsample_minmax(values: np.ndarray, *, max_points: int) -> dict:
 
 
 def downsample_sum(values: np.ndarray, *, max_points: int) -> dict:
-    """A count-like trace (OASIS spikes) as per-bin sums, quantized; ``step`` as above."""
+    """A count-like trace (OASIS spikes) as at most ``max_points`` bin sums, quantized;
+    ``step`` as above."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float64))
-    edges = bin_edges(len(values), max_points // 2)
+    edges = bin_edges(len(values), max_points)
     return {**quantize(np.add.reduceat(values, edges)), "step": len(values) / len(edges)}
 
 
@@ -210,7 +211,10 @@ def _plane_view(results: SubjectResults, session: str, plane: int, settings: Any
         rois.append({"id": int(roi), "d": outline_path(mask), "c": _centroid(mask)})
         trace = traces.sel({ROI: roi})
         dff[key] = downsample_minmax(trace["dff"].values, max_points=settings.max_trace_points)
-        spikes[key] = downsample_sum(trace["spikes"].values, max_points=settings.max_trace_points)
+        # a strip under the trace: a quarter of its points is enough
+        spikes[key] = downsample_sum(
+            trace["spikes"].values, max_points=settings.max_trace_points // 4
+        )
     points = settings.max_trace_points
     return {
         "plane": plane,
