@@ -19,6 +19,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/bci.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/qc.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/validate.smk"
@@ -28,4 +29,5 @@ rule all:
     input:
         rules.stats.output,
         rules.figures.output,
+        rules.qc.output,
     default_target: True

@@ -33,6 +33,7 @@ STAGES = {
     "extract": "analysis.extract:ExtractSettings",
     "bci": "analysis.bci:BciSettings",
     "stats": "analysis.stats:StatsSettings",
+    "qc": "analysis.qc:QcSettings",
     "export": "analysis.export:ExportSettings",
     "calibrate": "analysis.calibrate:CalibrateSettings",
     "validate": "analysis.validate:ValidateSettings",

@@ -790,6 +790,35 @@ def _nwb_bci_meta(
     return merged
 
 
+# polygons drawn at the edge of the live image overshoot it by a fraction of a pixel
+TARGET_EDGE_TOLERANCE_PX = 1.0
+
+
+def _clip_polygon(polygon: np.ndarray, *, shape: tuple[int, int], where: str) -> np.ndarray:
+    """Clip vertices up to TARGET_EDGE_TOLERANCE_PX outside the field (pixel edges at -0.5
+    and size - 0.5) into it with a warning; further out is an IngestError."""
+    low, high = -0.5, np.asarray(shape, float) - 0.5
+    clipped = np.clip(polygon, low, high)
+    outside_px = np.abs(polygon - clipped).max()
+    if outside_px > TARGET_EDGE_TOLERANCE_PX:
+        vertex = polygon[np.abs(polygon - clipped).max(axis=1).argmax()]
+        raise IngestError(
+            f"{where}: polygon vertex {vertex.tolist()} lies outside the {shape[0]} x "
+            f"{shape[1]} field of view by {outside_px:.2f} px (more than "
+            f"{TARGET_EDGE_TOLERANCE_PX:g} px); targets must be in that day's raw imaging "
+            "coordinates (row, col)."
+        )
+    if outside_px > 0:
+        log.warning(
+            "%s: polygon vertices up to %.2f px outside the %d x %d field of view were "
+            "clipped to its edge",
+            where,
+            outside_px,
+            *shape,
+        )
+    return clipped
+
+
 def check_targets(
     targets: Any, *, shape: tuple[int, int], n_planes: int, path: str | Path
 ) -> list[dict]:
@@ -815,18 +844,9 @@ def check_targets(
         polygon = np.asarray(target["polygon"], dtype=float)
         if polygon.ndim != 2 or polygon.shape[1] != 2 or len(polygon) < 3:
             raise IngestError(f"{where}: polygon must be >= 3 [row, col] vertices.")
-        inside = (
-            (polygon[:, 0] >= -0.5)
-            & (polygon[:, 0] <= shape[0] - 0.5)
-            & (polygon[:, 1] >= -0.5)
-            & (polygon[:, 1] <= shape[1] - 0.5)
-        )
-        if not inside.all():
-            raise IngestError(
-                f"{where} (id {target['id']!r}): polygon vertex {polygon[~inside][0].tolist()} "
-                f"lies outside the {shape[0]} x {shape[1]} field of view; targets must be in "
-                "that day's raw imaging coordinates (row, col)."
-            )
+        if not np.isfinite(polygon).all():
+            raise IngestError(f"{where} (id {target['id']!r}): polygon has a non-finite vertex.")
+        polygon = _clip_polygon(polygon, shape=shape, where=f"{where} (id {target['id']!r})")
         out.append({**target, "polygon": polygon.tolist()})
     return out
 

@@ -77,6 +77,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
             stale.unlink()
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        # mkstemp creates 0600; give the mode open() would, so collaborators can read results
+        os.fchmod(fd, 0o666 & ~_current_umask())
         os.close(fd)
         tmp_path = Path(tmp)
         try:
@@ -85,6 +87,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             if tmp_path.exists():
                 tmp_path.unlink()
+
+
+def _current_umask() -> int:
+    """The process umask; reading it means setting it, so it is put straight back."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
 
 
 def provenance(
@@ -168,6 +177,12 @@ def write_json(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write a JSON document atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    """Write a UTF-8 text document (e.g. an HTML page) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -108,6 +108,24 @@ def test_targets_checks():
         ingest.check_targets([], shape=(10, 10), n_planes=2, path=PATH)
 
 
+def test_target_vertices_just_past_the_edge_are_clipped(caplog):
+    # drawn at the edge of a 128 px live image: 0.2 px past the last pixel's outer edge
+    edge = [
+        {"id": "t3", "group": "P+", "plane": 0, "polygon": [[120, 120], [120, 127.7], [-1.4, 127]]}
+    ]
+    with caplog.at_level("WARNING", logger="analysis.ingest"):
+        (checked,) = ingest.check_targets(edge, shape=(128, 128), n_planes=1, path=PATH)
+    assert checked["polygon"] == [[120, 120], [120, 127.5], [-0.5, 127]]
+    assert "id 't3'" in caplog.text and "0.90 px outside" in caplog.text
+
+
+@pytest.mark.parametrize("vertex", [[120, 128.6], [-1.6, 5], [float("nan"), 5]])
+def test_target_vertices_further_out_stop_ingest(vertex):
+    far = [{"id": "t4", "group": "P-", "plane": 0, "polygon": [[120, 120], vertex, [110, 110]]}]
+    with pytest.raises(IngestError, match=r"id 't4'.*(outside the 128 x 128|non-finite)"):
+        ingest.check_targets(far, shape=(128, 128), n_planes=1, path=PATH)
+
+
 def test_bci_meta_threshold_order():
     meta = {"threshold": 0.1, "failure_bound": 0.5, "target_angle_deg": 90, "max_trial_frames": 435}
     with pytest.raises(IngestError, match="threshold .* must exceed failure_bound"):

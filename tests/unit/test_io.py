@@ -145,3 +145,16 @@ def test_bad_yaml_and_json_are_named(tmp_path):
         io.read_raw_json(tmp_path / "t.json")
     with pytest.raises(io.RawInputError, match="file not found"):
         io.read_raw_table(tmp_path / "missing.tsv")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_honour_the_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        io.write_tsv(pd.DataFrame({"a": [1]}), tmp_path / "t.tsv")
+        io.write_json({"a": 1}, tmp_path / "j.json")
+        io.write_netcdf(xr.DataArray([1.0], dims="roi", name="x"), tmp_path / "x.nc", stage="s")
+    finally:
+        os.umask(previous)
+    for name in ("t.tsv", "j.json", "x.nc"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name

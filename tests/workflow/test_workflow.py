@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.workflow]
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
 RULES = (
     "ingest", "ingest_plane", "register", "align_days", "segment", "track", "map_targets",
-    "extract", "pair", "bci", "stats", "figures_qc", "figures",
+    "extract", "pair", "bci", "stats", "figures_qc", "figures", "qc_subject", "qc",
 )  # fmt: skip
 PAPER_FIGURES = (
     "fig1_learning", "fig2_sd_fits", "fig3_residuals_group_epoch", "fig4_outcome_residuals",
@@ -212,14 +212,14 @@ def fresh_workdir(workdir, name):
 
 
 def results_files(folder):
-    """Finished results by relative path (logs, benchmarks and figure images excluded:
-    logs carry times, and PNG/SVG embed render metadata)."""
+    """Finished results by relative path (logs, benchmarks, figure images and the QC pages
+    excluded: logs carry times, PNG/SVG embed render metadata, the QC pages embed PNGs)."""
     results = Path(folder) / "results"
     return {
         str(p.relative_to(results)): p
         for p in sorted(results.rglob("*"))
         if p.is_file()
-        and p.parts[len(results.parts)] not in ("logs", "benchmarks")
+        and p.parts[len(results.parts)] not in ("logs", "benchmarks", "qc")
         and p.suffix not in (".png", ".svg")
     }
 
@@ -365,3 +365,47 @@ def test_imaging_metrics_of_the_finished_run(workdir, finished_run):
     assert value["tracking_accuracy"] > 0.8
     assert value["trace_corr_median"] > 0.7
     assert value["spike_corr_median"] > 0.5
+
+
+# --- the QC pages in a real browser -------------------------------------------------------
+
+
+def outlines_in_results(results, subject):
+    """ROI outlines a subject's QC page must draw, counted from the saved results: each
+    session's tracked ROIs with a non-empty mask per plane role, and its online targets."""
+    from analysis import io
+
+    counts = {"soma": 0, "dendrite": 0, "target": 0}
+    for record in sorted((results / "ingest" / subject).glob("*/session.json")):
+        session = io.read_json(record)
+        for plane, role in session["plane_roles"].items():
+            rois = io.read_netcdf(results / "track" / subject / f"plane{plane}" / "rois.nc")
+            masks = rois["session_masks"].sel(session=session["session"])
+            counts[role] += int((masks > 0).any(("row", "col")).sum())
+        targets = io.read_json(record.parent / "targets.json")["targets"]
+        counts["target"] += sum(t["plane"] == session["bci_plane"] for t in targets)
+    return counts
+
+
+@pytest.mark.slow
+def test_qc_pages_render_in_headless_chromium(workdir, finished_run):
+    import browser
+
+    browser.chromium()
+    qc = workdir / "results" / "qc"
+    index = browser.page_selftest(qc / "index.html")
+    assert index["errors"] == []
+    subjects = sorted(p.name for p in (workdir / "sample" / "raw").iterdir())
+    for subject in subjects:
+        page = qc / f"{subject}.html"
+        assert f'href="{subject}.html"' in (qc / "index.html").read_text()
+        report = browser.page_selftest(page)
+        assert report["errors"] == [], report["errors"]
+        assert report["outlines"] == outlines_in_results(workdir / "results", subject)
+        assert report["outlines"]["soma"] > 0 and report["outlines"]["target"] > 0
+        assert report["plots"] > 0
+    shots = workdir / "screenshots"
+    shots.mkdir(exist_ok=True)
+    for name in ("index", subjects[0]):
+        png = browser.screenshot(qc / f"{name}.html", shots / f"qc_{name}.png")
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -117,6 +117,28 @@ def role_plane_files(stage, name, role):
     ]
 
 
+def subject_session_plane_files(stage, name):
+    """Input function: ``name`` of every session's soma then dendrite plane of a subject."""
+    return lambda wc: [
+        f"{RESULTS}/{stage}/{wc.subject}/{session}/plane{plane_of_role(wc.subject, role)}/{name}"
+        for session in sessions_of(wc.subject)
+        for role in ("soma", "dendrite")
+    ]
+
+
+def subject_session_files(stage, name):
+    """Input function: ``name`` of every session of a subject."""
+    return lambda wc: [f"{RESULTS}/{stage}/{wc.subject}/{session}/{name}" for session in sessions_of(wc.subject)]
+
+
+def subject_plane_files(stage, name):
+    """Input function: the soma then the dendrite plane's ``name`` of a subject."""
+    return lambda wc: [
+        f"{RESULTS}/{stage}/{wc.subject}/plane{plane_of_role(wc.subject, role)}/{name}"
+        for role in ("soma", "dendrite")
+    ]
+
+
 wildcard_constraints:
     subject=r"[A-Za-z0-9_.-]+",
     session=r"[A-Za-z0-9_.-]+",
