@@ -155,7 +155,7 @@ class CalibrateSettings(StageSettings):
     compare_old_design: bool = True
     parts: tuple[str, ...] = PARTS
     n_interaction_cohorts: int = 200
-    n_interaction_power_cohorts: int = 100
+    n_interaction_power_cohorts: int = 50
     interaction_null_size_sd: float = 0.2
     interaction_sizes_sd: tuple[float, ...] = (0.05, 0.1, 0.2)
     seed: int = 0

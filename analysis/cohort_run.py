@@ -36,6 +36,7 @@ def run_workflow(
     log_path: Path,
     snakefile: Path = SNAKEFILE,
     targets: tuple[str, ...] = (),
+    sessions_table: Path | None = None,
 ) -> Path:
     """Write ``work/config`` for the sessions under ``raw`` and run snakemake there.
 
@@ -54,6 +55,9 @@ def run_workflow(
     snakefile : Path
     targets : tuple of str
         Snakemake targets (default: its default target, ``all``).
+    sessions_table : Path, optional
+        The cohort's own sessions table (paths relative to ``raw``; e.g. the simulator's,
+        with conditions); default: one row per ``<subject>/<session>`` folder.
 
     Returns
     -------
@@ -66,7 +70,8 @@ def run_workflow(
         raise FileNotFoundError(f"{raw}: no <subject>/<session> folders to run")
     (work / "config").mkdir(parents=True, exist_ok=True)
     rows = ["subject\tsession\tpath"] + [f"{s.parts[0]}\t{s.parts[1]}\t{s}" for s in sessions]
-    (work / "config" / "sessions.tsv").write_text("\n".join(rows) + "\n")
+    table = Path(sessions_table).read_text() if sessions_table else "\n".join(rows) + "\n"
+    (work / "config" / "sessions.tsv").write_text(table)
     run_config = {
         **config,
         "raw_root": str(raw),
@@ -104,16 +109,20 @@ def simulate_and_run(
     seed: int,
     cores: int,
     confounds: Sequence[str] = CONFOUNDS,
+    settings: Sequence[str] = (),
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Simulate a cohort with movies (sample preset + ``confounds``), run the workflow on
-    it with the repository's config, and return its headline test row and verdict.
+    """Simulate a cohort with movies (sample preset + ``confounds`` + ``settings``, each
+    ``KEY=VALUE``), run the workflow on it with the repository's config and the cohort's
+    sessions table, and return its headline test row and verdict, and with conditions the
+    condition x (group x epoch) row.
 
-    The cohort goes to ``out/<null|planted>``, the run to ``out/<null|planted>_run``;
-    a cohort already simulated there is reused.
+    The cohort goes to ``out/<name>`` (default ``null`` or ``planted``), the run to
+    ``out/<name>_run``; a cohort already simulated there is reused.
     """
-    from analysis import io, stats
+    from analysis import conditions, io, stats
 
-    name = "null" if null else "planted"
+    name = name or ("null" if null else "planted")
     cohort = out / name
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -136,7 +145,7 @@ def simulate_and_run(
             str(frames),
             "--tiff-compression",
             "zlib-fast",
-            *[arg for c in confounds for arg in ("--set", c)],
+            *[arg for c in (*confounds, *settings) for arg in ("--set", c)],
             *(["--null"] if null else []),
         ]
         with open(out / f"{name}_simulate.log", "w") as log_file:
@@ -148,9 +157,21 @@ def simulate_and_run(
         config=yaml.safe_load((REPO / "config" / "config.yaml").read_text()),
         cores=cores,
         log_path=out / f"{name}_run.log",
+        sessions_table=cohort / "sessions.tsv",
     )
     tests = io.read_tsv(summary.parent / "tests.tsv")
     row = tests[tests["test"] == stats.GROUP_EPOCH_TEST].iloc[0]
+    interaction = tests[
+        tests["test"].isin([conditions.CONDITION_TEST, conditions.CONDITION_PAIRED_TEST])
+    ]
+    condition_result = {}
+    if len(interaction):
+        r = interaction.iloc[0]
+        condition_result = {
+            "interaction_statistic": r["statistic"],
+            "interaction_p_value": r["p_value"],
+            "interaction_n_animals": r["n_animals"],
+        }
     return {
         "cohort": name,
         "verdict": (
@@ -162,6 +183,7 @@ def simulate_and_run(
         "n_positive_animals": row.get("n_positive_animals"),
         "n_neurons": row["n_neurons"],
         "n_events": row["n_events"],
+        **condition_result,
         "simulate_s": round(simulated - start, 1),
         "workflow_s": round(time.perf_counter() - simulated, 1),
     }

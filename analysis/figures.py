@@ -29,6 +29,8 @@ GROUP_COLORS = {"P+": "#d62728", "P-": "#1f77b4", "non-target": "#7f7f7f"}
 OUTCOME_COLORS = {"hit": "#2ca02c", "failure": "#9467bd"}
 EPOCH_ORDER = ("reduction", "increase", "none")
 GROUP_ORDER = ("P+", "P-", "non-target")
+#: Conditions in order (control first, then by name).
+CONDITION_COLORS = ("#4d4d4d", "#e08214", "#8073ac", "#1b7837")
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = (4.0, 3.0)) -> Axes:
@@ -254,6 +256,69 @@ def plot_signed_separation(separation: pd.DataFrame, *, ax: Axes | None = None) 
     ax.set_xticks(np.arange(values.size), [str(s) for s in sep["subject"]], rotation=45, ha="right")
     ax.set_ylabel("signed separation (z)")
     ax.set_title(f"{int(np.sum(values > 0))} of {values.size} animals positive", fontsize="medium")
+    return ax
+
+
+def plot_separation_by_condition(separation: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Per-animal signed separation split by condition: dots = animals, bar = mean +- SEM.
+
+    Parameters
+    ----------
+    separation : pandas.DataFrame
+        ``results/stats/condition_separation.tsv``: ``subject, condition, separation``.
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One bar per condition (tick label = condition), one dot per animal x condition.
+    """
+    _require_columns(separation, ["subject", "condition", "separation"], "separation")
+    ax = _axes(ax)
+    names = sorted(separation["condition"].unique(), key=lambda c: (c != "control", c))
+    for k, name in enumerate(names):
+        values = separation.loc[separation["condition"] == name, "separation"]
+        ax.bar(k, values.mean(), 0.6, yerr=_sem(values), color=CONDITION_COLORS[k % 4],
+               alpha=0.6, capsize=3)  # fmt: skip
+        ax.plot(np.full(len(values), k), values, "o", color="k", ms=3)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylabel("signed separation (z)")
+    return ax
+
+
+def plot_learning_by_condition(
+    behaviour: pd.DataFrame, *, metric: str = "hit_rate", ax: Axes | None = None
+) -> Axes:
+    """A behaviour metric over days per condition: mean +- SEM across animals.
+
+    Parameters
+    ----------
+    behaviour : pandas.DataFrame
+        ``results/stats/behaviour.tsv``: ``subject, condition, day_index`` and ``metric``.
+    metric : str
+    ax : matplotlib.axes.Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per condition (labelled with it and its number of animals).
+    """
+    _require_columns(behaviour, ["subject", "condition", "day_index", metric], "behaviour")
+    ax = _axes(ax)
+    names = sorted(behaviour["condition"].unique(), key=lambda c: (c != "control", c))
+    for k, name in enumerate(names):
+        rows = behaviour[behaviour["condition"] == name]
+        by_day = rows.groupby("day_index")[metric]
+        mean, sem = by_day.mean(), np.nan_to_num(by_day.agg(_sem).to_numpy(float))
+        color = CONDITION_COLORS[k % 4]
+        label = f"{name} ({rows['subject'].nunique()} animals)"
+        ax.plot(mean.index + 1, mean.to_numpy(), color=color, marker="o", label=label)
+        ax.fill_between(mean.index + 1, mean - sem, mean + sem, color=color, alpha=0.25, lw=0)
+    ax.set_xlabel("day")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(frameon=False, fontsize="small")
     return ax
 
 
@@ -483,7 +548,8 @@ def draw_paper_figures(
     ----------
     tables : dict
         ``results/stats/<name>.tsv`` tables by name (behaviour, group_activity, sd_events,
-        sd_fits, contrasts, outcome_timecourse, separation, early_residual_change, network).
+        sd_fits, contrasts, outcome_timecourse, separation, early_residual_change, network,
+        condition_separation, condition_contrasts).
     n_example_pairs : int
         Soma-dendrite pairs (those with most events) shown with their fits.
 
@@ -491,7 +557,7 @@ def draw_paper_figures(
     -------
     dict of figure name -> Figure: ``fig1_learning``, ``fig2_sd_fits``,
     ``fig3_residuals_group_epoch``, ``fig4_outcome_residuals``,
-    ``ed13_signed_separation``.
+    ``ed13_signed_separation``, ``fig5_conditions``.
     """
     figures = {}
     axes = _grid(3, n_cols=3, panel_size=(4.0, 3.0))
@@ -534,7 +600,26 @@ def draw_paper_figures(
     _panel(plot_residual_vs_change, tables["early_residual_change"], axes[1], "early residuals")
     _panel(plot_network_prediction, tables["network"], axes[2], "network prediction")
     figures["ed13_signed_separation"] = axes[0].figure
+    figures["fig5_conditions"] = _conditions_figure(tables)
     return figures
+
+
+def _conditions_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Separation per animal by condition, learning by condition, and the residual by group
+    x epoch of each condition (one panel per condition)."""
+    contrasts = tables["condition_contrasts"]
+    names = sorted(contrasts["condition"].unique(), key=lambda c: (c != "control", c))
+    axes = _grid(3 + len(names), n_cols=3, panel_size=(4.0, 3.2))
+    _panel(plot_separation_by_condition, tables["condition_separation"], axes[0], "separation")
+    _panel(plot_learning_by_condition, tables["behaviour"], axes[1], "behaviour")
+    _panel(plot_learning_by_condition, tables["behaviour"], axes[2], "behaviour",
+           metric="rewards_per_min")  # fmt: skip
+    for ax, name in zip(axes[3:], names, strict=False):
+        plot_residuals_by_group_epoch(contrasts[contrasts["condition"] == name], ax=ax)
+        ax.set_title(name, fontsize="medium")
+    for ax in axes[3 + len(names) :]:
+        ax.set_axis_off()
+    return axes[0].figure
 
 
 def draw_qc_figures(

@@ -1538,12 +1538,12 @@ def compute_cohort_statistics(
         settings=settings,
         rng=rng,
     )
-    behaviour = compute_behaviour(trials, sessions)
+    behaviour = conditions.label_conditions(compute_behaviour(trials, sessions), sessions)
     group_activity = compute_group_activity(activity_change)
     condition_tables, condition_tests = _condition_statistics(
         conditions.label_conditions(sd_events, sessions),
         trials,
-        conditions.label_conditions(behaviour, sessions),
+        behaviour,
         group_activity,
         reference=reference,
         settings=settings,

@@ -10,6 +10,14 @@ headline test's row and verdict are printed and written to ``<out>/end_to_end.ts
     python benchmarks/end_to_end.py --out /tmp/e2e --subjects 4 --frames 2000   # the test's
 
 The test suite runs the reduced version (tests/workflow/test_end_to_end.py).
+
+With ``--conditions`` the two cohorts are two-condition ones instead (the causal
+experiment): the second half of the subjects is in ``ndnf_opto`` (lit all session), both
+conditions carry the planted residual, and the light either abolishes it and slows
+learning (``abolished``) or does nothing (``no_effect``); the condition x (group x epoch)
+row is printed beside the headline's:
+
+    python benchmarks/end_to_end.py --out /tmp/e2e_conditions --conditions
 """
 
 from __future__ import annotations
@@ -31,20 +39,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3000, help="frames per plane per day")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument(
+        "--conditions", action="store_true", help="two-condition cohorts (abolished, no effect)"
+    )
     args = parser.parse_args(argv)
-    table = pd.DataFrame(
-        [
-            simulate_and_run(
-                args.out,
-                null=null,
-                subjects=args.subjects,
-                days=args.days,
-                frames=args.frames,
-                seed=args.seed,
-                cores=args.cores,
-            )
-            for null in (True, False)
+    size = dict(subjects=args.subjects, days=args.days, frames=args.frames, seed=args.seed)
+    if args.conditions:
+        inhibited = [f"m{k + 1:02d}" for k in range(args.subjects // 2, args.subjects)]
+        labels = f"inhibited_subjects=[{','.join(inhibited)}]"
+        effects = {
+            "abolished": ("inhibition_residual_removed=1", "inhibition_learning_factor=0.25"),
+            "no_effect": ("inhibition_residual_removed=0", "inhibition_learning_factor=1"),
+        }
+        runs = [
+            dict(null=False, name=name, settings=(labels, *effect))
+            for name, effect in effects.items()
         ]
+    else:
+        runs = [dict(null=True), dict(null=False)]
+    table = pd.DataFrame(
+        [simulate_and_run(args.out, cores=args.cores, **size, **run) for run in runs]
     )
     io.write_tsv(table, args.out / "end_to_end.tsv")
     print(table.to_string(index=False))

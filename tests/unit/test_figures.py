@@ -129,6 +129,30 @@ def test_plot_signed_separation():
     np.testing.assert_allclose([p.get_height() for p in ax.patches], [-0.1, 0.4, 0.2])
 
 
+def test_plot_separation_and_learning_by_condition():
+    sep = pd.DataFrame(
+        dict(
+            subject=["a", "b", "c", "d", "e"],
+            condition=["ndnf_opto", "control", "control", "ndnf_opto", "ndnf_opto"],
+            separation=[0.1, 3.0, 2.0, -0.2, 0.4],
+        )
+    )
+    ax = figures.plot_separation_by_condition(sep)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["control", "ndnf_opto"]
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], [2.5, 0.1])
+    behaviour = pd.DataFrame(
+        dict(
+            subject=["a", "a", "b", "b"],
+            condition=["control", "control", "ndnf_opto", "ndnf_opto"],
+            day_index=[0, 1, 0, 1],
+            hit_rate=[0.3, 0.6, 0.3, 0.35],
+        )
+    )
+    ax = figures.plot_learning_by_condition(behaviour)
+    assert _labels(ax) == ["control (1 animals)", "ndnf_opto (1 animals)"]
+    _renders(ax)
+
+
 def test_plot_residual_vs_change_and_network():
     neurons = pd.DataFrame(
         dict(

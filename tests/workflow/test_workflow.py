@@ -30,7 +30,7 @@ RULES = (
 )  # fmt: skip
 PAPER_FIGURES = (
     "fig1_learning", "fig2_sd_fits", "fig3_residuals_group_epoch", "fig4_outcome_residuals",
-    "ed13_signed_separation",
+    "ed13_signed_separation", "fig5_conditions",
 )  # fmt: skip
 
 

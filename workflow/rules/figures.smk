@@ -6,6 +6,7 @@ PAPER_FIGURES = [
     "fig3_residuals_group_epoch",
     "fig4_outcome_residuals",
     "ed13_signed_separation",
+    "fig5_conditions",
 ]
 QC_FIGURES = ["registration", "cursor_replay", "pairing"]
 
