@@ -6,6 +6,7 @@ raw files are unchanged, and that a rerun has nothing to do.
 """
 
 import hashlib
+import re
 import shutil
 import stat
 import subprocess
@@ -296,6 +297,17 @@ def assert_no_partial_file_looks_finished(workdir):
 
 
 @pytest.mark.slow
+def test_relabelling_conditions_reruns_only_the_statistics(workdir, finished_run, tmp_path):
+    table = (workdir / "config" / "sessions.tsv").read_text().splitlines()
+    relabelled = tmp_path / "sessions.tsv"
+    relabelled.write_text(
+        "\n".join([table[0] + "\tcondition", *(row + "\tbaseline" for row in table[1:])]) + "\n"
+    )
+    out = snakemake(workdir, "-n", "--cores", "2", "--config", f"sessions={relabelled}").stdout
+    planned = set(re.findall(r"^rule (\w+):", out, flags=re.MULTILINE))
+    assert planned == {"stats", "figures", "qc_subject", "qc", "all"}, planned
+
+
 def test_killed_runs_resume_to_identical_results(workdir, finished_run):
     import time
 
