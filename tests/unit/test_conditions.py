@@ -210,3 +210,49 @@ def test_summary_reads_condition_tests():
     assert "ran on the 'control' sessions only" in text
     assert "Conditions compared (reference 'control'" in text
     assert "[ndnf_opto - control]" in text and "ndnf_opto lower than control" in text
+
+
+def test_light_test_through_the_measurement_path():
+    """Interleaved lit trials that abolish a planted residual: the light-on minus light-off
+    separation is negative in every animal, from detected events and logged epochs."""
+    from analysis import bci, calibrate, calibration_cohorts, simulate
+
+    settings = calibrate.CalibrateSettings(n_animals=3, n_days=2, n_frames=3000)
+    base = simulate.settings_for("sample")
+    subjects = ["m01", "m02", "m03"]
+    sim = calibration_cohorts.cohort_settings(
+        settings,
+        base,
+        n_subjects=3,
+        inhibited_subjects=subjects,
+        opto_trial_fraction=0.5,
+        null=False,
+        residual_amplitude=0.35,
+    )
+    parts, trials = [], []
+    for a, subject in enumerate(subjects):
+        animal = simulate.simulate_subject(sim, subject=subject, rng=np.random.default_rng(a))
+        rng = np.random.default_rng([a, 1])
+        dendrites = calibration_cohorts.animal_dendrites(animal, sim, n_frames=3000, rng=rng)
+        parts.append(
+            calibration_cohorts.measured_tables(
+                animal, dendrites, sim=sim, noise_dff=0.055, rng=rng
+            )
+        )
+        meta = {
+            "threshold": animal["threshold"],
+            "failure_bound": animal["failure_bound"],
+            "target_angle_deg": sim.task_params.target_angle_deg,
+            "max_trial_frames": sim.task_params.max_trial_frames,
+        }
+        for day in animal["days"]:
+            table = bci.compute_trials(day["bci"], meta=meta, fs_hz=sim.fs_hz)
+            trials.append(table.assign(subject=subject, session=day["session"]))
+    tables = calibration_cohorts.merge_tables(parts)
+    fitted, _, _ = stats.residual_events(**tables, settings=stats.StatsSettings())
+    lit = conditions.label_light(fitted, pd.concat(trials, ignore_index=True))
+    light = conditions.light_table(
+        conditions.per_value(lit, "light_on", stats.compute_signed_separation)
+    )
+    assert len(light) == 3 and (light["difference"] < 0).all()
+    assert (light["separation_light_off"] > 1).all()
