@@ -43,13 +43,13 @@ import xarray as xr
 from analysis.cloose import TaskParams, compute_online_dff, compute_readout
 from analysis.dims import FRAME, LAG, ROI, TRACE_DIMS, TRIAL
 from analysis.settings import StageSettings, require
+from analysis.tables import true_runs
+from analysis.vocabulary import BCI_META_REQUIRED, BCI_REQUIRED_COLUMNS, OUTCOMES
 
 log = logging.getLogger(__name__)
 
-FRAME_COLUMNS = ("frame", "trial", "new_trial", "readout", "angle_deg", "reward", "aversive")
-META_KEYS = ("threshold", "failure_bound", "target_angle_deg", "max_trial_frames")
-OUTCOMES = ("hit", "failure", "timeout")
-EPOCHS = ("reduction", "increase", "none")
+FRAME_COLUMNS = BCI_REQUIRED_COLUMNS
+META_KEYS = BCI_META_REQUIRED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,7 +315,7 @@ def compute_task_error(
         epoch[derivative > tol] = "increase"
     min_frames = int(round(settings.epoch_min_duration_s * fs_hz))
     for name in ("reduction", "increase"):
-        for start, stop in _runs(epoch == name):
+        for start, stop in true_runs(epoch == name):
             if stop - start < min_frames:
                 epoch[start:stop] = "none"
     return pd.DataFrame(
@@ -400,12 +400,6 @@ def _centred_mean(x: np.ndarray, half: int) -> np.ndarray:
     lo = np.maximum(i - half, 0)
     hi = np.minimum(i + half + 1, x.size)
     return (csum[hi] - csum[lo]) / (hi - lo)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) index pairs of the True runs of a boolean vector."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
 # --- trial-aligned traces ---------------------------------------------------------------

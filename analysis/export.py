@@ -99,9 +99,9 @@ import xarray as xr
 
 from analysis import __version__
 from analysis.dims import COL, ROI, ROW, TIME
-from analysis.ingest import BCI_META_REQUIRED, NWB_BCI_CONTAINER, NWB_BCI_PARAMETERS
 from analysis.io import atomic_path
 from analysis.settings import StageSettings, require
+from analysis.vocabulary import BCI_META_REQUIRED, NON_TARGET, NWB_BCI_CONTAINER, NWB_BCI_PARAMETERS
 
 if TYPE_CHECKING:
     from pynwb import NWBFile
@@ -131,7 +131,6 @@ SUBJECT_FIELDS = (
     "weight",
 )
 SEXES = ("M", "F", "U", "O")
-NON_TARGET = "non-target"
 #: nwbinspector importance levels a written file may still have
 ALLOWED_IMPORTANCE = ("BEST_PRACTICE_SUGGESTION",)
 PLACEHOLDER_DATE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)

@@ -51,6 +51,7 @@ from scipy import ndimage, signal, sparse
 from analysis.dims import FRAME, MASK_DIMS, ROI, TIME, TRACE_DIMS
 from analysis.runlog import Progress
 from analysis.settings import StageSettings, require
+from analysis.tables import true_runs
 
 log = logging.getLogger(__name__)
 
@@ -728,7 +729,7 @@ def detect_events(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings)
         with np.errstate(invalid="ignore"):
             above = increase > settings.event_threshold_sd * sd * gain_rise
         events: list[list[int]] = []  # [min_frame, peak_frame]
-        for start, stop in _runs(above):
+        for start, stop in true_runs(above):
             lo = max(0, start - rise - lookback, events[-1][1] + 1 if events else 0)
             hi = min(y.size, stop + rise)
             peak = start + int(np.nanargmax(level[start:hi]))
@@ -760,12 +761,6 @@ def detect_events(dff: xr.DataArray, *, fs_hz: float, settings: ExtractSettings)
     table = pd.DataFrame(rows, columns=columns)
     log.info("detected %d events in %d ROIs", len(table), y_all.shape[0])
     return table.astype({"roi": np.int64, "frame": np.int64, "peak_frame": np.int64})
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) index pairs of the True runs of a boolean vector."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
 
 
 def _rise_noise_gain(sigma: float, lag: int) -> float:

@@ -22,10 +22,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.tables import require_columns
+from analysis.vocabulary import DEFAULT_CONDITION, NON_TARGET
 
 log = logging.getLogger(__name__)
 
-GROUP_COLORS = {"P+": "#d62728", "P-": "#1f77b4", "non-target": "#7f7f7f"}
+GROUP_COLORS = {"P+": "#d62728", "P-": "#1f77b4", NON_TARGET: "#7f7f7f"}
 OUTCOME_COLORS = {"hit": "#2ca02c", "failure": "#9467bd"}
 EPOCH_ORDER = ("reduction", "increase", "none")
 GROUP_ORDER = ("P+", "P-", "non-target")
@@ -275,7 +276,7 @@ def plot_separation_by_condition(separation: pd.DataFrame, *, ax: Axes | None = 
     """
     _require_columns(separation, ["subject", "condition", "separation"], "separation")
     ax = _axes(ax)
-    names = sorted(separation["condition"].unique(), key=lambda c: (c != "control", c))
+    names = sorted(separation["condition"].unique(), key=lambda c: (c != DEFAULT_CONDITION, c))
     for k, name in enumerate(names):
         values = separation.loc[separation["condition"] == name, "separation"]
         ax.bar(k, values.mean(), 0.6, yerr=_sem(values), color=CONDITION_COLORS[k % 4],
@@ -306,7 +307,7 @@ def plot_learning_by_condition(
     """
     _require_columns(behaviour, ["subject", "condition", "day_index", metric], "behaviour")
     ax = _axes(ax)
-    names = sorted(behaviour["condition"].unique(), key=lambda c: (c != "control", c))
+    names = sorted(behaviour["condition"].unique(), key=lambda c: (c != DEFAULT_CONDITION, c))
     for k, name in enumerate(names):
         rows = behaviour[behaviour["condition"] == name]
         by_day = rows.groupby("day_index")[metric]
@@ -608,7 +609,7 @@ def _conditions_figure(tables: dict[str, pd.DataFrame]) -> Figure:
     """Separation per animal by condition, learning by condition, and the residual by group
     x epoch of each condition (one panel per condition)."""
     contrasts = tables["condition_contrasts"]
-    names = sorted(contrasts["condition"].unique(), key=lambda c: (c != "control", c))
+    names = sorted(contrasts["condition"].unique(), key=lambda c: (c != DEFAULT_CONDITION, c))
     axes = _grid(3 + len(names), n_cols=3, panel_size=(4.0, 3.2))
     _panel(plot_separation_by_condition, tables["condition_separation"], axes[0], "separation")
     _panel(plot_learning_by_condition, tables["behaviour"], axes[1], "behaviour")

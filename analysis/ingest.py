@@ -32,16 +32,23 @@ import numpy as np
 import pandas as pd
 
 from analysis.settings import StageSettings, require
+from analysis.vocabulary import (
+    BCI_META_REQUIRED,
+    BCI_OPTIONAL_COLUMNS,
+    BCI_REQUIRED_COLUMNS,
+    NWB_BCI_CONTAINER,
+    NWB_BCI_OPTIONAL_SERIES,
+    NWB_BCI_PARAMETERS,
+    NWB_BCI_SERIES,
+    NWB_SHIFT_SERIES,
+    PLANE_ROLES,
+)
 
 if TYPE_CHECKING:
     from analysis.readers import ImagingMeta
 
 log = logging.getLogger(__name__)
 
-PLANE_ROLES = ("soma", "dendrite")
-BCI_REQUIRED_COLUMNS = ("frame", "trial", "new_trial", "readout", "angle_deg", "reward", "aversive")
-BCI_OPTIONAL_COLUMNS = ("licks", "opto", "shift_row", "shift_col")
-BCI_META_REQUIRED = ("threshold", "failure_bound", "target_angle_deg", "max_trial_frames")
 # CLOOSE StimData (github.com/harnett/CLOOSE, Run_GUI/Run_GUI.m): fields read, then optional.
 STIMDATA_FIELDS = (
     "Angle",
@@ -57,18 +64,6 @@ CLOOSE_ANGLE_GREY = -5.0  # Angle code of a trial's opening grey frames
 CLOOSE_ANGLE_ITI = -1.0  # Angle code of inter-trial frames (grey or black)
 CLOOSE_GREY_FRAMES = 15  # Run_GUI counts them in its trial length (FramesZ)
 CLOOSE_SMOOTH_FRAMES = 3  # z = mean(x(n-2:n)) - range from the 3rd frame, x(n) - range before
-# BCI log in an NWB file, as analysis.export writes it: the per-volume TimeSeries (in
-# processing/behavior/BCI, else in acquisition) of each column, and the task parameters.
-NWB_BCI_CONTAINER = "BCI"
-NWB_BCI_SERIES = {
-    "readout": "readout",
-    "angle_deg": "grating_angle",
-    "reward": "reward_ttl",
-    "aversive": "aversive_ttl",
-}
-NWB_BCI_OPTIONAL_SERIES = {"licks": "licks", "opto": "opto"}
-NWB_SHIFT_SERIES = "online_shift"  # (volume, 2): shift_row, shift_col
-NWB_BCI_PARAMETERS = "BCITaskParameters"  # processing/behavior table: parameter, value
 INT16_MAX = np.iinfo(np.int16).max
 
 

@@ -48,15 +48,17 @@ import pandas as pd
 
 from analysis import io
 from analysis.ingest import (
+    IngestError,
+    IngestSettings,
+    check_interleaved_count,
+    check_plane_frames,
+)
+from analysis.vocabulary import (
     NWB_BCI_CONTAINER,
     NWB_BCI_OPTIONAL_SERIES,
     NWB_BCI_PARAMETERS,
     NWB_BCI_SERIES,
     NWB_SHIFT_SERIES,
-    IngestError,
-    IngestSettings,
-    check_interleaved_count,
-    check_plane_frames,
 )
 
 log = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ import xarray as xr
 from analysis import bci
 from analysis.dims import FRAME, ROI
 from analysis.tables import require_columns
+from analysis.vocabulary import NON_TARGET
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ SOMATIC_KINDS = ("coupled", "soma_only")
 EPOCH_REFERENCES = ("pre_onset", "at_onset")
 SD_FITS = ("errors_in_variables", "ols")
 SD_MODELS = ("auto", "linear", "quadratic")
-GROUPS = ("P+", "P-")
-NON_TARGET = "non-target"
 
 SD_EVENT_COLUMNS = [
     "subject",

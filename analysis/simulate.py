@@ -65,13 +65,13 @@ import pandas as pd
 from scipy import ndimage
 
 from analysis import bci, cloose
-from analysis.config import DEFAULT_CONDITION
 from analysis.settings import StageSettings, require
+from analysis.vocabulary import DEFAULT_CONDITION, NO_EPOCH, SIMULATED_NON_TARGET
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("P+", "P-", "none")
-EPOCH_CODES = {"none": 0, "reduction": 1, "increase": -1}
+GROUPS = ("P+", "P-", SIMULATED_NON_TARGET)
+EPOCH_CODES = {NO_EPOCH: 0, "reduction": 1, "increase": -1}
 #: ``planted_epoch`` -> the ``task_error`` column that carries the planted residual:
 #: 'trend_before' (default) the error trend before each burst, which the burst cannot have
 #: moved; 'centred' the per-frame epoch of a centred window (the definition before the
@@ -419,7 +419,7 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
     shape = (settings.n_rows, settings.n_cols)
     n = settings.n_neurons
     centres = _place_somata(settings, rng)
-    groups = np.array(["none"] * n, dtype=object)
+    groups = np.array([SIMULATED_NON_TARGET] * n, dtype=object)
     target_idx = rng.choice(n, settings.n_pos_targets + settings.n_neg_targets, replace=False)
     groups[target_idx[: settings.n_pos_targets]] = "P+"
     groups[target_idx[settings.n_pos_targets :]] = "P-"
@@ -525,7 +525,7 @@ def target_polygons(
 ) -> list[dict[str, Any]]:
     """Online target polygons (16-gons around each target soma) in session raw coords."""
     neurons = geometry["neurons"]
-    targets = neurons[neurons.group != "none"].sort_values("target_id")
+    targets = neurons[neurons.group != SIMULATED_NON_TARGET].sort_values("target_id")
     a = np.deg2rad(transform["rotation_deg"])
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     centre = (np.array([settings.n_rows, settings.n_cols]) - 1) / 2
@@ -832,7 +832,7 @@ def task_error(
             continue
         smooth = ndimage.uniform_filter1d(seg, width, mode="nearest")
         deriv[run[0]] = np.gradient(smooth) * fs_hz
-    epoch = np.full(angle.size, "none", dtype=object)
+    epoch = np.full(angle.size, NO_EPOCH, dtype=object)
     epoch[deriv < 0] = "reduction"
     epoch[deriv > 0] = "increase"
     trend = bci.causal_error_trend(error, fs_hz=fs_hz, window_s=trend_window_s, gap_s=trend_gap_s)
@@ -919,7 +919,7 @@ def simulate_dendrites(
             "neuron": owner,
             "tuft": tuft,
             "group": np.where(
-                owner >= 0, neurons.group.to_numpy()[np.maximum(owner, 0)], "none"
+                owner >= 0, neurons.group.to_numpy()[np.maximum(owner, 0)], SIMULATED_NON_TARGET
             ).astype(str),
             "frame": frame,
             "epoch": epoch[frame].astype(str),

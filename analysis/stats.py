@@ -47,7 +47,6 @@ import xarray as xr
 from scipy import sparse
 
 from analysis import conditions, residuals
-from analysis.config import DEFAULT_CONDITION
 from analysis.dims import ROI, TIME
 from analysis.inference import (
     TEST_COLUMNS,
@@ -60,13 +59,9 @@ from analysis.inference import (
 )
 from analysis.settings import StageSettings, require
 from analysis.tables import require_columns
+from analysis.vocabulary import DEFAULT_CONDITION, EPOCHS, GROUPS, OUTCOMES
 
 log = logging.getLogger(__name__)
-
-GROUPS = ("P+", "P-")
-EPOCHS = ("reduction", "increase", "none")
-OUTCOMES = ("hit", "failure", "timeout")
-NON_TARGET = "non-target"
 
 GROUP_EPOCH_TEST = "group_x_epoch_signed_separation_across_animals_t"
 GROUP_EPOCH_NEURON_TEST = "group_x_epoch_signed_separation_neuron_labels_within_animal"

@@ -4,7 +4,7 @@ Used to show a refactor leaves the sample run's ``results/`` unchanged::
 
     python benchmarks/compare_results.py /tmp/results_before results
 
-- ``.tsv``, ``.txt``, ``.yaml``: byte for byte.
+- ``.tsv``, ``.txt``, ``.yaml``, ``.bin`` (movies): byte for byte.
 - ``.nc``: ``xarray.Dataset.identical`` (values, coords, dims and attrs, provenance attrs
   included: they hold the package version, stage, settings and input paths, no times).
 - ``.json``: parsed and compared as objects.
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-BYTES = {".tsv", ".txt", ".yaml"}
+BYTES = {".tsv", ".txt", ".yaml", ".bin"}
 SKIP_DIRS = {"logs", "benchmarks"}
 
 

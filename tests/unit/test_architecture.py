@@ -23,21 +23,21 @@ MAX_FUNCTION_LINES = 80
 
 # Cycles not yet broken (issue 21): each as its sorted list of modules.
 KNOWN_CYCLES: list[list[str]] = [
-    ["analysis.ingest", "analysis.readers"],
     ["analysis.session_format", "analysis.simulate"],
+    ["analysis.ingest", "analysis.readers"],
 ]
 
 # Not yet split (issue 21): module -> its current number of lines.
 LONG_MODULES: dict[str, int] = {
-    "analysis.export": 1547,
-    "analysis.extract": 823,
-    "analysis.figures": 662,
-    "analysis.ingest": 1002,
+    "analysis.export": 1546,
+    "analysis.extract": 818,
+    "analysis.figures": 663,
+    "analysis.ingest": 997,
     "analysis.io": 709,
-    "analysis.readers": 907,
+    "analysis.readers": 909,
     "analysis.segment": 1003,
     "analysis.simulate": 1303,
-    "analysis.stats": 1735,
+    "analysis.stats": 1730,
     "analysis.validate": 929,
 }
 
