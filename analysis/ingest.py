@@ -26,12 +26,20 @@ import datetime
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.settings import StageSettings, require
+# the ingest stage's error, settings and frame checks live below the readers; re-exported
+from analysis.readers.base import (
+    INT16_MAX,
+    ImagingMeta,
+    IngestError,
+    IngestSettings,
+)
+from analysis.readers.base import check_interleaved_count as check_interleaved_count
+from analysis.readers.base import check_plane_frames as check_plane_frames
 from analysis.vocabulary import (
     BCI_META_REQUIRED,
     BCI_OPTIONAL_COLUMNS,
@@ -43,9 +51,6 @@ from analysis.vocabulary import (
     NWB_SHIFT_SERIES,
     PLANE_ROLES,
 )
-
-if TYPE_CHECKING:
-    from analysis.readers import ImagingMeta
 
 log = logging.getLogger(__name__)
 
@@ -64,56 +69,6 @@ CLOOSE_ANGLE_GREY = -5.0  # Angle code of a trial's opening grey frames
 CLOOSE_ANGLE_ITI = -1.0  # Angle code of inter-trial frames (grey or black)
 CLOOSE_GREY_FRAMES = 15  # Run_GUI counts them in its trial length (FramesZ)
 CLOOSE_SMOOTH_FRAMES = 3  # z = mean(x(n-2:n)) - range from the 3rd frame, x(n) - range before
-INT16_MAX = np.iinfo(np.int16).max
-
-
-class IngestError(ValueError):
-    """A raw session cannot be ingested; the message names the file, field and fix."""
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestSettings(StageSettings):
-    """Settings of the ingest stage.
-
-    Attributes
-    ----------
-    batch_frames : frames read and converted at a time (bounds memory).
-    saturation_value : raw values at or above this are counted as saturated pixels
-        (int16 is the registration dtype; larger values are clipped to 32767).
-    max_saturated_fraction : a frame with more saturated pixels than this fraction is
-        listed among ``saturated_frames`` in the session record.
-    functional_channel : channel read from multi-channel ScanImage or Scanbox files:
-        0 = the first saved channel; k >= 1 = ScanImage channel k (one of
-        ``SI.hChannels.channelSave``) or the k-th Scanbox channel.
-    hdf5_dataset : path of the (time, row, col) movie in an HDF5 session file; empty =
-        the file's only 3-D dataset.
-    nwb_series : names of the NWB TwoPhotonSeries to read, one per plane in plane order
-        (or one (frame, x, y, z) series); empty = every TwoPhotonSeries in acquisition,
-        sorted by name.
-    """
-
-    section = "ingest"
-    batch_frames: int = 256
-    saturation_value: int = 32767
-    max_saturated_fraction: float = 0.01
-    functional_channel: int = 0
-    hdf5_dataset: str = ""
-    nwb_series: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        require(self.batch_frames >= 1, "ingest.batch_frames must be >= 1")
-        require(
-            1 <= self.saturation_value <= INT16_MAX,
-            f"ingest.saturation_value must be in [1, {INT16_MAX}]",
-        )
-        require(
-            0 < self.max_saturated_fraction <= 1,
-            "ingest.max_saturated_fraction must be in (0, 1]",
-        )
-        require(
-            self.functional_channel >= 0,
-            "ingest.functional_channel must be >= 0 (0: the first saved channel)",
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,36 +217,6 @@ def read_session_meta(
     ), imaging
 
 
-def check_plane_frames(
-    counts: Mapping[int, int], shapes: Mapping[int, tuple[int, int]], *, source: str
-) -> tuple[int, tuple[int, int]]:
-    """All planes must have the same number of frames and frame shape."""
-    if len(set(counts.values())) != 1:
-        raise IngestError(
-            f"{source}: planes have different frame counts {dict(counts)}; an interleaved "
-            "recording must have the same number of frames per plane (check for a dropped "
-            "or extra frame)."
-        )
-    if len(set(shapes.values())) != 1:
-        raise IngestError(
-            f"{source}: planes have different frame shapes (rows, cols) {dict(shapes)}; all "
-            "planes of a session must have one frame size. Check that every plane<k>.tif "
-            "belongs to this session, or re-export the odd one."
-        )
-    return next(iter(counts.values())), next(iter(shapes.values()))
-
-
-def check_interleaved_count(n_frames_total: int, *, n_planes: int, source: str) -> int:
-    """Frames per plane of an interleaved stack; the total must divide by ``n_planes``."""
-    if n_frames_total % n_planes:
-        raise IngestError(
-            f"{source}: {n_frames_total} frames is not a multiple of n_planes={n_planes}; "
-            "the stack is truncated or n_planes in session.yaml is wrong. Trim the "
-            "incomplete last volume or fix n_planes."
-        )
-    return n_frames_total // n_planes
-
-
 def check_bci_frames(table: pd.DataFrame, *, n_frames: int, path: str | Path) -> pd.DataFrame:
     """Validate the per-volume BCI log against the imaging.
 
@@ -381,7 +306,7 @@ def find_bci_log(folder: str | Path) -> Path:
         Neither ``bci_frames.tsv`` nor any .mat or NWB file.
     """
     from analysis.io import RawInputError
-    from analysis.readers import find_imaging
+    from analysis.readers import imaging_bci_log
 
     folder = Path(folder)
     table = folder / "bci_frames.tsv"
@@ -399,9 +324,9 @@ def find_bci_log(folder: str | Path) -> Path:
             "no bci_frames.tsv; a session has one BCI log. Move the .mat files of other "
             "recordings out of the session folder, or write bci_frames.tsv."
         )
-    if any(folder.glob("*.nwb")):
-        _, files = find_imaging(folder)  # refuses several NWB files or other formats beside
-        return files[0]
+    nwb = imaging_bci_log(folder)  # refuses several NWB files or other formats beside
+    if nwb is not None:
+        return nwb
     raise RawInputError(
         f"{folder}: no BCI log; add bci_frames.tsv or the rig's CLOOSE log "
         "BCI_Trials/<n>.mat, or record it in the session's NWB imaging file (trials table "
