@@ -24,7 +24,7 @@ from analysis.vocabulary import DEFAULT_CONDITION
 
 #: config section -> "module:SettingsClass"; the order is the DAG order.
 STAGES = {
-    "simulate": "analysis.simulate:SimulateSettings",
+    "simulate": "analysis.simulate.settings:SimulateSettings",
     "ingest": "analysis.ingest:IngestSettings",
     "register": "analysis.register:RegisterSettings",
     "align_days": "analysis.align_days:AlignDaysSettings",
