@@ -36,7 +36,7 @@ STAGES = {
     "qc": "analysis.qc:QcSettings",
     "export": "analysis.export:ExportSettings",
     "calibrate": "analysis.calibrate:CalibrateSettings",
-    "validate": "analysis.validate:ValidateSettings",
+    "validate": "analysis.validate.score:ValidateSettings",
 }
 TOP_LEVEL = {
     "raw_root": "folder holding <subject>/<session>/ raw session folders (read-only)",

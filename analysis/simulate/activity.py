@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import ndimage
 
 from analysis import bci, cloose
-from analysis.simulate.geometry import _plane_components
+from analysis.simulate.geometry import plane_components
 from analysis.simulate.settings import SimulateSettings
 from analysis.vocabulary import NO_EPOCH, SIMULATED_NON_TARGET
 
@@ -107,7 +107,7 @@ def analytic_online_f(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Online polygon means (target, time) of the motion-free image model + shot noise."""
-    static, fp, npil = _plane_components(sgeom, 0)
+    static, fp, npil = plane_components(sgeom, 0)
     m = masks.reshape(masks.shape[0], -1).astype(np.float64)
     npx = m.sum(axis=1, keepdims=True)
     w_cell = m @ fp.reshape(fp.shape[0], -1).T / npx

@@ -251,7 +251,7 @@ def polygon_masks(polygons: Sequence[dict[str, Any]], shape: tuple[int, int]) ->
     return masks
 
 
-def _plane_components(
+def plane_components(
     session_geometry: dict[str, Any], plane: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Static image, footprints (unit, row, col) x brightness, and neuropil image."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from analysis.simulate.geometry import _plane_components
+from analysis.simulate.geometry import plane_components
 from analysis.simulate.settings import SimulateSettings
 
 
@@ -40,7 +40,7 @@ def render_plane(
     held at a time; the noise generator is seeded per (day, plane) for determinism.
     """
     chunk_frames = chunk_frames or settings.chunk_frames
-    static, fp, npil = _plane_components(day["sgeom"], plane)
+    static, fp, npil = plane_components(day["sgeom"], plane)
     activity = day["soma_calcium"] if plane == 0 else day["dendrite_calcium"]
     n_frames = activity.shape[1]
     shape = static.shape
