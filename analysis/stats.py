@@ -566,7 +566,7 @@ def compute_signed_separation(events: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def test_group_epoch(events: pd.DataFrame, *, settings: StatsSettings) -> pd.DataFrame:
+def run_group_epoch_test(events: pd.DataFrame, *, settings: StatsSettings) -> pd.DataFrame:
     """The headline test: is the signed separation positive across animals?
 
     The animal is the unit (DESIGN.md): each animal contributes one number, its signed
@@ -615,7 +615,7 @@ def test_group_epoch(events: pd.DataFrame, *, settings: StatsSettings) -> pd.Dat
     )
 
 
-def test_group_epoch_neurons(
+def run_group_epoch_neuron_test(
     events: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
 ) -> pd.DataFrame:
     """Secondary, neuron-level test of the group x epoch pattern (within animals).
@@ -625,7 +625,7 @@ def test_group_epoch_neurons(
     permuted within each animal (group sizes kept), independently per animal,
     ``n_permutations`` times; p = (1 + #|null| >= |obs|) / (1 + n) (two-sided) or with
     null >= obs ('greater'). Neurons are the units: it can say that these animals' P+ and
-    P- neurons differ, not that animals in general do (that is :func:`test_group_epoch`),
+    P- neurons differ, not that animals in general do (that is :func:`run_group_epoch_test`),
     and it relies on causal epochs and an unbiased fit for the labels to be exchangeable
     under the null.
 
@@ -826,7 +826,7 @@ def compute_outcome_timecourse(aligned: pd.DataFrame, *, settings: StatsSettings
     return out.drop(columns="bin")
 
 
-def test_outcome(
+def run_outcome_test(
     aligned: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
 ) -> pd.DataFrame:
     """Do residuals after a hit differ from those after a failure, with the group's sign?
@@ -932,7 +932,7 @@ def test_outcome(
 # --- early residual vs later activity change ---------------------------------------------
 
 
-def test_residual_predicts_change(
+def run_early_change_test(
     events: pd.DataFrame,
     activity: pd.DataFrame,
     *,
@@ -1206,7 +1206,7 @@ def _window_predictors(
     return x
 
 
-def test_network_prediction(
+def run_network_test(
     network: pd.DataFrame, *, settings: StatsSettings, rng: np.random.Generator
 ) -> pd.DataFrame:
     """Cohort test of network prediction: is cross-validated r above its shuffle null?
@@ -1373,18 +1373,6 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings, reference: str | 
         lines.append(f"Conditions compared ({compared}animals are the units):")
         lines += conditions.condition_lines(tests, alpha=settings.alpha)
     return "\n".join(lines)
-
-
-# Statistical tests named test_* are not pytest tests, even when imported into a test module.
-for _fn in (
-    test_group_epoch,
-    test_group_epoch_neurons,
-    test_outcome,
-    test_residual_predicts_change,
-    test_network_prediction,
-):
-    _fn.__test__ = False
-del _fn
 
 
 # --- the whole stage ---------------------------------------------------------------------
@@ -1657,20 +1645,20 @@ def _per_claim_tests(
 
     def early_change_test() -> pd.DataFrame:
         nonlocal early_change
-        early_change, test = test_residual_predicts_change(
+        early_change, test = run_early_change_test(
             sd_events, activity_table, settings=settings, rng=rng
         )
         return test
 
     runs = [
-        (GROUP_EPOCH_TEST, lambda: test_group_epoch(sd_events, settings=settings)),
+        (GROUP_EPOCH_TEST, lambda: run_group_epoch_test(sd_events, settings=settings)),
         (
             GROUP_EPOCH_NEURON_TEST,
-            lambda: test_group_epoch_neurons(sd_events, settings=settings, rng=rng),
+            lambda: run_group_epoch_neuron_test(sd_events, settings=settings, rng=rng),
         ),
-        (OUTCOME_TEST, lambda: test_outcome(outcome_events, settings=settings, rng=rng)),
+        (OUTCOME_TEST, lambda: run_outcome_test(outcome_events, settings=settings, rng=rng)),
         (EARLY_CHANGE_TEST, early_change_test),
-        (NETWORK_TEST, lambda: test_network_prediction(network_table, settings=settings, rng=rng)),
+        (NETWORK_TEST, lambda: run_network_test(network_table, settings=settings, rng=rng)),
     ]
     tests = []
     for name, run in runs:
@@ -1713,18 +1701,18 @@ def _condition_statistics(
     tests = []
     if behaviour["condition"].nunique() > 1:
         seeds = dict(seed=settings.seed)
-        tests += conditions.test_condition_separation(
+        tests += conditions.run_condition_separation_test(
             by_condition, reference=reference, alternative=settings.alternative, **seeds
         )
-        tests += conditions.test_condition_interaction(
+        tests += conditions.run_condition_interaction_test(
             by_condition, reference=reference, n_permutations=settings.n_permutations, **seeds
         )
-        tests += conditions.test_learning(
+        tests += conditions.run_learning_test(
             slopes, reference=reference, n_permutations=settings.n_permutations, **seeds
         )
     if len(lit_events):
         try:
-            tests.append(conditions.test_light(light, seed=settings.seed))
+            tests.append(conditions.run_light_test(light, seed=settings.seed))
         except InsufficientDataError as err:
             tests.append(conditions.untestable(conditions.LIGHT_TEST, str(err)))
     return tables, tests

@@ -209,3 +209,9 @@ def test_size_allow_lists_only_name_offenders_that_still_exist():
     lines = {name: len(path.read_text().splitlines()) for name, path in modules.items()}
     assert all(lines[name] > MAX_MODULE_LINES for name in LONG_MODULES), "shrink the list"
     assert all(cycle in _cycles(_import_graph()) for cycle in KNOWN_CYCLES), "shrink the list"
+
+
+def test_no_library_function_is_named_like_a_test():
+    """pytest collects ``test_*`` functions imported into a test module."""
+    named = sorted(key for key in _function_sizes() if key.split(":")[1].startswith("test"))
+    assert not named, f"rename these (e.g. run_*_test): {named}"
