@@ -32,7 +32,7 @@ STAGES = {
     "track": "analysis.track:TrackSettings",
     "extract": "analysis.extract:ExtractSettings",
     "bci": "analysis.bci:BciSettings",
-    "stats": "analysis.stats:StatsSettings",
+    "stats": "analysis.stats.settings:StatsSettings",
     "qc": "analysis.qc:QcSettings",
     "export": "analysis.export:ExportSettings",
     "calibrate": "analysis.calibrate:CalibrateSettings",

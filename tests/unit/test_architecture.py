@@ -32,7 +32,6 @@ LONG_MODULES: dict[str, int] = {
     "analysis.ingest": 922,
     "analysis.io": 709,
     "analysis.segment": 1003,
-    "analysis.stats": 1730,
 }
 
 # Not yet cut: "module:function" -> its current lines of code.

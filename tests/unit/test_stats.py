@@ -480,7 +480,7 @@ def test_cv_ridge_fits_every_column_as_alone():
     y = np.column_stack([x @ rng.normal(size=6) + rng.normal(size=80) for _ in range(3)])
     y = np.column_stack([y, np.ones(80)])  # a constant column scores 0
     folds = rng.permutation(np.arange(80) % 5)
-    together = stats._cv_ridge_r(x, y, folds, 10.0)
+    together = stats.prediction._cv_ridge_r(x, y, folds, 10.0)
     for k in range(3):
         pred = np.empty(80)
         for f in range(5):
