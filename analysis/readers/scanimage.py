@@ -22,7 +22,7 @@ from analysis.readers.base import (
     complete_volumes,
     interleaved_sources,
 )
-from analysis.readers.tiff import TIFF_GLOBS, _tiff_pages, iter_tiff
+from analysis.readers.tiff import TIFF_GLOBS, iter_tiff, tiff_pages
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _scanimage_meta(
 
 
 def _plan_scanimage(meta: ImagingMeta, n_planes: int) -> ImagingPlan:
-    pages, shape = _tiff_pages(meta.files, folder=meta.folder)
+    pages, shape = tiff_pages(meta.files, folder=meta.folder)
     period = meta.details["pages_per_volume"]
     offsets = meta.details["offsets"]
     n_frames, incomplete = complete_volumes(

@@ -76,7 +76,7 @@ def _plan_tiff(meta: ImagingMeta, n_planes: int) -> ImagingPlan:
         files = tuple(layout["files"][p] for p in range(n_planes))
         return ImagingPlan("tiff", files, n_frames, shape, planes)
     files = tuple(layout["files"])
-    pages, shape = _tiff_pages(files, folder=meta.folder)
+    pages, shape = tiff_pages(files, folder=meta.folder)
     n_frames = check_interleaved_count(sum(pages), n_planes=n_planes, source=str(meta.folder))
     base = {"reader": "tiff", "files": [str(f) for f in files], "pages": pages}
     planes = interleaved_sources(
@@ -85,7 +85,7 @@ def _plan_tiff(meta: ImagingMeta, n_planes: int) -> ImagingPlan:
     return ImagingPlan("tiff", files, n_frames, shape, planes)
 
 
-def _tiff_pages(files: Sequence[Path], *, folder: Path) -> tuple[list[int], tuple[int, int]]:
+def tiff_pages(files: Sequence[Path], *, folder: Path) -> tuple[list[int], tuple[int, int]]:
     """Pages per file and the one frame shape of the TIFF files of a recording."""
     headers = {path.name: io.tiff_page_shapes(path) for path in files}
     shapes = {name: s for name, (_, s) in headers.items()}

@@ -83,7 +83,7 @@ def simulate_soma(
     }
 
 
-def _silence(soma: dict[str, Any], neurons: np.ndarray) -> dict[str, Any]:
+def silence_neurons(soma: dict[str, Any], neurons: np.ndarray) -> dict[str, Any]:
     """``simulate_soma`` output without any burst of ``neurons`` (indices); others untouched.
 
     A neuron's calcium comes only from its own bursts, so zeroing its rows is exact.

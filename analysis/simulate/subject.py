@@ -11,8 +11,8 @@ import pandas as pd
 
 from analysis import cloose
 from analysis.simulate.activity import (
-    _silence,
     analytic_online_f,
+    silence_neurons,
     simulate_dendrites,
     simulate_motion,
     simulate_soma,
@@ -132,7 +132,7 @@ def simulate_subject(
             geometry, rates, n_frames=n, settings=settings, rng=np.random.default_rng(s[3])
         )
         silent = [t for silent_day, t in settings.silent_targets if silent_day == d]
-        day.update(_silence(soma, np.flatnonzero(neurons.target_id.isin(silent))))
+        day.update(silence_neurons(soma, np.flatnonzero(neurons.target_id.isin(silent))))
         if online_f is None:
             F = analytic_online_f(
                 sgeom,

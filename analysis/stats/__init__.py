@@ -50,6 +50,15 @@ from analysis.stats.group_epoch import (
     run_group_epoch_neuron_test,
     run_group_epoch_test,
 )
+from analysis.stats.names import (
+    EARLY_CHANGE_COLUMNS,
+    EARLY_CHANGE_TEST,
+    GROUP_EPOCH_NEURON_TEST,
+    GROUP_EPOCH_TEST,
+    NETWORK_NEUROPIL_TEST,
+    NETWORK_TEST,
+    OUTCOME_TEST,
+)
 from analysis.stats.outcome import (
     compute_outcome_residuals,
     compute_outcome_timecourse,
@@ -61,16 +70,7 @@ from analysis.stats.prediction import (
     run_early_change_test,
     run_network_test,
 )
-from analysis.stats.settings import (
-    EARLY_CHANGE_COLUMNS,
-    EARLY_CHANGE_TEST,
-    GROUP_EPOCH_NEURON_TEST,
-    GROUP_EPOCH_TEST,
-    NETWORK_NEUROPIL_TEST,
-    NETWORK_TEST,
-    OUTCOME_TEST,
-    StatsSettings,
-)
+from analysis.stats.settings import StatsSettings
 from analysis.stats.summary import CLAIMS, summarize
 
 __all__ = [

@@ -13,39 +13,10 @@ from analysis.inference import (
     InsufficientDataError,
     untestable_row,
 )
-from analysis.stats.behaviour import (
-    compute_activity,
-    compute_activity_change,
-    compute_behaviour,
-    compute_group_activity,
-)
+from analysis.stats import behaviour as learning
+from analysis.stats import group_epoch, names, outcome, prediction
 from analysis.stats.common import require_input_columns, require_values, rows_by_session
-from analysis.stats.group_epoch import (
-    compute_group_epoch_contrasts,
-    compute_signed_separation,
-    run_group_epoch_neuron_test,
-    run_group_epoch_test,
-)
-from analysis.stats.outcome import (
-    compute_outcome_residuals,
-    compute_outcome_timecourse,
-    run_outcome_test,
-)
-from analysis.stats.prediction import (
-    NETWORK_COLUMNS,
-    compute_network_prediction,
-    run_early_change_test,
-    run_network_test,
-)
-from analysis.stats.settings import (
-    EARLY_CHANGE_COLUMNS,
-    EARLY_CHANGE_TEST,
-    GROUP_EPOCH_NEURON_TEST,
-    GROUP_EPOCH_TEST,
-    NETWORK_TEST,
-    OUTCOME_TEST,
-    StatsSettings,
-)
+from analysis.stats.settings import StatsSettings
 from analysis.stats.summary import summarize
 from analysis.vocabulary import DEFAULT_CONDITION, EPOCHS, GROUPS
 
@@ -168,7 +139,7 @@ def compute_cohort_statistics(
         sessions = sessions.assign(condition=DEFAULT_CONDITION)
     reference = conditions.reference_condition(sessions, settings.reference_condition)
     activity_table = _activity_table(soma_dff, events, trials, sessions)
-    activity_change = compute_activity_change(activity_table, targets)
+    activity_change = learning.compute_activity_change(activity_table, targets)
     sd_events, sd_fits, all_sd_events = residual_events(
         events=events,
         pairs=pairs,
@@ -181,7 +152,7 @@ def compute_cohort_statistics(
     )
     in_reference = _in_sessions(sessions[sessions["condition"] == reference])
     reference_events = sd_events[in_reference(sd_events)]
-    outcome_events = compute_outcome_residuals(
+    outcome_events = outcome.compute_outcome_residuals(
         reference_events, trials, sessions, settings=settings
     )
     network_table = _network_table(
@@ -195,8 +166,8 @@ def compute_cohort_statistics(
         settings=settings,
         rng=rng,
     )
-    behaviour = conditions.label_conditions(compute_behaviour(trials, sessions), sessions)
-    group_activity = compute_group_activity(activity_change)
+    behaviour = conditions.label_conditions(learning.compute_behaviour(trials, sessions), sessions)
+    group_activity = learning.compute_group_activity(activity_change)
     condition_tables, condition_tests = _condition_statistics(
         conditions.label_conditions(sd_events, sessions),
         trials,
@@ -213,10 +184,10 @@ def compute_cohort_statistics(
         "group_activity": group_activity,
         "sd_events": all_sd_events,
         "sd_fits": sd_fits,
-        "contrasts": compute_group_epoch_contrasts(reference_events),
-        "separation": compute_signed_separation(reference_events),
+        "contrasts": group_epoch.compute_group_epoch_contrasts(reference_events),
+        "separation": group_epoch.compute_signed_separation(reference_events),
         "outcome_events": outcome_events,
-        "outcome_timecourse": compute_outcome_timecourse(outcome_events, settings=settings),
+        "outcome_timecourse": outcome.compute_outcome_timecourse(outcome_events, settings=settings),
         "early_residual_change": early_change,
         "network": network_table,
         **condition_tables,
@@ -251,13 +222,14 @@ def _activity_table(
     trials: pd.DataFrame,
     sessions: pd.DataFrame,
 ) -> pd.DataFrame:
-    """:func:`compute_activity` of every session's soma plane, concatenated."""
+    """:func:`~analysis.stats.behaviour.compute_activity` of every session's soma plane,
+    concatenated."""
     soma_events = events[events["plane_role"] == "soma"]
     session_trials = rows_by_session(trials)
     session_soma_events = rows_by_session(soma_events)
     activity = []
     for key, dff in sorted(soma_dff.items()):
-        table = compute_activity(
+        table = learning.compute_activity(
             dff,
             trials=trials.iloc[session_trials.get(key, [])],
             events=soma_events.iloc[session_soma_events.get(key, [])],
@@ -279,7 +251,8 @@ def _network_table(
     settings: StatsSettings,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """:func:`compute_network_prediction` of every session with SD events, concatenated."""
+    """:func:`~analysis.stats.prediction.compute_network_prediction` of every session with SD
+    events, concatenated."""
     network = []
     session_sd_events = rows_by_session(sd_events)
     session_targets = rows_by_session(targets)
@@ -288,7 +261,7 @@ def _network_table(
         if rows is None:
             continue
         network.append(
-            compute_network_prediction(
+            prediction.compute_network_prediction(
                 sd_events.iloc[rows],
                 dff,
                 fs_hz=_session_fs_hz(sessions, key),
@@ -299,7 +272,7 @@ def _network_table(
             )
         )
     if not network:
-        return pd.DataFrame(columns=NETWORK_COLUMNS)
+        return pd.DataFrame(columns=prediction.NETWORK_COLUMNS)
     return pd.concat(network, ignore_index=True)
 
 
@@ -315,24 +288,33 @@ def _per_claim_tests(
     """The headline and the secondary tests, in a fixed order (they share ``rng``); a test
     the data cannot support gets an untestable row. Returns the early-change table (with
     its header even when untestable, so the file reads back) and the tests table."""
-    early_change = pd.DataFrame(columns=EARLY_CHANGE_COLUMNS)
+    early_change = pd.DataFrame(columns=names.EARLY_CHANGE_COLUMNS)
 
     def early_change_test() -> pd.DataFrame:
         nonlocal early_change
-        early_change, test = run_early_change_test(
+        early_change, test = prediction.run_early_change_test(
             sd_events, activity_table, settings=settings, rng=rng
         )
         return test
 
     runs = [
-        (GROUP_EPOCH_TEST, lambda: run_group_epoch_test(sd_events, settings=settings)),
         (
-            GROUP_EPOCH_NEURON_TEST,
-            lambda: run_group_epoch_neuron_test(sd_events, settings=settings, rng=rng),
+            names.GROUP_EPOCH_TEST,
+            lambda: group_epoch.run_group_epoch_test(sd_events, settings=settings),
         ),
-        (OUTCOME_TEST, lambda: run_outcome_test(outcome_events, settings=settings, rng=rng)),
-        (EARLY_CHANGE_TEST, early_change_test),
-        (NETWORK_TEST, lambda: run_network_test(network_table, settings=settings, rng=rng)),
+        (
+            names.GROUP_EPOCH_NEURON_TEST,
+            lambda: group_epoch.run_group_epoch_neuron_test(sd_events, settings=settings, rng=rng),
+        ),
+        (
+            names.OUTCOME_TEST,
+            lambda: outcome.run_outcome_test(outcome_events, settings=settings, rng=rng),
+        ),
+        (names.EARLY_CHANGE_TEST, early_change_test),
+        (
+            names.NETWORK_TEST,
+            lambda: prediction.run_network_test(network_table, settings=settings, rng=rng),
+        ),
     ]
     tests = []
     for name, run in runs:
@@ -356,18 +338,20 @@ def _condition_statistics(
     """Tables and tests of :mod:`analysis.conditions` (events and behaviour labelled with
     their session's condition). Condition tests need several conditions; the light test
     needs a session that interleaves light-on and light-off trials."""
-    by_condition = conditions.per_value(sd_events, "condition", compute_signed_separation)
+    by_condition = conditions.per_value(
+        sd_events, "condition", group_epoch.compute_signed_separation
+    )
     lit_events = (
         conditions.label_light(sd_events, trials) if "light_on" in trials else sd_events.iloc[:0]
     )
     light = conditions.light_table(
-        conditions.per_value(lit_events, "light_on", compute_signed_separation)
+        conditions.per_value(lit_events, "light_on", group_epoch.compute_signed_separation)
     )
     slopes = conditions.learning_slopes(behaviour, group_activity)
     tables = {
         "condition_separation": by_condition,
         "condition_contrasts": conditions.per_value(
-            sd_events, "condition", compute_group_epoch_contrasts
+            sd_events, "condition", group_epoch.compute_group_epoch_contrasts
         ),
         "light_separation": light,
         "learning_slopes": slopes,

@@ -15,7 +15,8 @@ from analysis.inference import (
     result_row,
 )
 from analysis.stats.common import require_input_columns
-from analysis.stats.settings import GROUP_EPOCH_NEURON_TEST, GROUP_EPOCH_TEST, StatsSettings
+from analysis.stats.names import GROUP_EPOCH_NEURON_TEST, GROUP_EPOCH_TEST
+from analysis.stats.settings import StatsSettings
 from analysis.vocabulary import GROUPS
 
 log = logging.getLogger(__name__)

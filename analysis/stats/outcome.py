@@ -12,7 +12,8 @@ from analysis.inference import (
     result_row,
 )
 from analysis.stats.common import require_input_columns, require_values
-from analysis.stats.settings import OUTCOME_TEST, StatsSettings
+from analysis.stats.names import OUTCOME_TEST
+from analysis.stats.settings import StatsSettings
 from analysis.vocabulary import GROUPS, OUTCOMES
 
 

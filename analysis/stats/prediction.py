@@ -20,12 +20,8 @@ from analysis.inference import (
 )
 from analysis.settings import require
 from analysis.stats.common import require_input_columns, session_day_index
-from analysis.stats.settings import (
-    EARLY_CHANGE_TEST,
-    NETWORK_NEUROPIL_TEST,
-    NETWORK_TEST,
-    StatsSettings,
-)
+from analysis.stats.names import EARLY_CHANGE_TEST, NETWORK_NEUROPIL_TEST, NETWORK_TEST
+from analysis.stats.settings import StatsSettings
 
 log = logging.getLogger(__name__)
 

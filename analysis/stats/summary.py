@@ -8,19 +8,12 @@ from analysis import conditions
 from analysis.inference import (
     TEST_COLUMNS,
 )
+from analysis.stats import names
 from analysis.stats.common import require_input_columns
-from analysis.stats.settings import (
-    EARLY_CHANGE_TEST,
-    GROUP_EPOCH_NEURON_TEST,
-    GROUP_EPOCH_TEST,
-    NETWORK_NEUROPIL_TEST,
-    NETWORK_TEST,
-    OUTCOME_TEST,
-    StatsSettings,
-)
+from analysis.stats.settings import StatsSettings
 
 CLAIMS = {
-    GROUP_EPOCH_TEST: (
+    names.GROUP_EPOCH_TEST: (
         "Headline. Can claim: animals like these show the vectorized pattern (P+ residuals "
         "amplified over P- when the task error was falling before the event, relative to "
         "rising). Cannot claim: which neurons or sessions carry it, or that it is causal for "
@@ -28,27 +21,27 @@ CLAIMS = {
         "event's soma-locked dendritic response, an errors-in-variables fit, the animal as "
         "the unit (calibrated in results/validation/calibration.tsv)."
     ),
-    GROUP_EPOCH_NEURON_TEST: (
+    names.GROUP_EPOCH_NEURON_TEST: (
         "Secondary. Can claim: in these animals, P+ and P- neurons differ in the pattern. "
         "Cannot claim: anything about other animals (neurons are the units)."
     ),
-    OUTCOME_TEST: (
+    names.OUTCOME_TEST: (
         "Can claim: in these sessions, residuals after hits differ from those after failures "
         "with the group's sign (P+ up, P- down; both aligned to the decision frame; trial "
         "labels permuted within session). Cannot claim: that the difference is instructive "
         "rather than a response to the outcome cue, or anything beyond these animals."
     ),
-    EARLY_CHANGE_TEST: (
+    names.EARLY_CHANGE_TEST: (
         "Can claim: within animals, neurons with larger early reduction-epoch residuals "
         "changed their activity more later. Cannot claim: that the residual caused the change."
     ),
-    NETWORK_TEST: (
+    names.NETWORK_TEST: (
         "Can claim: non-target somata's activity around an event predicts its residual better "
         "than residuals shuffled within each neuron (targets, which drive the cursor, are not "
         "predictors). Cannot claim: which neurons carry the prediction, or more than the "
         "neuropil control below rules out."
     ),
-    NETWORK_NEUROPIL_TEST: (
+    names.NETWORK_NEUROPIL_TEST: (
         "Control. If neuropil alone predicts residuals, the network prediction may be shared "
         "contamination or slow drive; a network effect is credible only well above this one."
     ),
@@ -62,7 +55,7 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings, reference: str | 
     ----------
     tests : pandas.DataFrame
         Concatenated test rows (:data:`TEST_COLUMNS`); must contain the
-        :data:`GROUP_EPOCH_TEST` row.
+        :data:`names.GROUP_EPOCH_TEST` row.
     settings : StatsSettings
         ``alpha``.
     reference : str, optional
@@ -78,10 +71,10 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings, reference: str | 
         followed by what it can and cannot claim (:data:`CLAIMS`).
     """
     require_input_columns(tests, TEST_COLUMNS, "tests")
-    main = tests[tests["test"] == GROUP_EPOCH_TEST]
+    main = tests[tests["test"] == names.GROUP_EPOCH_TEST]
     if len(main) != 1:
         raise ValueError(
-            f"tests must contain exactly one '{GROUP_EPOCH_TEST}' row, found {len(main)}"
+            f"tests must contain exactly one '{names.GROUP_EPOCH_TEST}' row, found {len(main)}"
         )
     m = main.iloc[0]
     if pd.isna(m["p_value"]):
@@ -110,8 +103,8 @@ def summarize(tests: pd.DataFrame, *, settings: StatsSettings, reference: str | 
             f"Condition: this test and those below up to 'Conditions compared' ran on the "
             f"'{reference}' sessions only (stats.reference_condition)."
         )
-    lines.append(f"  {CLAIMS[GROUP_EPOCH_TEST]}")
-    per_claim = ~tests["test"].isin([GROUP_EPOCH_TEST, *conditions.CLAIMS])
+    lines.append(f"  {CLAIMS[names.GROUP_EPOCH_TEST]}")
+    per_claim = ~tests["test"].isin([names.GROUP_EPOCH_TEST, *conditions.CLAIMS])
     for r in tests[per_claim].itertuples(index=False):
         if pd.isna(r.p_value):
             lines.append(f"{r.test}: not testable ({getattr(r, 'note', 'too few data')}).")

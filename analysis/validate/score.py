@@ -129,12 +129,25 @@ def score_subject(results: Any, truth_root: Any, subject: str) -> dict[str, list
     planes = (roles["soma"], roles["dendrite"])
     truths = {s: read_truth_session(truth_root, subject, s)[0] for s in sessions}
     out: dict[str, list] = {name: [] for name in IMAGING_GOALS}
-    where = {"results": results, "subject": subject, "planes": planes}
-    offsets = _score_detection(out, subject_truth, truths, **where)
-    _score_crossday(out, subject_truth, truths, offsets=offsets, **where)
-    soma_hits, dendrite_hits = _score_tracked(out, subject_truth, truths, offsets=offsets, **where)
+    run = _Scoring(results, subject, planes, subject_truth, truths, out)
+    _score_detection(run)
+    _score_crossday(run)
+    soma_hits, dendrite_hits = _score_tracked(run)
     _score_pairing(out, subject_truth, soma_hits, dendrite_hits, results=results, subject=subject)
     return out
+
+
+@dataclasses.dataclass
+class _Scoring:
+    """One subject's run and truth being scored, and the metrics gathered so far."""
+
+    results: Path
+    subject: str
+    planes: tuple[int, int]  # soma plane, dendrite plane
+    subject_truth: Mapping[str, pd.DataFrame]
+    truths: dict[str, xr.Dataset]  # per session, in session order
+    out: dict[str, list]
+    offsets: dict[int, dict[str, tuple[float, float]]] = dataclasses.field(default_factory=dict)
 
 
 def _artifact(results: Path, key: str, **wildcards: Any) -> Path:
@@ -148,27 +161,21 @@ def _truth_targets(subject_truth: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return neurons[neurons["target_id"] >= 0]
 
 
-def _score_detection(
-    out: dict[str, list],
-    subject_truth: Mapping[str, pd.DataFrame],
-    truths: Mapping[str, xr.Dataset],
-    *,
-    results: Path,
-    subject: str,
-    planes: tuple[int, int],
-) -> dict[int, dict[str, tuple[float, float]]]:
+def _score_detection(run: _Scoring) -> None:
     """Registration shifts and per-session detection (somata F1, target tuft recall).
 
-    Returns the registration offsets ``{plane: {session: (row, col)}}`` the later steps
-    compare masks with.
+    Fills ``run.offsets``, the registration offsets ``{plane: {session: (row, col)}}`` the
+    later steps compare masks with.
     """
     from analysis import io
 
+    out, subject_truth, truths = run.out, run.subject_truth, run.truths
+    results, subject, planes, offsets = run.results, run.subject, run.planes, run.offsets
     soma_plane, dendrite_plane = planes
     dendrites = subject_truth["dendrites"]
     targets = _truth_targets(subject_truth)
     target_tufts = set(dendrites.loc[dendrites["neuron"].isin(targets["neuron"]), "tuft"])
-    offsets: dict[int, dict[str, tuple[float, float]]] = {soma_plane: {}, dendrite_plane: {}}
+    offsets.update({soma_plane: {}, dendrite_plane: {}})
     for session, truth in truths.items():
         at = {"subject": subject, "session": session}
         for plane in (soma_plane, dendrite_plane):
@@ -201,22 +208,14 @@ def _score_detection(
             registration_offset_px=offsets[dendrite_plane][session],
         )
         out["dendrite_recall_targets"].append(m["recall_iou"])
-    return offsets
 
 
-def _score_crossday(
-    out: dict[str, list],
-    subject_truth: Mapping[str, pd.DataFrame],
-    truths: Mapping[str, xr.Dataset],
-    *,
-    results: Path,
-    subject: str,
-    planes: tuple[int, int],
-    offsets: Mapping[int, Mapping[str, tuple[float, float]]],
-) -> None:
+def _score_crossday(run: _Scoring) -> None:
     """Cross-day alignment: target centroids moved by the fitted transforms vs truth."""
     from analysis import io
 
+    out, subject_truth, truths = run.out, run.subject_truth, run.truths
+    results, subject, planes, offsets = run.results, run.subject, run.planes, run.offsets
     soma_plane = planes[0]
     sessions = list(truths)
     targets = _truth_targets(subject_truth)
@@ -237,22 +236,15 @@ def _score_crossday(
     )
 
 
-def _score_tracked(
-    out: dict[str, list],
-    subject_truth: Mapping[str, pd.DataFrame],
-    truths: Mapping[str, xr.Dataset],
-    *,
-    results: Path,
-    subject: str,
-    planes: tuple[int, int],
-    offsets: Mapping[int, Mapping[str, tuple[float, float]]],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per session: tracked somata and targets, traces and spikes; then tracking accuracy.
 
     Returns the matched (hit) somata and dendrites of every session.
     """
     from analysis import io
 
+    out, subject_truth, truths = run.out, run.subject_truth, run.truths
+    results, subject, planes, offsets = run.results, run.subject, run.planes, run.offsets
     soma_plane, dendrite_plane = planes
     true_targets = _truth_targets(subject_truth)[["target_id", "neuron", "group"]]
     tracked = {
