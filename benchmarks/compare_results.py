@@ -8,7 +8,8 @@ Used to show a refactor leaves the sample run's ``results/`` unchanged::
 - ``.nc``: ``xarray.Dataset.identical`` (values, coords, dims and attrs, provenance attrs
   included: they hold the package version, stage, settings and input paths, no times).
 - ``.json``: parsed and compared as objects.
-- ``.npy``: equal arrays (NaN equal to NaN).
+- ``.npy``: equal arrays (NaN equal to NaN); pickled dicts (suite2p's ``ops.npy``)
+  compared entry by entry.
 - Anything else (figures, QC pages, NWB files, logs, benchmarks) is listed as not compared:
   PNG, PDF, HTML and NWB embed creation times or renderer details.
 
@@ -49,8 +50,36 @@ def _same(a: Path, b: Path) -> bool | None:
     if suffix == ".json":
         return json.loads(a.read_text()) == json.loads(b.read_text())
     if suffix == ".npy":
-        return bool(np.array_equal(np.load(a), np.load(b), equal_nan=True))
+        return _same_value(np.load(a, allow_pickle=True), np.load(b, allow_pickle=True))
     return None
+
+
+def _same_value(x: object, y: object) -> bool:
+    """Equal values, arrays element-wise (NaN equal to NaN), dicts and lists recursively."""
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        if not isinstance(y, np.ndarray) or x.shape != y.shape:
+            return False
+        return all(_same_value(u, v) for u, v in zip(x.ravel(), y.ravel(), strict=True))
+    if isinstance(x, dict):
+        return (
+            isinstance(y, dict) and x.keys() == y.keys() and all(_same_value(x[k], y[k]) for k in x)
+        )
+    if isinstance(x, (list, tuple)):
+        return (
+            isinstance(y, (list, tuple))
+            and len(x) == len(y)
+            and all(_same_value(u, v) for u, v in zip(x, y, strict=True))
+        )
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape != y.shape:
+            return False
+        if x.dtype.kind in "fc" or y.dtype.kind in "fc":
+            return bool(np.array_equal(x, y, equal_nan=True))
+        return bool(np.array_equal(x, y))
+    if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
+        return True
+    return bool(x == y)
 
 
 def compare_results(before: Path, after: Path) -> list[str]:
