@@ -23,6 +23,8 @@ INT16_MAX = np.iinfo(np.int16).max
 class IngestError(ValueError):
     """A raw session cannot be ingested; the message names the file, field and fix."""
 
+    __module__ = "analysis.ingest"  # its public home, as tracebacks and logs name it
+
 
 @dataclasses.dataclass(frozen=True)
 class IngestSettings(StageSettings):

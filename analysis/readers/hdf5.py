@@ -35,7 +35,7 @@ def _hdf5_stacks(path: Path) -> dict[str, tuple[tuple[int, ...], Mapping[str, An
         if isinstance(node, h5py.Dataset) and node.ndim == 3 and node.dtype.kind in "uif":
             stacks["/" + name] = (node.shape, dict(node.attrs))
 
-    with io._raw_read_errors(path, "an HDF5 file", corrupt_format="HDF5 file"):
+    with io.raw_read_errors(path, "an HDF5 file", corrupt_format="HDF5 file"):
         with h5py.File(path, "r") as handle:
             handle.visititems(visit)
     return stacks
@@ -100,7 +100,7 @@ def _iter_hdf5(source: Mapping[str, Any], batch_frames: int) -> Iterator[np.ndar
 
     path = Path(source["file"])
     period, offset = source["period"], source["offset"]
-    with io._raw_read_errors(path, "an HDF5 file", corrupt_format="HDF5 file"):
+    with io.raw_read_errors(path, "an HDF5 file", corrupt_format="HDF5 file"):
         with h5py.File(path, "r") as handle:
             data = handle[source["dataset"]]
             for start in range(0, source["n_frames"], batch_frames):

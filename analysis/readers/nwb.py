@@ -38,7 +38,7 @@ def _nwb_series(path: Path, *, settings: IngestSettings) -> list[dict[str, Any]]
     from pynwb.ophys import TwoPhotonSeries
 
     available = {}
-    with io._raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
+    with io.raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
         with NWBHDF5IO(str(path), "r") as nwb_io:
             for name, series in nwb_io.read().acquisition.items():
                 if not isinstance(series, TwoPhotonSeries):
@@ -111,7 +111,7 @@ def read_nwb_bci_log(path: str | Path, *, imaging_series: str) -> dict[str, Any]
 
     path = Path(path)
     names = (*NWB_BCI_SERIES.values(), *NWB_BCI_OPTIONAL_SERIES.values(), NWB_SHIFT_SERIES)
-    with io._raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
+    with io.raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
         with NWBHDF5IO(str(path), "r") as nwb_io:
             nwb = nwb_io.read()
             imaging = nwb.acquisition[imaging_series]
@@ -235,7 +235,7 @@ def _iter_nwb(source: Mapping[str, Any], batch_frames: int) -> Iterator[np.ndarr
     from pynwb import NWBHDF5IO
 
     path = Path(source["file"])
-    with io._raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
+    with io.raw_read_errors(path, "an NWB file", corrupt_format="NWB file"):
         with NWBHDF5IO(str(path), "r") as nwb_io:
             data = nwb_io.read().acquisition[source["series"]].data
             for start in range(0, source["n_frames"], batch_frames):

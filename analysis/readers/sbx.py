@@ -31,7 +31,7 @@ def _sbx_info(path: Path) -> dict[str, Any]:
             f"{info_path}: file not found; Scanbox saves the recording's info file beside "
             f"{path.name} with the same name. Copy it from the acquisition machine."
         )
-    with io._raw_read_errors(info_path, "a MATLAB .mat file", corrupt_format="Scanbox info .mat"):
+    with io.raw_read_errors(info_path, "a MATLAB .mat file", corrupt_format="Scanbox info .mat"):
         try:
             meta = sbxreader.sbx_get_metadata(str(path))
         except KeyError:
@@ -116,7 +116,7 @@ def _iter_sbx(source: Mapping[str, Any], batch_frames: int) -> Iterator[np.ndarr
 
     path = Path(source["file"])
     info = _sbx_info(path)
-    with io._raw_read_errors(path, "a Scanbox .sbx file", corrupt_format="Scanbox .sbx file"):
+    with io.raw_read_errors(path, "a Scanbox .sbx file", corrupt_format="Scanbox .sbx file"):
         movie = sbxreader.sbx_memmap(str(path), sbx_metadata=info)
         n_frames = source["n_frames"]
         if movie.shape[0] < n_frames:
