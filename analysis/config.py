@@ -30,7 +30,7 @@ STAGES = {
     "align_days": "analysis.align_days:AlignDaysSettings",
     "segment": "analysis.segment.settings:SegmentSettings",
     "track": "analysis.track:TrackSettings",
-    "extract": "analysis.extract:ExtractSettings",
+    "extract": "analysis.extract.settings:ExtractSettings",
     "bci": "analysis.bci:BciSettings",
     "stats": "analysis.stats.settings:StatsSettings",
     "qc": "analysis.qc:QcSettings",
