@@ -31,7 +31,7 @@ STAGES = {
     "segment": "analysis.segment.settings:SegmentSettings",
     "track": "analysis.track:TrackSettings",
     "extract": "analysis.extract.settings:ExtractSettings",
-    "bci": "analysis.bci:BciSettings",
+    "bci": "analysis.bci.settings:BciSettings",
     "stats": "analysis.stats.settings:StatsSettings",
     "qc": "analysis.qc:QcSettings",
     "export": "analysis.export.settings:ExportSettings",

@@ -118,6 +118,12 @@ class SimulateSettings(StageSettings):
     opto_trial_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        self._check_counts_and_geometry()
+        self._check_signals()
+        self._check_edge_cases()
+
+    def _check_counts_and_geometry(self) -> None:
+        """Counts, rate, soma size, motion and cross-day transforms, neuropil."""
         for name in ("n_subjects", "n_days", "n_frames", "n_neurons", "chunk_frames"):
             require(getattr(self, name) >= 1, f"simulate.{name} must be >= 1")
         require(self.n_pos_targets >= 1, "simulate.n_pos_targets must be >= 1")
@@ -141,6 +147,9 @@ class SimulateSettings(StageSettings):
         require(
             0 <= self.neuropil_coefficient <= 1, "simulate.neuropil_coefficient must be in 0..1"
         )
+
+    def _check_signals(self) -> None:
+        """Photon rates, time constants, bursts, the planted residual, epochs, the task."""
         for name in ("photons_soma", "photons_dendrite", "photons_background", "tau_rise_s"):
             require(getattr(self, name) > 0, f"simulate.{name} must be > 0")
         require(self.tau_decay_s > self.tau_rise_s, "simulate.tau_decay_s must exceed tau_rise_s")
@@ -167,6 +176,9 @@ class SimulateSettings(StageSettings):
             1 <= self.calibration_trial_frames <= self.baseline_frames,
             "simulate.calibration_trial_frames must be in 1..baseline_frames",
         )
+
+    def _check_edge_cases(self) -> None:
+        """The edge-case options, inhibition and opto, dendrite segments, field of view."""
         for day, frame, _, _ in self.motion_spikes:
             require(
                 0 <= day < self.n_days and 0 <= frame < self.n_frames,
