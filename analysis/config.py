@@ -29,7 +29,7 @@ STAGES = {
     "register": "analysis.register:RegisterSettings",
     "align_days": "analysis.align_days:AlignDaysSettings",
     "segment": "analysis.segment.settings:SegmentSettings",
-    "track": "analysis.track:TrackSettings",
+    "track": "analysis.track.settings:TrackSettings",
     "extract": "analysis.extract.settings:ExtractSettings",
     "bci": "analysis.bci.settings:BciSettings",
     "stats": "analysis.stats.settings:StatsSettings",

@@ -32,7 +32,6 @@ LONG_FUNCTIONS: dict[str, int] = {
     "analysis.register:register_movie": 96,
     "analysis.simulate.activity:simulate_dendrites": 83,
     "analysis.simulate.subject:simulate_subject": 151,
-    "analysis.track:track_rois": 92,
 }
 
 
