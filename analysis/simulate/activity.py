@@ -309,6 +309,35 @@ def simulate_dendrites(
             "dendrite_magnitude": magnitude,
         }
     )
+    only, frame = _dendrite_only_events(
+        geometry, epoch, n_frames=n_frames, settings=settings, rng=rng
+    )
+    n_tufts = len(geometry["dendrites"])
+    if opto is not None:
+        coincident["opto"] = np.asarray(lit, dtype=np.int64)
+        coincident["instructive_residual"] = instructive
+        only["opto"] = (opto[frame] > 0).astype(np.int64)
+        only["instructive_residual"] = np.nan
+    events = pd.concat([coincident, only], ignore_index=True)
+    events = events.sort_values(["frame", "kind", "tuft"], kind="stable").reset_index(drop=True)
+    events.insert(5, "time_s", events.frame / settings.fs_hz)
+    amp = np.zeros((n_tufts, n_frames))
+    np.add.at(amp, (events.tuft.to_numpy(), events.frame.to_numpy()), events.dendrite_magnitude)
+    kernel = calcium_kernel(settings.tau_rise_s, settings.tau_dendrite_decay_s, settings.fs_hz)
+    return events, _convolve(amp, kernel)
+
+
+def _dendrite_only_events(
+    geometry: dict[str, Any],
+    epoch: np.ndarray,
+    *,
+    n_frames: int,
+    settings: SimulateSettings,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Dendritic events without a somatic burst (Poisson, ``dendrite_only_rate_hz`` per
+    tuft) and their frames."""
+    neurons = geometry["neurons"]
     n_tufts = len(geometry["dendrites"])
     p = settings.dendrite_only_rate_hz / settings.fs_hz
     tuft, frame = np.nonzero(rng.random((n_tufts, n_frames)) < p)
@@ -331,15 +360,4 @@ def simulate_dendrites(
             "dendrite_magnitude": rng.uniform(0.2, 0.8, size=tuft.size),
         }
     )
-    if opto is not None:
-        coincident["opto"] = np.asarray(lit, dtype=np.int64)
-        coincident["instructive_residual"] = instructive
-        only["opto"] = (opto[frame] > 0).astype(np.int64)
-        only["instructive_residual"] = np.nan
-    events = pd.concat([coincident, only], ignore_index=True)
-    events = events.sort_values(["frame", "kind", "tuft"], kind="stable").reset_index(drop=True)
-    events.insert(5, "time_s", events.frame / settings.fs_hz)
-    amp = np.zeros((n_tufts, n_frames))
-    np.add.at(amp, (events.tuft.to_numpy(), events.frame.to_numpy()), events.dendrite_magnitude)
-    kernel = calcium_kernel(settings.tau_rise_s, settings.tau_dendrite_decay_s, settings.fs_hz)
-    return events, _convolve(amp, kernel)
+    return only, frame

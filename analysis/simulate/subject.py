@@ -71,12 +71,40 @@ def simulate_subject(
     seeds = rng.integers(0, 2**63 - 1, size=3 + 6 * settings.n_days)
     geometry = simulate_geometry(settings, rng=np.random.default_rng(seeds[0]))
     neurons = geometry["neurons"]
-    params = settings.task_params
     rates = neurons.burst_rate_hz.to_numpy().copy()
-    pos = (neurons.group == "P+").to_numpy()
-    neg = (neurons.group == "P-").to_numpy()
+    targets = ((neurons.group == "P+") | (neurons.group == "P-")).to_numpy()
+    task = _calibrate_task(geometry, rates, settings, seeds=seeds[:3])
+    days = []
+    for d in range(settings.n_days):
+        day, opto = _simulate_day(
+            geometry,
+            rates,
+            task,
+            settings,
+            day_index=d,
+            seeds=seeds,
+            subject=subject,
+            online_f=online_f,
+        )
+        days.append(day)
+        rates = _learn(rates, day["events"], opto, targets, settings)
+    threshold, failure_bound = task
+    return {
+        "subject": subject,
+        "condition": settings.condition_of(subject),
+        "geometry": geometry,
+        "threshold": threshold,
+        "failure_bound": failure_bound,
+        "days": days,
+    }
 
-    # Day-1 baseline (trace level only) calibrates the task for all days.
+
+def _calibrate_task(
+    geometry: dict[str, Any], rates: np.ndarray, settings: SimulateSettings, *, seeds: np.ndarray
+) -> tuple[float, float]:
+    """Threshold and failure bound from a day-1 baseline (trace level only), kept for all
+    days (the rig caps later difficulty at day 1's)."""
+    params = settings.task_params
     base_geom = session_geometry(
         geometry, draw_day_transform(settings, day_index=0, rng=None), settings=settings
     )
@@ -107,115 +135,166 @@ def simulate_subject(
         rng=np.random.default_rng(seeds[2]),
     )
 
-    days = []
-    for d in range(settings.n_days):
-        s = seeds[3 + 6 * d : 9 + 6 * d]
-        transform = draw_day_transform(settings, day_index=d, rng=np.random.default_rng(s[0]))
-        brightness = settings.day_brightness[d] if d < len(settings.day_brightness) else 1.0
-        sgeom = session_geometry(geometry, transform, settings=settings, brightness=brightness)
-        targets = target_polygons(geometry, transform, settings=settings)
-        n = settings.n_frames
-        day: dict[str, Any] = {
-            "session": f"day{d + 1:02d}",
-            "transform": transform,
-            "sgeom": sgeom,
-            "targets": targets,
-            "rates_hz": rates.copy(),
-            "motion": simulate_motion(n, settings=settings, rng=np.random.default_rng(s[1])),
-            "noise_seed": int(s[2]),
-        }
-        for spike_day, frame, row_px, col_px in settings.motion_spikes:
-            if spike_day == d:
-                day["motion"]["shift_row"][frame] += row_px
-                day["motion"]["shift_col"][frame] += col_px
-        soma = simulate_soma(
-            geometry, rates, n_frames=n, settings=settings, rng=np.random.default_rng(s[3])
-        )
-        silent = [t for silent_day, t in settings.silent_targets if silent_day == d]
-        day.update(silence_neurons(soma, np.flatnonzero(neurons.target_id.isin(silent))))
-        if online_f is None:
-            F = analytic_online_f(
-                sgeom,
-                polygon_masks(targets, shape),
-                day,
-                raw_offset=settings.raw_offset,
-                rng=np.random.default_rng(s[4]),
-            )
-            shift_row = shift_col = np.zeros(n, dtype=np.int64)
-        else:
-            F, shift_row, shift_col = online_f(day)
-        online_dff = _online_dff(F, params)
-        readout = _readout(online_dff, targets, params)
-        bci_log = cloose.run_task(
-            readout, threshold=threshold, failure_bound=failure_bound, params=params
-        )
-        licks = np.zeros(n, dtype=np.int64)
-        for f in np.flatnonzero(bci_log.reward.to_numpy()):
-            licks[f : f + int(settings.fs_hz)] = 1
-        bci_log["licks"] = licks
-        bci_log["shift_row"] = shift_row
-        bci_log["shift_col"] = shift_col
-        opto = None
-        if settings.inhibited_subjects:
-            opto = opto_frames(
-                bci_log,
-                lit=subject in settings.inhibited_subjects,
-                trial_fraction=settings.opto_trial_fraction,
-                rng=np.random.default_rng([int(s[5]), 1]),
-            )
-            bci_log["opto"] = opto
-        error = task_error(
-            bci_log,
-            params=params,
-            fs_hz=settings.fs_hz,
-            smooth_s=settings.epoch_smooth_s,
-            trend_window_s=settings.epoch_window_s,
-            trend_gap_s=settings.epoch_gap_s,
-        )
-        events, dend = simulate_dendrites(
-            geometry,
-            day["bursts"],
-            error[PLANTED_EPOCH_COLUMN[settings.planted_epoch]].to_numpy(),
-            n_frames=n,
-            settings=settings,
-            rng=np.random.default_rng(s[5]),
-            opto=opto,
-        )
-        day.update(
-            {
-                "online_f": F,
-                "online_dff": online_dff,
-                "bci": bci_log,
-                "error": error,
-                "events": events,
-                "dendrite_calcium": dend,
-            }
-        )
-        days.append(day)
-        n_hits = int(bci_log.reward.sum())
-        n_trials = int(bci_log.new_trial.sum())
-        log.info("%s %s: %d trials, %d hits", subject, day["session"], n_trials, n_hits)
-        # Learning: residuals in reduction epochs push target rates for the next day.
-        coinc = events[(events.kind == "coincident") & (events.epoch == "reduction")]
-        if settings.residual_amplitude > 0 and len(coinc):
-            drive = coinc.planted_residual
-            if opto is not None:
-                slowed = np.where(coinc.opto > 0, settings.inhibition_learning_factor, 1.0)
-                drive = coinc.instructive_residual * slowed
-            mean_drive = (
-                (drive.groupby(coinc.neuron).mean() / settings.residual_amplitude)
-                .reindex(range(rates.size), fill_value=0.0)
-                .to_numpy()
-            )
-            rates = rates * np.exp(settings.learning_rate_per_day * mean_drive * (pos | neg))
-    return {
-        "subject": subject,
-        "condition": settings.condition_of(subject),
-        "geometry": geometry,
-        "threshold": threshold,
-        "failure_bound": failure_bound,
-        "days": days,
+    return threshold, failure_bound
+
+
+def _simulate_day(
+    geometry: dict[str, Any],
+    rates: np.ndarray,
+    task: tuple[float, float],
+    settings: SimulateSettings,
+    *,
+    day_index: int,
+    seeds: np.ndarray,
+    subject: str,
+    online_f: OnlineF | None,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One simulated day: motion, somata, online F, the closed loop's BCI log, task error
+    and the dendritic events; also the day's opto frames (None without inhibition)."""
+    d = day_index
+    neurons = geometry["neurons"]
+    params = settings.task_params
+    threshold, failure_bound = task
+    s = seeds[3 + 6 * d : 9 + 6 * d]
+    transform = draw_day_transform(settings, day_index=d, rng=np.random.default_rng(s[0]))
+    brightness = settings.day_brightness[d] if d < len(settings.day_brightness) else 1.0
+    sgeom = session_geometry(geometry, transform, settings=settings, brightness=brightness)
+    targets = target_polygons(geometry, transform, settings=settings)
+    n = settings.n_frames
+    day: dict[str, Any] = {
+        "session": f"day{d + 1:02d}",
+        "transform": transform,
+        "sgeom": sgeom,
+        "targets": targets,
+        "rates_hz": rates.copy(),
+        "motion": simulate_motion(n, settings=settings, rng=np.random.default_rng(s[1])),
+        "noise_seed": int(s[2]),
     }
+    for spike_day, frame, row_px, col_px in settings.motion_spikes:
+        if spike_day == d:
+            day["motion"]["shift_row"][frame] += row_px
+            day["motion"]["shift_col"][frame] += col_px
+    soma = simulate_soma(
+        geometry, rates, n_frames=n, settings=settings, rng=np.random.default_rng(s[3])
+    )
+    silent = [t for silent_day, t in settings.silent_targets if silent_day == d]
+    day.update(silence_neurons(soma, np.flatnonzero(neurons.target_id.isin(silent))))
+    F, shift_row, shift_col = _online_target_f(day, sgeom, targets, settings, s[4], online_f)
+    online_dff = _online_dff(F, params)
+    readout = _readout(online_dff, targets, params)
+    bci_log = cloose.run_task(
+        readout, threshold=threshold, failure_bound=failure_bound, params=params
+    )
+    opto = _complete_bci_log(bci_log, shift_row, shift_col, settings, subject=subject, seed=s[5])
+    error = task_error(
+        bci_log,
+        params=params,
+        fs_hz=settings.fs_hz,
+        smooth_s=settings.epoch_smooth_s,
+        trend_window_s=settings.epoch_window_s,
+        trend_gap_s=settings.epoch_gap_s,
+    )
+    events, dend = simulate_dendrites(
+        geometry,
+        day["bursts"],
+        error[PLANTED_EPOCH_COLUMN[settings.planted_epoch]].to_numpy(),
+        n_frames=n,
+        settings=settings,
+        rng=np.random.default_rng(s[5]),
+        opto=opto,
+    )
+    day.update(
+        {
+            "online_f": F,
+            "online_dff": online_dff,
+            "bci": bci_log,
+            "error": error,
+            "events": events,
+            "dendrite_calcium": dend,
+        }
+    )
+    n_hits = int(bci_log.reward.sum())
+    n_trials = int(bci_log.new_trial.sum())
+    log.info("%s %s: %d trials, %d hits", subject, day["session"], n_trials, n_hits)
+    return day, opto
+
+
+def _online_target_f(
+    day: dict[str, Any],
+    sgeom: dict[str, Any],
+    targets: list[dict[str, Any]],
+    settings: SimulateSettings,
+    seed: int,
+    online_f: OnlineF | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rig's online target F and its online shifts: from rendered frames through
+    ``online_f`` (movie mode), else the motion-free image model with shot noise."""
+    n = settings.n_frames
+    shape = (settings.n_rows, settings.n_cols)
+    if online_f is None:
+        F = analytic_online_f(
+            sgeom,
+            polygon_masks(targets, shape),
+            day,
+            raw_offset=settings.raw_offset,
+            rng=np.random.default_rng(seed),
+        )
+        shift_row = shift_col = np.zeros(n, dtype=np.int64)
+    else:
+        F, shift_row, shift_col = online_f(day)
+    return F, shift_row, shift_col
+
+
+def _complete_bci_log(
+    bci_log: pd.DataFrame,
+    shift_row: np.ndarray,
+    shift_col: np.ndarray,
+    settings: SimulateSettings,
+    *,
+    subject: str,
+    seed: int,
+) -> np.ndarray | None:
+    """Add licks (one second after each reward), the online shifts and, with inhibited
+    subjects, the opto frames to the BCI log; returns the opto frames or None."""
+    licks = np.zeros(settings.n_frames, dtype=np.int64)
+    for f in np.flatnonzero(bci_log.reward.to_numpy()):
+        licks[f : f + int(settings.fs_hz)] = 1
+    bci_log["licks"] = licks
+    bci_log["shift_row"] = shift_row
+    bci_log["shift_col"] = shift_col
+    opto = None
+    if settings.inhibited_subjects:
+        opto = opto_frames(
+            bci_log,
+            lit=subject in settings.inhibited_subjects,
+            trial_fraction=settings.opto_trial_fraction,
+            rng=np.random.default_rng([int(seed), 1]),
+        )
+        bci_log["opto"] = opto
+    return opto
+
+
+def _learn(
+    rates: np.ndarray,
+    events: pd.DataFrame,
+    opto: np.ndarray | None,
+    targets: np.ndarray,
+    settings: SimulateSettings,
+) -> np.ndarray:
+    """Next day's burst rates: residuals in reduction epochs push the targets' rates."""
+    coinc = events[(events.kind == "coincident") & (events.epoch == "reduction")]
+    if settings.residual_amplitude > 0 and len(coinc):
+        drive = coinc.planted_residual
+        if opto is not None:
+            slowed = np.where(coinc.opto > 0, settings.inhibition_learning_factor, 1.0)
+            drive = coinc.instructive_residual * slowed
+        mean_drive = (
+            (drive.groupby(coinc.neuron).mean() / settings.residual_amplitude)
+            .reindex(range(rates.size), fill_value=0.0)
+            .to_numpy()
+        )
+        rates = rates * np.exp(settings.learning_rate_per_day * mean_drive * targets)
+    return rates
 
 
 def opto_frames(

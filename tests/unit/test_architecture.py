@@ -5,9 +5,9 @@ inside functions included: a function-local import hides a cycle from Python's i
 machinery, not from a reader.
 
 Size limits: a module at most 600 lines, a function at most 80 lines of code (blank lines,
-comment-only lines and the docstring not counted). Modules and functions not yet split are
-listed below with their current size; the lists may only shrink: a listed one that grows,
-or a new one over the limit, fails.
+comment-only lines and the docstring not counted). A module over the limit becomes a
+package of modules by concern; a function over it is cut along the steps its docstring
+names.
 """
 
 from __future__ import annotations
@@ -20,18 +20,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "analysis"
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
-
-# Cycles not yet broken (issue 21): each as its sorted list of modules.
-KNOWN_CYCLES: list[list[str]] = []
-
-# Not yet split (issue 21): module -> its current number of lines.
-LONG_MODULES: dict[str, int] = {}
-
-# Not yet cut: "module:function" -> its current lines of code.
-LONG_FUNCTIONS: dict[str, int] = {
-    "analysis.simulate.activity:simulate_dendrites": 83,
-    "analysis.simulate.subject:simulate_subject": 151,
-}
 
 
 def _module_name(path: Path) -> str:
@@ -153,7 +141,7 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_no_import_cycles():
-    cycles = [c for c in _cycles(_import_graph()) if c not in KNOWN_CYCLES]
+    cycles = _cycles(_import_graph())
     assert not cycles, f"import cycles among analysis modules: {cycles}"
 
 
@@ -169,30 +157,14 @@ def test_module_length():
     too_long = {
         name: n
         for name, path in _modules().items()
-        if (n := len(path.read_text().splitlines()))
-        > max(MAX_MODULE_LINES, LONG_MODULES.get(name, 0))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not too_long, f"modules over {MAX_MODULE_LINES} lines, split them: {too_long}"
 
 
 def test_function_length():
-    too_long = {
-        key: n
-        for key, n in _function_sizes().items()
-        if n > max(MAX_FUNCTION_LINES, LONG_FUNCTIONS.get(key, 0))
-    }
+    too_long = {key: n for key, n in _function_sizes().items() if n > MAX_FUNCTION_LINES}
     assert not too_long, f"functions over {MAX_FUNCTION_LINES} lines of code: {too_long}"
-
-
-def test_size_allow_lists_only_name_offenders_that_still_exist():
-    sizes = _function_sizes()
-    modules = _modules()
-    assert set(LONG_MODULES) <= set(modules)
-    assert set(LONG_FUNCTIONS) <= set(sizes)
-    assert all(sizes[key] > MAX_FUNCTION_LINES for key in LONG_FUNCTIONS), "shrink the list"
-    lines = {name: len(path.read_text().splitlines()) for name, path in modules.items()}
-    assert all(lines[name] > MAX_MODULE_LINES for name in LONG_MODULES), "shrink the list"
-    assert all(cycle in _cycles(_import_graph()) for cycle in KNOWN_CYCLES), "shrink the list"
 
 
 def test_no_library_function_is_named_like_a_test():
