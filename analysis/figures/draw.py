@@ -7,30 +7,13 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.figures.paper import (
-    plot_group_activity,
-    plot_learning_by_condition,
-    plot_learning_curve,
-    plot_network_prediction,
-    plot_outcome_residuals,
-    plot_residual_vs_change,
-    plot_residuals_by_group_epoch,
-    plot_sd_fit,
-    plot_separation_by_condition,
-    plot_signed_separation,
-)
-from analysis.figures.qc_panels import (
-    plot_cursor_replay,
-    plot_no_data,
-    plot_pairing_qc,
-    plot_registration_qc,
-)
+from analysis.figures import paper, qc_panels
 from analysis.vocabulary import DEFAULT_CONDITION
 
 
 def _panel(draw, table: pd.DataFrame, ax: Axes, what: str, **kwargs) -> None:
     if table is None or table.empty:
-        plot_no_data(f"no {what} in this dataset", ax=ax)
+        qc_panels.plot_no_data(f"no {what} in this dataset", ax=ax)
     else:
         draw(table, ax=ax, **kwargs)
 
@@ -63,9 +46,15 @@ def draw_paper_figures(
     """
     figures = {}
     axes = _grid(3, n_cols=3, panel_size=(4.0, 3.0))
-    _panel(plot_learning_curve, tables["behaviour"], axes[0], "behaviour", metric="hit_rate")
-    _panel(plot_learning_curve, tables["behaviour"], axes[1], "behaviour", metric="rewards_per_min")
-    _panel(plot_group_activity, tables["group_activity"], axes[2], "target activity")
+    _panel(paper.plot_learning_curve, tables["behaviour"], axes[0], "behaviour", metric="hit_rate")
+    _panel(
+        paper.plot_learning_curve,
+        tables["behaviour"],
+        axes[1],
+        "behaviour",
+        metric="rewards_per_min",
+    )
+    _panel(paper.plot_group_activity, tables["group_activity"], axes[2], "target activity")
     figures["fig1_learning"] = axes[0].figure
 
     fits = tables["sd_fits"]
@@ -76,7 +65,7 @@ def draw_paper_figures(
         panel_size=(3.5, 3.0),
     )
     if examples.empty:
-        plot_no_data("no soma-dendrite pair had enough coincident events", ax=axes[0])
+        qc_panels.plot_no_data("no soma-dendrite pair had enough coincident events", ax=axes[0])
     events = tables["sd_events"]
     if "kind" in events:
         events = events[events["kind"] != "dendrite_only"]
@@ -86,21 +75,28 @@ def draw_paper_figures(
             & (events["soma_roi"] == fit["soma_roi"])
             & (events["dendrite_roi"] == fit["dendrite_roi"])
         ]
-        plot_sd_fit(pair, fit, ax=ax)
+        paper.plot_sd_fit(pair, fit, ax=ax)
     figures["fig2_sd_fits"] = axes[0].figure
 
     axes = _grid(1, n_cols=1, panel_size=(4.5, 3.5))
-    _panel(plot_residuals_by_group_epoch, tables["contrasts"], axes[0], "residual contrasts")
+    _panel(paper.plot_residuals_by_group_epoch, tables["contrasts"], axes[0], "residual contrasts")
     figures["fig3_residuals_group_epoch"] = axes[0].figure
 
     axes = _grid(1, n_cols=1, panel_size=(4.5, 3.5))
-    _panel(plot_outcome_residuals, tables["outcome_timecourse"], axes[0], "outcome-aligned events")
+    _panel(
+        paper.plot_outcome_residuals,
+        tables["outcome_timecourse"],
+        axes[0],
+        "outcome-aligned events",
+    )
     figures["fig4_outcome_residuals"] = axes[0].figure
 
     axes = _grid(3, n_cols=3, panel_size=(4.0, 3.2))
-    _panel(plot_signed_separation, tables["separation"], axes[0], "signed separation")
-    _panel(plot_residual_vs_change, tables["early_residual_change"], axes[1], "early residuals")
-    _panel(plot_network_prediction, tables["network"], axes[2], "network prediction")
+    _panel(paper.plot_signed_separation, tables["separation"], axes[0], "signed separation")
+    _panel(
+        paper.plot_residual_vs_change, tables["early_residual_change"], axes[1], "early residuals"
+    )
+    _panel(paper.plot_network_prediction, tables["network"], axes[2], "network prediction")
     figures["ed13_signed_separation"] = axes[0].figure
     figures["fig5_conditions"] = _conditions_figure(tables)
     return figures
@@ -112,12 +108,14 @@ def _conditions_figure(tables: dict[str, pd.DataFrame]) -> Figure:
     contrasts = tables["condition_contrasts"]
     names = sorted(contrasts["condition"].unique(), key=lambda c: (c != DEFAULT_CONDITION, c))
     axes = _grid(3 + len(names), n_cols=3, panel_size=(4.0, 3.2))
-    _panel(plot_separation_by_condition, tables["condition_separation"], axes[0], "separation")
-    _panel(plot_learning_by_condition, tables["behaviour"], axes[1], "behaviour")
-    _panel(plot_learning_by_condition, tables["behaviour"], axes[2], "behaviour",
+    _panel(
+        paper.plot_separation_by_condition, tables["condition_separation"], axes[0], "separation"
+    )
+    _panel(paper.plot_learning_by_condition, tables["behaviour"], axes[1], "behaviour")
+    _panel(paper.plot_learning_by_condition, tables["behaviour"], axes[2], "behaviour",
            metric="rewards_per_min")  # fmt: skip
     for ax, name in zip(axes[3:], names, strict=False):
-        plot_residuals_by_group_epoch(contrasts[contrasts["condition"] == name], ax=ax)
+        paper.plot_residuals_by_group_epoch(contrasts[contrasts["condition"] == name], ax=ax)
         ax.set_title(name, fontsize="medium")
     for ax in axes[3 + len(names) :]:
         ax.set_axis_off()
@@ -148,17 +146,17 @@ def draw_qc_figures(
     figures = {}
     axes = _grid(len(registrations), n_cols=2, panel_size=(6.0, 2.5))
     for ax, (name, registration) in zip(axes, registrations.items(), strict=False):
-        plot_registration_qc(registration, ax=ax)
+        qc_panels.plot_registration_qc(registration, ax=ax)
         ax.set_title(name, fontsize="medium")
     for ax in axes[len(registrations) :]:
         ax.set_axis_off()
     figures["registration"] = axes[0].figure
     axes = _grid(len(replays), n_cols=1, panel_size=(8.0, 2.2))
     for ax, (session, replay) in zip(axes, replays.items(), strict=False):
-        _panel(plot_cursor_replay, replay, ax, "replayed readout")
+        _panel(qc_panels.plot_cursor_replay, replay, ax, "replayed readout")
         ax.set_title(f"{session}: {ax.get_title()}", fontsize="medium")
     figures["cursor_replay"] = axes[0].figure
     axes = _grid(1, n_cols=1, panel_size=(4.5, 3.2))
-    _panel(plot_pairing_qc, pairs, axes[0], "soma-dendrite candidate pairs")
+    _panel(qc_panels.plot_pairing_qc, pairs, axes[0], "soma-dendrite candidate pairs")
     figures["pairing"] = axes[0].figure
     return figures

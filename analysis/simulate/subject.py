@@ -10,14 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import cloose
-from analysis.simulate.activity import (
-    analytic_online_f,
-    silence_neurons,
-    simulate_dendrites,
-    simulate_motion,
-    simulate_soma,
-    task_error,
-)
+from analysis.simulate import activity
 from analysis.simulate.geometry import (
     draw_day_transform,
     polygon_masks,
@@ -54,7 +47,7 @@ def simulate_subject(
         called once per day after somatic activity and motion exist (``day`` is the
         partial day dict, see Returns). Movie mode passes a function that renders the
         soma plane and measures it as the rig does (:func:`online_target_f`); default:
-        :func:`analytic_online_f` with zero logged shifts.
+        :func:`activity.analytic_online_f` with zero logged shifts.
 
     Returns
     -------
@@ -65,7 +58,7 @@ def simulate_subject(
         ``motion``, ``bursts``, ``spikes``, ``soma_calcium``, ``neuropil_trace``,
         ``online_f``, ``online_dff`` (the rig's dF/F of ``online_f``), ``bci`` (cloose
         log + licks, shift_row, shift_col, and opto in a cohort with conditions),
-        ``error`` (:func:`task_error`), ``events``, ``dendrite_calcium``, ``rates_hz``,
+        ``error`` (:func:`activity.task_error`), ``events``, ``dendrite_calcium``, ``rates_hz``,
         ``noise_seed`` (int, for the movie renderer).
     """
     seeds = rng.integers(0, 2**63 - 1, size=3 + 6 * settings.n_days)
@@ -111,7 +104,7 @@ def _calibrate_task(
     base_targets = target_polygons(
         geometry, draw_day_transform(settings, day_index=0, rng=None), settings=settings
     )
-    base_soma = simulate_soma(
+    base_soma = activity.simulate_soma(
         geometry,
         rates,
         n_frames=settings.baseline_frames,
@@ -119,7 +112,7 @@ def _calibrate_task(
         rng=np.random.default_rng(seeds[1]),
     )
     shape = (settings.n_rows, settings.n_cols)
-    base_f = analytic_online_f(
+    base_f = activity.analytic_online_f(
         base_geom,
         polygon_masks(base_targets, shape),
         base_soma,
@@ -167,18 +160,18 @@ def _simulate_day(
         "sgeom": sgeom,
         "targets": targets,
         "rates_hz": rates.copy(),
-        "motion": simulate_motion(n, settings=settings, rng=np.random.default_rng(s[1])),
+        "motion": activity.simulate_motion(n, settings=settings, rng=np.random.default_rng(s[1])),
         "noise_seed": int(s[2]),
     }
     for spike_day, frame, row_px, col_px in settings.motion_spikes:
         if spike_day == d:
             day["motion"]["shift_row"][frame] += row_px
             day["motion"]["shift_col"][frame] += col_px
-    soma = simulate_soma(
+    soma = activity.simulate_soma(
         geometry, rates, n_frames=n, settings=settings, rng=np.random.default_rng(s[3])
     )
     silent = [t for silent_day, t in settings.silent_targets if silent_day == d]
-    day.update(silence_neurons(soma, np.flatnonzero(neurons.target_id.isin(silent))))
+    day.update(activity.silence_neurons(soma, np.flatnonzero(neurons.target_id.isin(silent))))
     F, shift_row, shift_col = _online_target_f(day, sgeom, targets, settings, s[4], online_f)
     online_dff = _online_dff(F, params)
     readout = _readout(online_dff, targets, params)
@@ -186,7 +179,7 @@ def _simulate_day(
         readout, threshold=threshold, failure_bound=failure_bound, params=params
     )
     opto = _complete_bci_log(bci_log, shift_row, shift_col, settings, subject=subject, seed=s[5])
-    error = task_error(
+    error = activity.task_error(
         bci_log,
         params=params,
         fs_hz=settings.fs_hz,
@@ -194,7 +187,7 @@ def _simulate_day(
         trend_window_s=settings.epoch_window_s,
         trend_gap_s=settings.epoch_gap_s,
     )
-    events, dend = simulate_dendrites(
+    events, dend = activity.simulate_dendrites(
         geometry,
         day["bursts"],
         error[PLANTED_EPOCH_COLUMN[settings.planted_epoch]].to_numpy(),
@@ -232,7 +225,7 @@ def _online_target_f(
     n = settings.n_frames
     shape = (settings.n_rows, settings.n_cols)
     if online_f is None:
-        F = analytic_online_f(
+        F = activity.analytic_online_f(
             sgeom,
             polygon_masks(targets, shape),
             day,
