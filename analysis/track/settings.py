@@ -11,6 +11,8 @@ from analysis.settings import StageSettings, require
 class TargetMatchError(ValueError):
     """An online target ROI matches no detected soma well enough."""
 
+    __module__ = "analysis.track"  # its public home, as tracebacks and logs name it
+
 
 @dataclasses.dataclass(frozen=True)
 class TrackSettings(StageSettings):
