@@ -11,7 +11,7 @@ through the path real data take, not the simulator's truth
 (:mod:`analysis.calibration_cohorts`: measured traces, detected events, epochs from the
 logged angle), then :func:`analysis.stats.residual_events` and the test, exactly as the
 stats stage runs them. ``parts`` picks the tests: 'group_epoch', the headline
-(:func:`analysis.stats.test_group_epoch`, this module) and 'interaction', condition x
+(:func:`analysis.stats.run_group_epoch_test`, this module) and 'interaction', condition x
 (group x epoch) on cohorts of ``n_animals`` + ``n_animals``
 (:mod:`analysis.calibrate_interaction`).
 
@@ -208,7 +208,7 @@ def evaluate(
     """
     fitted, fits, _ = stats.residual_events(**tables, settings=stats_settings)
     try:
-        row = stats.test_group_epoch(fitted, settings=stats_settings).iloc[0]
+        row = stats.run_group_epoch_test(fitted, settings=stats_settings).iloc[0]
     except stats.InsufficientDataError as err:
         log.warning("cohort not testable: %s", err)
         nan = {"p_value": np.nan, "statistic": np.nan, "found": 0.0, "significant": 0.0}

@@ -4,7 +4,7 @@ Each cohort is ``n_animals`` control animals and ``n_animals`` animals in the in
 condition (whole sessions lit), simulated at trace level with the closed loop and the
 calibration's gain drift (:mod:`analysis.calibration_cohorts`), measured as real data are,
 fitted by :func:`analysis.stats.residual_events` and tested by
-:func:`analysis.conditions.test_condition_interaction`, as the stats stage runs them.
+:func:`analysis.conditions.run_condition_interaction_test`, as the stats stage runs them.
 
 Null variants (inhibition has no effect on the residual):
 
@@ -60,7 +60,7 @@ def evaluate_interaction(
     separation = conditions.per_value(labelled, "condition", stats.compute_signed_separation)
     nan = {"p_value": np.nan, "statistic": np.nan, "found": 0.0, "significant": 0.0}
     try:
-        (row,) = conditions.test_condition_interaction(
+        (row,) = conditions.run_condition_interaction_test(
             separation,
             reference=simulate.CONTROL_CONDITION,
             n_permutations=stats_settings.n_permutations,

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from analysis import layout
+
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +98,7 @@ def run_workflow(
     log.info("running %s", " ".join(cmd))
     with open(log_path, "a") as out:
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT)
-    return work / "results" / "stats" / "summary.txt"
+    return Path(layout.path("stats.summary", work / "results"))
 
 
 def simulate_and_run(

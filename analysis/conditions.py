@@ -2,7 +2,7 @@
 
 A session's condition is the sessions table's ``condition`` column (``control`` where it
 is empty). Conditions are compared at the animal level, as the headline test is
-(:func:`analysis.stats.test_group_epoch`): each animal gives one signed separation per
+(:func:`analysis.stats.run_group_epoch_test`): each animal gives one signed separation per
 condition and the tests run across animals.
 
 Tests (rows of ``results/stats/tests.tsv``; ``contrast`` names ``<condition> -
@@ -133,7 +133,7 @@ def single_condition_animals(table: pd.DataFrame) -> pd.Series:
     return single.map(lambda c: c[0])
 
 
-def test_condition_separation(
+def run_condition_separation_test(
     separation: pd.DataFrame, *, reference: str, alternative: str, seed: int
 ) -> list[pd.DataFrame]:
     """The group x epoch pattern within each non-reference condition, across its animals."""
@@ -166,7 +166,7 @@ def test_condition_separation(
     return rows
 
 
-def test_condition_interaction(
+def run_condition_interaction_test(
     separation: pd.DataFrame, *, reference: str, n_permutations: int, seed: int
 ) -> list[pd.DataFrame]:
     """Condition x (group x epoch) at the animal level, each condition against ``reference``.
@@ -275,7 +275,7 @@ def light_table(light_separation: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def test_light(table: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+def run_light_test(table: pd.DataFrame, *, seed: int) -> pd.DataFrame:
     """Light-on minus light-off separation within interleaved sessions, across animals."""
     values = table["difference"].to_numpy(float)
     if values.size < 2:
@@ -331,7 +331,7 @@ def learning_slopes(behaviour: pd.DataFrame, group_activity: pd.DataFrame) -> pd
     return pd.DataFrame(rows, columns=LEARNING_COLUMNS)
 
 
-def test_learning(
+def run_learning_test(
     slopes: pd.DataFrame, *, reference: str, n_permutations: int, seed: int
 ) -> list[pd.DataFrame]:
     """Learning slope of each metric, each condition against ``reference`` (Welch)."""
@@ -435,9 +435,3 @@ def _reading(row, alpha: float) -> str:
         return "no difference detected"
     condition, _, reference = row.contrast.partition(" - ")
     return f"{condition} {'higher' if row.statistic > 0 else 'lower'} than {reference}"
-
-
-# Statistical tests named test_* are not pytest tests, even when imported into a test module.
-for _fn in (test_condition_separation, test_condition_interaction, test_light, test_learning):
-    _fn.__test__ = False
-del _fn

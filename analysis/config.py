@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import importlib
 import typing
 from collections.abc import Mapping
@@ -20,23 +19,24 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.settings import ConfigError, StageSettings
+from analysis.settings import ConfigError, StageSettings, reject_unknown_keys
+from analysis.vocabulary import DEFAULT_CONDITION
 
 #: config section -> "module:SettingsClass"; the order is the DAG order.
 STAGES = {
-    "simulate": "analysis.simulate:SimulateSettings",
+    "simulate": "analysis.simulate.settings:SimulateSettings",
     "ingest": "analysis.ingest:IngestSettings",
     "register": "analysis.register:RegisterSettings",
     "align_days": "analysis.align_days:AlignDaysSettings",
-    "segment": "analysis.segment:SegmentSettings",
-    "track": "analysis.track:TrackSettings",
-    "extract": "analysis.extract:ExtractSettings",
-    "bci": "analysis.bci:BciSettings",
-    "stats": "analysis.stats:StatsSettings",
+    "segment": "analysis.segment.settings:SegmentSettings",
+    "track": "analysis.track.settings:TrackSettings",
+    "extract": "analysis.extract.settings:ExtractSettings",
+    "bci": "analysis.bci.settings:BciSettings",
+    "stats": "analysis.stats.settings:StatsSettings",
     "qc": "analysis.qc:QcSettings",
-    "export": "analysis.export:ExportSettings",
+    "export": "analysis.export.settings:ExportSettings",
     "calibrate": "analysis.calibrate:CalibrateSettings",
-    "validate": "analysis.validate:ValidateSettings",
+    "validate": "analysis.validate.score:ValidateSettings",
 }
 TOP_LEVEL = {
     "raw_root": "folder holding <subject>/<session>/ raw session folders (read-only)",
@@ -49,9 +49,6 @@ SESSION_COLUMNS = {
     "path": "session folder, relative to raw_root (or absolute)",
 }
 SESSION_OVERRIDES = {"fs_hz": float, "n_planes": int}
-#: The experimental condition of a session (optional column ``condition``; empty cells and
-#: tables without the column mean this one). Free text, e.g. ``ndnf_opto``.
-DEFAULT_CONDITION = "control"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -63,14 +60,7 @@ def settings_class(section: str) -> type[StageSettings]:
 def load_settings(config: Mapping[str, Any]) -> dict[str, StageSettings]:
     """Build every stage's settings from the config, rejecting unknown keys."""
     allowed = set(TOP_LEVEL) | set(STAGES)
-    for key in config:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"config: unknown top-level key '{key}'{hint} Valid keys: "
-                f"{', '.join(sorted(allowed))}."
-            )
+    reject_unknown_keys(config, allowed, what="config: unknown top-level key")
     return {
         section: settings_class(section).from_mapping(config.get(section)) for section in STAGES
     }

@@ -345,7 +345,6 @@ def register_movie(
     """
     import torch
     from suite2p.registration import register as s2p_register
-    from suite2p.registration.utils import highpass_mean_image
 
     if threads is not None:
         # after importing suite2p: its numba import resets torch's OpenMP thread count
@@ -413,6 +412,40 @@ def register_movie(
         float(np.median(corr_ref)),
     )
 
+    return _registration_dataset(
+        reg,
+        fs_hz=fs_hz,
+        shape=(n_rows, n_cols),
+        shifts=(shift_row, shift_col, rigid_row, rigid_col, nr_row, nr_col),
+        blocks=(block_row, block_col),
+        images=(ref, mean_image, max_image),
+        corr_ref=corr_ref,
+        bad=bad,
+        valid=(row_range, col_range),
+    )
+
+
+def _registration_dataset(
+    reg: dict[str, Any],
+    *,
+    fs_hz: float,
+    shape: tuple[int, int],
+    shifts: tuple[np.ndarray, ...],
+    blocks: tuple[np.ndarray, np.ndarray],
+    images: tuple[np.ndarray, np.ndarray, np.ndarray],
+    corr_ref: np.ndarray,
+    bad: np.ndarray,
+    valid: tuple[list[int], list[int]],
+) -> xr.Dataset:
+    """The register stage's output Dataset (layout in :func:`register_movie`)."""
+    from suite2p.registration.utils import highpass_mean_image
+
+    shift_row, shift_col, rigid_row, rigid_col, nr_row, nr_col = shifts
+    block_row, block_col = blocks
+    ref, mean_image, max_image = images
+    row_range, col_range = valid
+    n_frames = len(shift_row)
+    n_rows, n_cols = shape
     frame = np.arange(n_frames)
     coords = {
         TIME: (TIME, frame / fs_hz, {"units": "s"}),

@@ -50,7 +50,7 @@ import xarray as xr
 import yaml
 
 from analysis import dims, io
-from analysis.simulate import EPOCH_CODES, SimulateSettings
+from analysis.simulate.settings import EPOCH_CODES, SimulateSettings
 
 # Keyword arguments of tifffile's write per compression name. zlib level 9 writes the
 # smallest files but costs ~30 ms per 256 x 256 frame, level 1 ~1 ms for 10% more bytes.

@@ -49,6 +49,19 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return True
 
 
+def reject_unknown_keys(keys: typing.Iterable[str], allowed: typing.Iterable[str], *, what: str):
+    """Raise ConfigError on the first key not in ``allowed``, suggesting the closest one.
+
+    ``what`` starts the message, e.g. ``"config: unknown top-level key"``.
+    """
+    allowed = sorted(allowed)
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{what} '{key}'{hint} Valid keys: {', '.join(allowed)}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class StageSettings:
     """Base class: subclasses are frozen dataclasses named after their config section."""
@@ -70,14 +83,7 @@ class StageSettings:
         mapping = dict(mapping or {})
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         hints = typing.get_type_hints(cls)
-        for key in mapping:
-            if key not in fields:
-                close = difflib.get_close_matches(key, list(fields), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ConfigError(
-                    f"config section '{cls.section}': unknown key '{key}'{hint} "
-                    f"Valid keys: {', '.join(sorted(fields))}."
-                )
+        reject_unknown_keys(mapping, fields, what=f"config section '{cls.section}': unknown key")
         values = {}
         for key, value in mapping.items():
             if isinstance(value, list):

@@ -1,9 +1,11 @@
-"""Checks shared by the functions that take tidy tables (stats, figures)."""
+"""Checks shared by the functions that take tidy tables (stats, figures), and runs of a
+boolean vector (bci epochs, extract events)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 
@@ -22,3 +24,9 @@ def require_columns(
         raise ValueError(
             f"{name} table is missing column(s) {missing}; it has {list(table.columns)}.{hint}"
         )
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of the True runs of a boolean vector."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))

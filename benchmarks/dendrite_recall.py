@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from analysis import io
+from analysis import io, layout
 from analysis.segment import SegmentSettings, detect_dendrites
 from analysis.session_format import read_truth_session, read_truth_subject
 from analysis.track import TrackSettings, masks_to_session, track_rois
@@ -80,9 +80,9 @@ def main() -> None:
     settings = SegmentSettings()
     rows, detected, truths = [], {}, {}
     for session in sessions:
-        reg = args.results / "register" / args.subject / session / f"plane{args.plane}"
-        movie, header = io.open_movie(reg / "movie.bin")
-        registration = io.read_netcdf(reg / "registration.nc")
+        at = {"subject": args.subject, "session": session, "plane": args.plane}
+        movie, header = io.open_movie(layout.path("register.movie", args.results, **at))
+        registration = io.read_netcdf(layout.path("register.registration", args.results, **at))
         mean_image = registration.mean_image.values
         truth_ds, _ = read_truth_session(args.truth, args.subject, session)
         truth_raw = truth_ds.dendrite_mask.values > 0
@@ -111,7 +111,9 @@ def main() -> None:
         )
     if args.track:
         transforms = io.read_netcdf(
-            args.results / "align_days" / args.subject / f"plane{args.plane}" / "transforms.nc"
+            layout.path(
+                "align_days.transforms", args.results, subject=args.subject, plane=args.plane
+            )
         )
         tracked, _ = track_rois(detected, transforms, settings=TrackSettings(cells_only=False))
         for session in sessions:

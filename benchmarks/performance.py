@@ -59,6 +59,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from analysis import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 6
 PLANES = (0, 1)
@@ -197,9 +199,9 @@ def run_pipeline_session(work: Path, raw_root: Path, *, log: Path) -> Run:
     """Snakemake, 2 cores, one session's jobs up to both planes' traces."""
     make_workdir(work, raw_root, ["day01"])
     targets = [
-        f"results/extract/{SUBJECT}/day01/plane{p}/{name}"
+        layout.path(key, "results", subject=SUBJECT, session="day01", plane=p)
         for p in PLANES
-        for name in ("traces.nc", "events.tsv")
+        for key in ("extract.traces", "extract.events")
     ]
     return measure(snakemake(work, "--cores", "2", *targets), log=log)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import session_format
+from analysis import layout, session_format
 
 
 def main() -> None:
@@ -37,14 +37,14 @@ def main() -> None:
     print("Truth: coincident events by group x epoch")
     print(coincident.pivot_table(index="group", columns="epoch", aggfunc="size").to_string())
     print()
-    contrasts = pd.read_csv(args.results / "stats" / "contrasts.tsv", sep="\t")
+    contrasts = pd.read_csv(layout.path("stats.table", args.results, name="contrasts"), sep="\t")
     table = contrasts.pivot_table(index="group", columns="epoch", values="mean_residual_z")
     print("Pipeline: mean SD residual z by group x epoch (results/stats/contrasts.tsv)")
     print(table.round(3).to_string(), end="\n\n")
     if {"P+", "P-"} <= set(table.index) and "reduction" in table.columns:
         diff = table.loc["P+", "reduction"] - table.loc["P-", "reduction"]
         print(f"Pipeline: P+ minus P- residual z in error-reduction epochs = {diff:.3f}\n")
-    behaviour = pd.read_csv(args.results / "stats" / "behaviour.tsv", sep="\t")
+    behaviour = pd.read_csv(layout.path("stats.table", args.results, name="behaviour"), sep="\t")
     print("Pipeline: behaviour per day (results/stats/behaviour.tsv)")
     print(behaviour[["subject", "session", "n_trials", "n_hits", "hit_rate", "rewards_per_min"]]
           .round(3).to_string(index=False))  # fmt: skip

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import io
+from analysis import io, layout
 from analysis.register import compute_raw_to_registered_offset
 from analysis.segment import SegmentSettings, detect_somata
 from analysis.session_format import read_truth_session, read_truth_subject
@@ -80,9 +80,9 @@ def main() -> None:
     seg_settings, track_settings = SegmentSettings(), TrackSettings()
     rows, detected, truths, offsets, regs = [], {}, {}, {}, {}
     for session in sessions:
-        reg_dir = args.results / "register" / args.subject / session / f"plane{args.plane}"
-        movie, header = io.open_movie(reg_dir / "movie.bin")
-        registration = io.read_netcdf(reg_dir / "registration.nc")
+        at = {"subject": args.subject, "session": session, "plane": args.plane}
+        movie, header = io.open_movie(layout.path("register.movie", args.results, **at))
+        registration = io.read_netcdf(layout.path("register.registration", args.results, **at))
         truth, _ = read_truth_session(args.root, args.subject, session)
         truths[session], regs[session] = truth.soma_mask, registration
         offsets[session] = registration_offset(registration, truth)
@@ -114,7 +114,7 @@ def main() -> None:
         )
 
     transforms = io.read_netcdf(
-        args.results / "align_days" / args.subject / f"plane{args.plane}" / "transforms.nc"
+        layout.path("align_days.transforms", args.results, subject=args.subject, plane=args.plane)
     )
     tracked, _ = track_rois(detected, transforms, settings=track_settings)
     hits, target_rows = [], []
@@ -141,7 +141,10 @@ def main() -> None:
             }
         )
         targets, shape = session_targets(
-            args.results / "ingest" / args.subject / session, regs[session]
+            Path(
+                layout.path("ingest.session", args.results, subject=args.subject, session=session)
+            ).parent,
+            regs[session],
         )
         # a target is on its neuron when its ROI's best (Hungarian) match is that neuron
         units = dict(zip(matches.detected_roi, matches.true_roi, strict=True))

@@ -52,7 +52,7 @@ def test_interaction_between_animals_finds_abolition_and_not_its_absence():
         {f"c{k}": ("control", 3 + rng.normal(0, 0.5)) for k in range(6)}
         | {f"i{k}": ("ndnf_opto", rng.normal(0, 0.5)) for k in range(6)}
     )
-    (row,) = conditions.test_condition_interaction(
+    (row,) = conditions.run_condition_interaction_test(
         abolished, reference="control", n_permutations=999, seed=0
     )
     r = row.iloc[0]
@@ -65,7 +65,7 @@ def test_interaction_between_animals_finds_abolition_and_not_its_absence():
         {f"c{k}": ("control", 3 + v) for k, v in enumerate(rng.normal(0, 0.5, 6))}
         | {f"i{k}": ("ndnf_opto", 3 + v) for k, v in enumerate(rng.normal(0, 0.5, 6))}
     )
-    (row,) = conditions.test_condition_interaction(
+    (row,) = conditions.run_condition_interaction_test(
         same, reference="control", n_permutations=999, seed=0
     )
     assert row.iloc[0]["p_value"] > 0.05
@@ -79,7 +79,7 @@ def test_interaction_within_animals_when_animals_span_conditions():
             {"subject": f"m{k}", "condition": "ndnf_opto", "separation": opto},
         ]
     table = pd.DataFrame(rows).assign(n_pplus=4, n_pminus=4, n_events=50)
-    (row,) = conditions.test_condition_interaction(
+    (row,) = conditions.run_condition_interaction_test(
         table, reference="control", n_permutations=999, seed=0
     )
     r = row.iloc[0]
@@ -89,7 +89,7 @@ def test_interaction_within_animals_when_animals_span_conditions():
 
 def test_interaction_untestable_with_one_animal_per_condition():
     table = _separation({"a": ("control", 3.0), "b": ("ndnf_opto", 0.0)})
-    (row,) = conditions.test_condition_interaction(
+    (row,) = conditions.run_condition_interaction_test(
         table, reference="control", n_permutations=999, seed=0
     )
     assert np.isnan(row.iloc[0]["p_value"])
@@ -136,10 +136,10 @@ def test_light_table_and_test():
     )
     table = conditions.light_table(per_light)
     np.testing.assert_allclose(table["difference"], [-2.5, -2.0, -2.3])
-    row = conditions.test_light(table, seed=0).iloc[0]
+    row = conditions.run_light_test(table, seed=0).iloc[0]
     assert row["test"] == conditions.LIGHT_TEST and row["statistic"] == pytest.approx(-6.8 / 3)
     with pytest.raises(inference.InsufficientDataError, match="interleave"):
-        conditions.test_light(table.iloc[:1], seed=0)
+        conditions.run_light_test(table.iloc[:1], seed=0)
 
 
 def test_learning_slopes_and_their_test():
@@ -171,7 +171,7 @@ def test_learning_slopes_and_their_test():
     assert slopes["subject"].tolist() == ["m0", "m1", "m2", "m3", "m4"]  # m5 mixes conditions
     np.testing.assert_allclose(slopes["slope_hit_rate"], [0.1, 0.1, 0.1, 0.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(slopes["slope_target_activity"], 0.1)
-    tests = conditions.test_learning(slopes, reference="control", n_permutations=999, seed=0)
+    tests = conditions.run_learning_test(slopes, reference="control", n_permutations=999, seed=0)
     by_test = {r.iloc[0]["test"]: r.iloc[0] for r in tests}
     hit = by_test[conditions.LEARNING_TESTS["hit_rate"]]
     assert hit["statistic"] == pytest.approx(-0.1) and hit["n_animals"] == 5
@@ -200,7 +200,7 @@ def test_summary_reads_condition_tests():
                 p_sign_flip=0.125,
                 min_attainable_p=0.125,
             ),
-            *conditions.test_condition_interaction(
+            *conditions.run_condition_interaction_test(
                 table, reference="control", n_permutations=999, seed=0
             ),
         ],

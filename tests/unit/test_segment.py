@@ -10,17 +10,14 @@ import pytest
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from analysis.segment import (
-    SegmentSettings,
+from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
+from analysis.segment.dendrites import (
     _block_median,
     _fragment_traces,
-    _merge_split_somata,
     _PixelStats,
     _remove_residual_motion,
-    _split_blobs,
-    detect_dendrites,
-    detect_somata,
 )
+from analysis.segment.somata import _merge_split_somata, _split_blobs
 from analysis.settings import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -168,7 +168,7 @@ def test_group_epoch_is_an_animal_level_t_test():
     rng = np.random.default_rng(1)
     cohort = _residual_cohort(rng, n_animals=5, effect=0.3)
     settings = _settings()
-    row = stats.test_group_epoch(cohort, settings=settings).iloc[0]
+    row = stats.run_group_epoch_test(cohort, settings=settings).iloc[0]
     sep = stats.compute_signed_separation(cohort)["separation"].to_numpy()
     t = sep.mean() / (sep.std(ddof=1) / np.sqrt(sep.size))
     assert row["test"] == stats.GROUP_EPOCH_TEST
@@ -180,7 +180,7 @@ def test_group_epoch_is_an_animal_level_t_test():
     assert row["min_attainable_p"] == pytest.approx(2 / 32)
     if (sep > 0).all():
         assert row["p_sign_flip"] == pytest.approx(2 / 32)
-    greater = stats.test_group_epoch(cohort, settings=_settings(alternative="greater"))
+    greater = stats.run_group_epoch_test(cohort, settings=_settings(alternative="greater"))
     assert greater["p_value"].iloc[0] == pytest.approx(scipy_stats.t.sf(t, df=4))
     text = stats.summarize(pd.concat([greater]), settings=settings)
     assert "n = 5 animals" in text and "df = 4" in text
@@ -189,9 +189,9 @@ def test_group_epoch_is_an_animal_level_t_test():
 def test_group_epoch_needs_two_animals():
     one = _residual_cohort(np.random.default_rng(0), n_animals=1, effect=1.0)
     with pytest.raises(stats.InsufficientDataError, match="at least 2"):
-        stats.test_group_epoch(one, settings=_settings())
+        stats.run_group_epoch_test(one, settings=_settings())
     # the neuron-level secondary test still runs on one animal
-    row = stats.test_group_epoch_neurons(
+    row = stats.run_group_epoch_neuron_test(
         one, settings=_settings(n_permutations=199), rng=np.random.default_rng(0)
     ).iloc[0]
     assert row["test"] == stats.GROUP_EPOCH_NEURON_TEST and row["p_value"] < 0.05
@@ -205,8 +205,10 @@ def test_group_epoch_false_positive_rate_on_null_cohorts(test):
 
     def p_value(cohort):
         if test == "animals":
-            return stats.test_group_epoch(cohort, settings=settings)["p_value"].iloc[0]
-        return stats.test_group_epoch_neurons(cohort, settings=settings, rng=rng)["p_value"].iloc[0]
+            return stats.run_group_epoch_test(cohort, settings=settings)["p_value"].iloc[0]
+        return stats.run_group_epoch_neuron_test(cohort, settings=settings, rng=rng)[
+            "p_value"
+        ].iloc[0]
 
     p = np.array([p_value(_residual_cohort(rng)) for _ in range(n_cohorts)])
     fpr = np.mean(p < settings.alpha)
@@ -221,7 +223,7 @@ def test_group_epoch_power_on_planted_effect():
     rng = np.random.default_rng(3)
     p = np.array(
         [
-            stats.test_group_epoch(_residual_cohort(rng, effect=0.15), settings=settings)[
+            stats.run_group_epoch_test(_residual_cohort(rng, effect=0.15), settings=settings)[
                 "p_value"
             ].iloc[0]
             for _ in range(40)
@@ -241,14 +243,14 @@ def test_group_epoch_bad_input():
         )
     )
     with pytest.raises(ValueError, match="no animal has both P\\+ and P- neurons"):
-        stats.test_group_epoch_neurons(ev, settings=_settings(), rng=np.random.default_rng(0))
+        stats.run_group_epoch_neuron_test(ev, settings=_settings(), rng=np.random.default_rng(0))
     with pytest.raises(stats.InsufficientDataError, match="0 animal"):
-        stats.test_group_epoch(ev, settings=_settings())
+        stats.run_group_epoch_test(ev, settings=_settings())
     flip = pd.concat([ev, ev.assign(group="P-")])
     with pytest.raises(ValueError, match="both P\\+ and P- labels"):
-        stats.test_group_epoch(flip, settings=_settings())
+        stats.run_group_epoch_test(flip, settings=_settings())
     with pytest.raises(ValueError, match="missing column"):
-        stats.test_group_epoch(ev.drop(columns="epoch"), settings=_settings())
+        stats.run_group_epoch_test(ev.drop(columns="epoch"), settings=_settings())
 
 
 # --- outcome, early residual vs change, network ------------------------------------------
@@ -287,13 +289,13 @@ def test_outcome_residuals_aligned_to_the_decision_frame_and_signed_by_group():
     assert set(np.round(aligned["lag_s"], 6)) == {-0.5, 0.3, 0.8}
     course = stats.compute_outcome_timecourse(aligned, settings=settings)
     assert set(course["lag_s"]) == {-0.25, 0.25, 0.75}  # empty bins are absent
-    res = stats.test_outcome(aligned, settings=settings, rng=np.random.default_rng(5))
+    res = stats.run_outcome_test(aligned, settings=settings, rng=np.random.default_rng(5))
     # P+ up and P- down after hits: the signed statistic is the full effect, not its mean 0
     assert res["p_value"].iloc[0] < 0.01 and res["statistic"].iloc[0] > 0.7
     assert res["n_neurons"].iloc[0] == 4 * 4  # the non-target is left out
     null_events, _, _ = _outcome_tables(np.random.default_rng(6), effect=0.0)
     null_aligned = stats.compute_outcome_residuals(null_events, trials, sessions, settings=settings)
-    null_res = stats.test_outcome(null_aligned, settings=settings, rng=np.random.default_rng(7))
+    null_res = stats.run_outcome_test(null_aligned, settings=settings, rng=np.random.default_rng(7))
     assert null_res["p_value"].iloc[0] > 0.01
     with pytest.raises(ValueError, match="lacks fs_hz"):
         stats.compute_outcome_residuals(events, trials, sessions.iloc[:1], settings=settings)
@@ -329,11 +331,11 @@ def test_residual_predicts_change():
         ev_rows, columns=["subject", "session", "soma_roi", "epoch", "residual_z"]
     )
     activity = pd.DataFrame(act_rows, columns=["subject", "session", "roi", "mean_dff"])
-    neurons, res = stats.test_residual_predicts_change(events, activity, settings=settings, rng=rng)
+    neurons, res = stats.run_early_change_test(events, activity, settings=settings, rng=rng)
     assert len(neurons) == 40 and (neurons["n_events"] == 10).all()
     assert res["statistic"].iloc[0] > 0.7 and res["p_value"].iloc[0] < 0.01
     shuffled = activity.assign(mean_dff=rng.permutation(activity["mean_dff"].to_numpy()))
-    _, null_res = stats.test_residual_predicts_change(events, shuffled, settings=settings, rng=rng)
+    _, null_res = stats.run_early_change_test(events, shuffled, settings=settings, rng=rng)
     assert abs(null_res["statistic"].iloc[0]) < 0.5
 
 
@@ -358,7 +360,7 @@ def test_group_differences_alone_do_not_predict_change():
         ev_rows, columns=["subject", "session", "soma_roi", "epoch", "residual_z", "group"]
     )
     activity = pd.DataFrame(act_rows, columns=["subject", "session", "roi", "mean_dff"])
-    _, res = stats.test_residual_predicts_change(events, activity, settings=settings, rng=rng)
+    _, res = stats.run_early_change_test(events, activity, settings=settings, rng=rng)
     assert abs(res["statistic"].iloc[0]) < 0.35 and res["p_value"].iloc[0] > 0.05
     assert res["n_animals"].iloc[0] == 4 and res["n_neurons"].iloc[0] == 48
 
@@ -401,7 +403,7 @@ def test_network_prediction_vs_shuffle():
     ).iloc[0]
     assert with_np["r_cv"] > 0.8 and abs(with_np["r_cv_neuropil"]) < 0.3
     net = pd.concat([with_np.to_frame().T.assign(subject=s) for s in ("m0", "m1", "m2", "m3")])
-    cohort = stats.test_network_prediction(net, settings=settings, rng=rng)
+    cohort = stats.run_network_test(net, settings=settings, rng=rng)
     assert list(cohort["test"]) == [stats.NETWORK_TEST, stats.NETWORK_NEUROPIL_TEST]
     assert cohort["p_value"].iloc[0] == pytest.approx(1 / 16) and cohort["n_animals"].iloc[0] == 4
 
@@ -478,7 +480,7 @@ def test_cv_ridge_fits_every_column_as_alone():
     y = np.column_stack([x @ rng.normal(size=6) + rng.normal(size=80) for _ in range(3)])
     y = np.column_stack([y, np.ones(80)])  # a constant column scores 0
     folds = rng.permutation(np.arange(80) % 5)
-    together = stats._cv_ridge_r(x, y, folds, 10.0)
+    together = stats.prediction._cv_ridge_r(x, y, folds, 10.0)
     for k in range(3):
         pred = np.empty(80)
         for f in range(5):

@@ -11,12 +11,12 @@ from analysis.settings import ConfigError
 from analysis.track import (
     TargetMatchError,
     TrackSettings,
-    _merge_disjoint_tracks,
     map_targets,
     masks_to_session,
     pair_dendrites,
     track_rois,
 )
+from analysis.track.rois import _merge_disjoint_tracks
 
 SIZE = 64
 CENTRES = [(12, 12), (12, 40), (30, 24), (32, 50), (50, 14), (50, 40)]

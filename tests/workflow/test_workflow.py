@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import stats
+from analysis import layout, stats
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.workflow]
@@ -33,6 +33,11 @@ PAPER_FIGURES = (
     "fig1_learning", "fig2_sd_fits", "fig3_residuals_group_epoch", "fig4_outcome_residuals",
     "ed13_signed_separation", "fig5_conditions",
 )  # fmt: skip
+
+
+def artifact(results, key, **wildcards):
+    """A results artifact of a run (analysis.layout)."""
+    return Path(layout.path(key, results, **wildcards))
 
 
 def snakemake(workdir, *args, check=True):
@@ -168,35 +173,32 @@ def test_full_run_on_reduced_sample(workdir, finished_run):
     subjects = [p.name for p in raw.iterdir()]
     for subject in subjects:
         for session in sorted(p.name for p in (raw / subject).iterdir()):
-            assert (
-                results / "register" / subject / session / "plane0" / "registration.nc"
-            ).is_file()
-            trials = pd.read_csv(results / "bci" / subject / session / "trials.tsv", sep="\t")
+            at = {"subject": subject, "session": session}
+            assert artifact(results, "register.registration", plane=0, **at).is_file()
+            trials = pd.read_csv(artifact(results, "bci.trials", **at), sep="\t")
             assert set(trials["outcome"]) <= {"hit", "failure", "timeout"}
-            agreement = pd.read_csv(
-                results / "bci" / subject / session / "replay_agreement.tsv", sep="\t"
-            )
+            agreement = pd.read_csv(artifact(results, "bci.replay_agreement", **at), sep="\t")
             assert agreement["corr"].iloc[0] > 0.8
-        assert (results / "track" / subject / "pairs.tsv").is_file()
-    tests = pd.read_csv(results / "stats" / "tests.tsv", sep="\t")
+        assert artifact(results, "track.pairs", subject=subject).is_file()
+    tests = pd.read_csv(artifact(results, "stats.table", name="tests"), sep="\t")
     assert {stats.GROUP_EPOCH_TEST, stats.GROUP_EPOCH_NEURON_TEST} <= set(tests["test"])
-    sd_events = pd.read_csv(results / "stats" / "sd_events.tsv", sep="\t")
+    sd_events = pd.read_csv(artifact(results, "stats.table", name="sd_events"), sep="\t")
     assert {"coupled", "soma_only"} <= set(sd_events["kind"])
     assert set(sd_events["epoch"]) <= {"reduction", "increase", "none"}
-    summary = (results / "stats" / "summary.txt").read_text()
+    summary = artifact(results, "stats.summary").read_text()
     assert "Conclusion at alpha" in summary
     for name in PAPER_FIGURES:
-        assert (results / "figures" / f"{name}.svg").stat().st_size > 0
-        assert (results / "figures" / f"{name}.png").stat().st_size > 0
+        assert artifact(results, "figures.paper_svg", name=name).stat().st_size > 0
+        assert artifact(results, "figures.paper", name=name).stat().st_size > 0
     assert not list(results.rglob("*.part")), "partial files left behind"
     for table in results.rglob("*.tsv"):
         assert len(pd.read_csv(table, sep="\t").columns), f"{table} has no header"
 
     rerun = snakemake(workdir, "-n", "--cores", "2").stdout
     assert "Nothing to be done" in rerun
-    shutil.rmtree(results / "figures")
+    shutil.rmtree(artifact(results, "figures.paper", name="x").parent)
     snakemake(workdir, "--cores", "2", "figures")
-    assert (results / "figures" / "fig1_learning.png").is_file()
+    assert artifact(results, "figures.paper", name="fig1_learning").is_file()
 
 
 # --- interruptions and determinism ------------------------------------------------------
@@ -344,10 +346,10 @@ def test_two_clean_runs_give_identical_results(workdir, finished_run):
     work = fresh_workdir(workdir, "second")
     snakemake(work, "--cores", "2")
     assert_same_results(workdir, work)
-    stats = sorted((work / "results" / "stats").iterdir())
-    assert stats and all(
-        p.read_bytes() == (workdir / "results" / "stats" / p.name).read_bytes() for p in stats
-    )
+    stats_dir = artifact(work / "results", "stats.summary").parent
+    stats = sorted(stats_dir.iterdir())
+    first = artifact(workdir / "results", "stats.summary").parent
+    assert stats and all(p.read_bytes() == (first / p.name).read_bytes() for p in stats)
 
 
 # --- the validate target ------------------------------------------------------------------
@@ -388,13 +390,15 @@ def outlines_in_results(results, subject):
     from analysis import io
 
     counts = {"soma": 0, "dendrite": 0, "target": 0}
-    for record in sorted((results / "ingest" / subject).glob("*/session.json")):
+    records = artifact(results, "ingest.session", subject=subject, session="*")
+    for record in sorted(records.parent.parent.glob(f"*/{records.name}")):
         session = io.read_json(record)
         for plane, role in session["plane_roles"].items():
-            rois = io.read_netcdf(results / "track" / subject / f"plane{plane}" / "rois.nc")
+            rois = io.read_netcdf(artifact(results, "track.rois", subject=subject, plane=plane))
             masks = rois["session_masks"].sel(session=session["session"])
             counts[role] += int((masks > 0).any(("row", "col")).sum())
-        targets = io.read_json(record.parent / "targets.json")["targets"]
+        at = {"subject": subject, "session": session["session"]}
+        targets = io.read_json(artifact(results, "ingest.targets", **at))["targets"]
         counts["target"] += sum(t["plane"] == session["bci_plane"] for t in targets)
     return counts
 
@@ -404,7 +408,7 @@ def test_qc_pages_render_in_headless_chromium(workdir, finished_run):
     import browser
 
     browser.chromium()
-    qc = workdir / "results" / "qc"
+    qc = artifact(workdir / "results", "qc.index").parent
     index = browser.page_selftest(qc / "index.html")
     assert index["errors"] == []
     subjects = sorted(p.name for p in (workdir / "sample" / "raw").iterdir())

@@ -4,13 +4,13 @@
 rule align_days:
     input:
         registrations=lambda wc: [
-            f"{RESULTS}/register/{wc.subject}/{session}/plane{wc.plane}/registration.nc"
+            artifact("register.registration", subject=wc.subject, session=session, plane=wc.plane)
             for session in sessions_of(wc.subject)
         ],
     output:
-        transforms=f"{RESULTS}/align_days/{{subject}}/plane{{plane}}/transforms.nc",
+        transforms=artifact("align_days.transforms"),
         overlay=report(
-            f"{RESULTS}/figures/qc/align_days_{{subject}}_plane{{plane}}.png",
+            artifact("figures.align_days"),
             caption="../report/align_days.rst",
             category="QC",
         ),

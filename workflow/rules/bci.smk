@@ -7,15 +7,17 @@ rule bci:
         bci_meta=rules.ingest.output.bci_meta,
         session=rules.ingest.output.session,
         targets=rules.map_targets.output.targets,
-        traces=lambda wc: f"{RESULTS}/extract/{wc.subject}/{wc.session}/plane{plane_of_role(wc.subject, 'soma')}/traces.nc",
+        traces=lambda wc: artifact(
+            "extract.traces", subject=wc.subject, session=wc.session, plane=plane_of_role(wc.subject, "soma")
+        ),
     output:
-        trials=f"{RESULTS}/bci/{{subject}}/{{session}}/trials.tsv",
-        frames=f"{RESULTS}/bci/{{subject}}/{{session}}/frames.tsv",
-        aligned_start=f"{RESULTS}/bci/{{subject}}/{{session}}/aligned_start.nc",
-        aligned_reward=f"{RESULTS}/bci/{{subject}}/{{session}}/aligned_reward.nc",
-        aligned_failure=f"{RESULTS}/bci/{{subject}}/{{session}}/aligned_failure.nc",
-        replay=f"{RESULTS}/bci/{{subject}}/{{session}}/replay.tsv",
-        replay_agreement=f"{RESULTS}/bci/{{subject}}/{{session}}/replay_agreement.tsv",
+        trials=artifact("bci.trials"),
+        frames=artifact("bci.frames"),
+        aligned_start=artifact("bci.aligned_start"),
+        aligned_reward=artifact("bci.aligned_reward"),
+        aligned_failure=artifact("bci.aligned_failure"),
+        replay=artifact("bci.replay"),
+        replay_agreement=artifact("bci.replay_agreement"),
     params:
         settings=stage_settings("bci"),
     log:

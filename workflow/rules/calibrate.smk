@@ -9,9 +9,9 @@ import json
 
 rule calibrate:
     output:
-        table=f"{RESULTS}/validation/calibration.tsv",
-        residual_size=f"{RESULTS}/validation/residual_by_true_size.tsv",
-        residual_size_figure=f"{RESULTS}/validation/residual_by_true_size.png",
+        table=artifact("validation.calibration"),
+        residual_size=artifact("validation.residual_size"),
+        residual_size_figure=artifact("validation.residual_size_figure"),
     params:
         settings=json.dumps(stage_settings("calibrate")),
         stats=json.dumps(stage_settings("stats")),

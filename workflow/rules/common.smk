@@ -6,9 +6,11 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from analysis import layout
 from analysis.config import load_sessions, load_settings, session_overrides
 from analysis.ingest import find_bci_log, read_session_meta
 from analysis.readers import find_imaging
+from analysis.vocabulary import PLANE_ROLES
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -75,13 +77,16 @@ def stage_settings(section):
     return dataclasses.asdict(SETTINGS[section])
 
 
-def all_sessions(pattern):
-    """Expand a per-session pattern over every (subject, session)."""
-    return [
-        pattern.format(results=RESULTS, subject=s, session=d)
-        for s in SUBJECTS
-        for d in sessions_of(s)
-    ]
+def artifact(key, **wildcards):
+    """Path of a results artifact (analysis.layout.ARTIFACTS); wildcards not given stay open,
+    wildcards the artifact does not have are ignored."""
+    fields = layout.fields(key)
+    return layout.path(key, RESULTS, **{k: v for k, v in wildcards.items() if k in fields})
+
+
+def all_sessions(key):
+    """An artifact of every (subject, session)."""
+    return [artifact(key, subject=s, session=d) for s in SUBJECTS for d in sessions_of(s)]
 
 
 def raw_session_files(wildcards):
@@ -98,45 +103,42 @@ def raw_session_files(wildcards):
     return [str(p) for p in dict.fromkeys(fixed + imaging)]  # an NWB log is the imaging
 
 
-def bci_plane_session_files(wildcards, stage, name):
-    """Per-session files of a subject when ``wildcards.plane`` is its BCI plane, else none."""
+def bci_plane_session_files(wildcards, key):
+    """An artifact of each session of a subject whose BCI plane is ``wildcards.plane``."""
     subject, plane = wildcards.subject, int(wildcards.plane)
     return [
-        f"{RESULTS}/{stage}/{subject}/{session}/{name}"
+        artifact(key, subject=subject, session=session, plane=plane)
         for session in sessions_of(subject)
         if META[(subject, session)].bci_plane == plane
     ]
 
 
-def role_plane_files(stage, name, role):
-    """Input function: one file of the ``role`` plane of every (subject, session)."""
+def role_plane_files(key, role):
+    """Input function: an artifact of the ``role`` plane of every (subject, session)."""
     return lambda wc: [
-        f"{RESULTS}/{stage}/{s}/{d}/plane{plane_of_role(s, role)}/{name}"
+        artifact(key, subject=s, session=d, plane=plane_of_role(s, role))
         for s in SUBJECTS
         for d in sessions_of(s)
     ]
 
 
-def subject_session_plane_files(stage, name):
-    """Input function: ``name`` of every session's soma then dendrite plane of a subject."""
+def subject_session_plane_files(key):
+    """Input function: an artifact of every session's soma then dendrite plane of a subject."""
     return lambda wc: [
-        f"{RESULTS}/{stage}/{wc.subject}/{session}/plane{plane_of_role(wc.subject, role)}/{name}"
+        artifact(key, subject=wc.subject, session=session, plane=plane_of_role(wc.subject, role))
         for session in sessions_of(wc.subject)
-        for role in ("soma", "dendrite")
+        for role in PLANE_ROLES
     ]
 
 
-def subject_session_files(stage, name):
-    """Input function: ``name`` of every session of a subject."""
-    return lambda wc: [f"{RESULTS}/{stage}/{wc.subject}/{session}/{name}" for session in sessions_of(wc.subject)]
+def subject_session_files(key):
+    """Input function: an artifact of every session of a subject."""
+    return lambda wc: [artifact(key, subject=wc.subject, session=session) for session in sessions_of(wc.subject)]
 
 
-def subject_plane_files(stage, name):
-    """Input function: the soma then the dendrite plane's ``name`` of a subject."""
-    return lambda wc: [
-        f"{RESULTS}/{stage}/{wc.subject}/plane{plane_of_role(wc.subject, role)}/{name}"
-        for role in ("soma", "dendrite")
-    ]
+def subject_plane_files(key):
+    """Input function: the soma then the dendrite plane's artifact of a subject."""
+    return lambda wc: [artifact(key, subject=wc.subject, plane=plane_of_role(wc.subject, role)) for role in PLANE_ROLES]
 
 
 wildcard_constraints:

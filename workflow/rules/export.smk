@@ -17,28 +17,28 @@ rule export_nwb:
         targets=rules.map_targets.output.targets,
         pairs=rules.pair.output.pairs,
         rois=lambda wc: [
-            f"{RESULTS}/track/{wc.subject}/plane{p}/rois.nc"
+            artifact("track.rois", subject=wc.subject, plane=p)
             for p in sorted(META[(wc.subject, wc.session)].plane_roles)
         ],
         assignments=lambda wc: [
-            f"{RESULTS}/track/{wc.subject}/plane{p}/assignments.tsv"
+            artifact("track.assignments", subject=wc.subject, plane=p)
             for p in sorted(META[(wc.subject, wc.session)].plane_roles)
         ],
         traces=lambda wc: [
-            f"{RESULTS}/extract/{wc.subject}/{wc.session}/plane{p}/traces.nc"
+            artifact("extract.traces", subject=wc.subject, session=wc.session, plane=p)
             for p in sorted(META[(wc.subject, wc.session)].plane_roles)
         ],
         events=lambda wc: [
-            f"{RESULTS}/extract/{wc.subject}/{wc.session}/plane{p}/events.tsv"
+            artifact("extract.events", subject=wc.subject, session=wc.session, plane=p)
             for p in sorted(META[(wc.subject, wc.session)].plane_roles)
         ],
         registrations=lambda wc: [
-            f"{RESULTS}/register/{wc.subject}/{wc.session}/plane{p}/registration.nc"
+            artifact("register.registration", subject=wc.subject, session=wc.session, plane=p)
             for p in sorted(META[(wc.subject, wc.session)].plane_roles)
         ],
     output:
-        nwb=f"{RESULTS}/export/{{subject}}/{{session}}/sub-{{subject}}_ses-{{session}}_behavior+ophys.nwb",
-        inspection=f"{RESULTS}/export/{{subject}}/{{session}}/nwbinspector.tsv",
+        nwb=artifact("export.nwb"),
+        inspection=artifact("export.inspection"),
     params:
         settings=stage_settings("export"),
         planes=lambda wc: sorted(META[(wc.subject, wc.session)].plane_roles),
@@ -57,14 +57,14 @@ rule export_nwb:
 rule export_suite2p:
     input:
         session=rules.ingest.output.session,
-        movie=registered("movie.bin"),
-        header=registered("movie.bin.json"),
-        registration=registered("registration.nc"),
+        movie=artifact("register.movie"),
+        header=artifact("register.header"),
+        registration=artifact("register.registration"),
         rois=rules.track.output.rois,
         traces=rules.extract.output.traces,
     output:
         **{
-            name: f"{RESULTS}/export/{{subject}}/{{session}}/suite2p/plane{{plane}}/{name}.npy"
+            name: artifact("export.suite2p", name=name)
             for name in SUITE2P_FILES
         },
     params:
@@ -82,9 +82,9 @@ rule export_suite2p:
 
 rule export:
     input:
-        nwb=all_sessions("{results}/export/{subject}/{session}/sub-{subject}_ses-{session}_behavior+ophys.nwb"),
+        nwb=all_sessions("export.nwb"),
         suite2p=[
-            f"{RESULTS}/export/{s}/{d}/suite2p/plane{p}/{name}.npy"
+            artifact("export.suite2p", subject=s, session=d, plane=p, name=name)
             for s in SUBJECTS
             for d in sessions_of(s)
             for p in sorted(META[(s, d)].plane_roles)

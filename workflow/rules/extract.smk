@@ -3,14 +3,14 @@
 
 rule extract:
     input:
-        movie=registered("movie.bin"),
-        header=registered("movie.bin.json"),
-        registration=registered("registration.nc"),
+        movie=artifact("register.movie"),
+        header=artifact("register.header"),
+        registration=artifact("register.registration"),
         rois=rules.track.output.rois,
         frames=rules.ingest_plane.output.frames,
     output:
-        traces=f"{RESULTS}/extract/{{subject}}/{{session}}/plane{{plane}}/traces.nc",
-        events=f"{RESULTS}/extract/{{subject}}/{{session}}/plane{{plane}}/events.tsv",
+        traces=artifact("extract.traces"),
+        events=artifact("extract.events"),
     params:
         settings=stage_settings("extract"),
     threads: 1

@@ -14,16 +14,16 @@ QC_FIGURES = ["registration", "cursor_replay", "pairing"]
 rule figures_qc:
     input:
         registrations=lambda wc: [
-            f"{RESULTS}/register/{wc.subject}/{session}/plane{plane}/registration.nc"
+            artifact("register.registration", subject=wc.subject, session=session, plane=plane)
             for session in sessions_of(wc.subject)
             for plane in planes_of(wc.subject)
         ],
-        replays=lambda wc: [f"{RESULTS}/bci/{wc.subject}/{session}/replay.tsv" for session in sessions_of(wc.subject)],
+        replays=subject_session_files("bci.replay"),
         pairs=rules.pair.output.pairs,
     output:
         **{
             name: report(
-                f"{RESULTS}/figures/qc/{name}_{{subject}}.png",
+                artifact("figures.qc", name=name),
                 caption=f"../report/qc_{name}.rst",
                 category="QC",
                 subcategory="{subject}",
@@ -44,17 +44,17 @@ rule figures_qc:
 rule figures:
     input:
         tables=rules.stats.output,
-        qc=expand(f"{RESULTS}/figures/qc/{{name}}_{{subject}}.png", name=QC_FIGURES, subject=SUBJECTS),
+        qc=expand(artifact("figures.qc"), name=QC_FIGURES, subject=SUBJECTS),
     output:
         **{
             name: report(
-                f"{RESULTS}/figures/{name}.png",
+                artifact("figures.paper", name=name),
                 caption=f"../report/{name}.rst",
                 category="Figures",
             )
             for name in PAPER_FIGURES
         },
-        svg=expand(f"{RESULTS}/figures/{{name}}.svg", name=PAPER_FIGURES),
+        svg=expand(artifact("figures.paper_svg"), name=PAPER_FIGURES),
     log:
         f"{RESULTS}/logs/figures/figures.log",
     script:

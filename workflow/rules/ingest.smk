@@ -5,10 +5,10 @@ rule ingest:
     input:
         raw_session_files,
     output:
-        session=f"{RESULTS}/ingest/{{subject}}/{{session}}/session.json",
-        bci_frames=f"{RESULTS}/ingest/{{subject}}/{{session}}/bci_frames.tsv",
-        bci_meta=f"{RESULTS}/ingest/{{subject}}/{{session}}/bci_meta.json",
-        targets=f"{RESULTS}/ingest/{{subject}}/{{session}}/targets.json",
+        session=artifact("ingest.session"),
+        bci_frames=artifact("ingest.bci_frames"),
+        bci_meta=artifact("ingest.bci_meta"),
+        targets=artifact("ingest.targets"),
     params:
         session_dir=session_dir,
         overrides=lambda wc: session_overrides(
@@ -25,9 +25,9 @@ rule ingest_plane:
     input:
         session=rules.ingest.output.session,
     output:
-        movie=temp(f"{RESULTS}/ingest/{{subject}}/{{session}}/plane{{plane}}/movie.bin"),
-        header=temp(f"{RESULTS}/ingest/{{subject}}/{{session}}/plane{{plane}}/movie.bin.json"),
-        frames=f"{RESULTS}/ingest/{{subject}}/{{session}}/plane{{plane}}/frames.tsv",
+        movie=temp(artifact("ingest.movie")),
+        header=temp(artifact("ingest.header")),
+        frames=artifact("ingest.frames"),
     params:
         settings=stage_settings("ingest"),
     log:

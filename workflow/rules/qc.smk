@@ -6,25 +6,25 @@ REPORT_DIR = Path(workflow.basedir) / "workflow" / "report"
 
 rule qc_subject:
     input:
-        registrations=subject_session_plane_files("register", "registration.nc"),
-        traces=subject_session_plane_files("extract", "traces.nc"),
-        events=subject_session_plane_files("extract", "events.tsv"),
-        transforms=subject_plane_files("align_days", "transforms.nc"),
-        rois=subject_plane_files("track", "rois.nc"),
-        targets=subject_session_files("ingest", "targets.json"),
-        bci_frames=subject_session_files("ingest", "bci_frames.tsv"),
-        target_rois=subject_session_files("track", "targets.tsv"),
-        trials=subject_session_files("bci", "trials.tsv"),
-        aligned_reward=subject_session_files("bci", "aligned_reward.nc"),
-        aligned_failure=subject_session_files("bci", "aligned_failure.nc"),
-        replays=subject_session_files("bci", "replay.tsv"),
-        replay_agreement=subject_session_files("bci", "replay_agreement.tsv"),
+        registrations=subject_session_plane_files("register.registration"),
+        traces=subject_session_plane_files("extract.traces"),
+        events=subject_session_plane_files("extract.events"),
+        transforms=subject_plane_files("align_days.transforms"),
+        rois=subject_plane_files("track.rois"),
+        targets=subject_session_files("ingest.targets"),
+        bci_frames=subject_session_files("ingest.bci_frames"),
+        target_rois=subject_session_files("track.targets"),
+        trials=subject_session_files("bci.trials"),
+        aligned_reward=subject_session_files("bci.aligned_reward"),
+        aligned_failure=subject_session_files("bci.aligned_failure"),
+        replays=subject_session_files("bci.replay"),
+        replay_agreement=subject_session_files("bci.replay_agreement"),
         pairs=rules.pair.output.pairs,
         behaviour=rules.stats.output.behaviour,
-        pairing_figure=f"{RESULTS}/figures/qc/pairing_{{subject}}.png",
+        pairing_figure=artifact("figures.qc", name="pairing"),
     output:
-        page=f"{RESULTS}/qc/{{subject}}.html",
-        summary=f"{RESULTS}/qc/{{subject}}.json",
+        page=artifact("qc.page"),
+        summary=artifact("qc.summary"),
     params:
         settings=stage_settings("qc"),
         sessions=lambda wc: sessions_of(wc.subject),
@@ -40,13 +40,13 @@ rule qc_subject:
 
 rule qc:
     input:
-        subjects=expand(f"{RESULTS}/qc/{{subject}}.json", subject=SUBJECTS),
-        pages=expand(f"{RESULTS}/qc/{{subject}}.html", subject=SUBJECTS),
+        subjects=expand(artifact("qc.summary"), subject=SUBJECTS),
+        pages=expand(artifact("qc.page"), subject=SUBJECTS),
         tables=[rules.stats.output[name] for name in STATS_TABLES],
         summary=rules.stats.output.summary,
         figures=[rules.figures.output[name] for name in PAPER_FIGURES],
     output:
-        index=f"{RESULTS}/qc/index.html",
+        index=artifact("qc.index"),
     params:
         captions={name: str(REPORT_DIR / f"{name}.rst") for name in [*PAPER_FIGURES, "summary"]},
     log:

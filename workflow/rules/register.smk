@@ -3,12 +3,6 @@
 # once (~0.5 GB of private memory per import) instead of once per plane.
 
 
-def registered(name):
-    """Input: a file of the registered plane ``{plane}`` (movie.bin, its header, or
-    registration.nc), whichever register rule made it."""
-    return f"{RESULTS}/register/{{subject}}/{{session}}/plane{{plane}}/{name}"
-
-
 def _of_planes(pattern, planes):
     """A per-plane path pattern expanded over ``planes``; subject and session stay open."""
     return expand(pattern, plane=planes, allow_missing=True)
@@ -27,9 +21,9 @@ for _planes in PLANE_SETS:
             movies=_of_planes(rules.ingest_plane.output.movie, _planes),
             headers=_of_planes(rules.ingest_plane.output.header, _planes),
         output:
-            movies=_of_planes(registered("movie.bin"), _planes),
-            headers=_of_planes(registered("movie.bin.json"), _planes),
-            registrations=_of_planes(registered("registration.nc"), _planes),
+            movies=_of_planes(artifact("register.movie"), _planes),
+            headers=_of_planes(artifact("register.header"), _planes),
+            registrations=_of_planes(artifact("register.registration"), _planes),
         params:
             settings=stage_settings("register"),
             planes=list(_planes),

@@ -3,11 +3,11 @@
 
 rule segment:
     input:
-        movie=registered("movie.bin"),
-        header=registered("movie.bin.json"),
-        registration=registered("registration.nc"),
+        movie=artifact("register.movie"),
+        header=artifact("register.header"),
+        registration=artifact("register.registration"),
     output:
-        rois=f"{RESULTS}/segment/{{subject}}/{{session}}/plane{{plane}}/rois.nc",
+        rois=artifact("segment.rois"),
     params:
         settings=stage_settings("segment"),
         role=lambda wc: META[(wc.subject, wc.session)].plane_roles[int(wc.plane)],

@@ -23,19 +23,19 @@ STATS_TABLES = [
 
 rule stats:
     input:
-        soma_events=role_plane_files("extract", "events.tsv", "soma"),
-        soma_traces=role_plane_files("extract", "traces.nc", "soma"),
-        dendrite_events=role_plane_files("extract", "events.tsv", "dendrite"),
-        dendrite_traces=role_plane_files("extract", "traces.nc", "dendrite"),
-        pairs=expand(f"{RESULTS}/track/{{subject}}/pairs.tsv", subject=SUBJECTS),
-        targets=all_sessions("{results}/track/{subject}/{session}/targets.tsv"),
-        epochs=all_sessions("{results}/bci/{subject}/{session}/frames.tsv"),
-        trials=all_sessions("{results}/bci/{subject}/{session}/trials.tsv"),
-        sessions=all_sessions("{results}/ingest/{subject}/{session}/session.json"),
+        soma_events=role_plane_files("extract.events", "soma"),
+        soma_traces=role_plane_files("extract.traces", "soma"),
+        dendrite_events=role_plane_files("extract.events", "dendrite"),
+        dendrite_traces=role_plane_files("extract.traces", "dendrite"),
+        pairs=expand(artifact("track.pairs"), subject=SUBJECTS),
+        targets=all_sessions("track.targets"),
+        epochs=all_sessions("bci.frames"),
+        trials=all_sessions("bci.trials"),
+        sessions=all_sessions("ingest.session"),
     output:
-        **{name: f"{RESULTS}/stats/{name}.tsv" for name in STATS_TABLES},
+        **{name: artifact("stats.table", name=name) for name in STATS_TABLES},
         summary=report(
-            f"{RESULTS}/stats/summary.txt", caption="../report/summary.rst", category="Statistics"
+            artifact("stats.summary"), caption="../report/summary.rst", category="Statistics"
         ),
     params:
         settings=stage_settings("stats"),

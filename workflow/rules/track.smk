@@ -5,17 +5,17 @@
 rule track:
     input:
         rois=lambda wc: [
-            f"{RESULTS}/segment/{wc.subject}/{session}/plane{wc.plane}/rois.nc"
+            artifact("segment.rois", subject=wc.subject, session=session, plane=wc.plane)
             for session in sessions_of(wc.subject)
         ],
         transforms=rules.align_days.output.transforms,
         # the online targets keep their somata tracked even if detected on one day only
-        targets=lambda wc: bci_plane_session_files(wc, "ingest", "targets.json"),
-        bci_frames=lambda wc: bci_plane_session_files(wc, "ingest", "bci_frames.tsv"),
-        registrations=lambda wc: bci_plane_session_files(wc, "register", f"plane{wc.plane}/registration.nc"),
+        targets=lambda wc: bci_plane_session_files(wc, "ingest.targets"),
+        bci_frames=lambda wc: bci_plane_session_files(wc, "ingest.bci_frames"),
+        registrations=lambda wc: bci_plane_session_files(wc, "register.registration"),
     output:
-        rois=f"{RESULTS}/track/{{subject}}/plane{{plane}}/rois.nc",
-        assignments=f"{RESULTS}/track/{{subject}}/plane{{plane}}/assignments.tsv",
+        rois=artifact("track.rois"),
+        assignments=artifact("track.assignments"),
     params:
         settings=stage_settings("track"),
         sessions=lambda wc: sessions_of(wc.subject),
@@ -30,10 +30,15 @@ rule map_targets:
         targets=rules.ingest.output.targets,
         session=rules.ingest.output.session,
         bci_frames=rules.ingest.output.bci_frames,
-        registration=lambda wc: f"{RESULTS}/register/{wc.subject}/{wc.session}/plane{META[(wc.subject, wc.session)].bci_plane}/registration.nc",
-        rois=lambda wc: f"{RESULTS}/track/{wc.subject}/plane{plane_of_role(wc.subject, 'soma')}/rois.nc",
+        registration=lambda wc: artifact(
+            "register.registration",
+            subject=wc.subject,
+            session=wc.session,
+            plane=META[(wc.subject, wc.session)].bci_plane,
+        ),
+        rois=lambda wc: artifact("track.rois", subject=wc.subject, plane=plane_of_role(wc.subject, "soma")),
     output:
-        targets=f"{RESULTS}/track/{{subject}}/{{session}}/targets.tsv",
+        targets=artifact("track.targets"),
     params:
         settings=stage_settings("track"),
     log:
@@ -45,15 +50,17 @@ rule map_targets:
 rule pair:
     input:
         soma=lambda wc: [
-            f"{RESULTS}/extract/{wc.subject}/{session}/plane{plane_of_role(wc.subject, 'soma')}/traces.nc"
+            artifact("extract.traces", subject=wc.subject, session=session, plane=plane_of_role(wc.subject, "soma"))
             for session in sessions_of(wc.subject)
         ],
         dendrite=lambda wc: [
-            f"{RESULTS}/extract/{wc.subject}/{session}/plane{plane_of_role(wc.subject, 'dendrite')}/traces.nc"
+            artifact(
+                "extract.traces", subject=wc.subject, session=session, plane=plane_of_role(wc.subject, "dendrite")
+            )
             for session in sessions_of(wc.subject)
         ],
     output:
-        pairs=f"{RESULTS}/track/{{subject}}/pairs.tsv",
+        pairs=artifact("track.pairs"),
     params:
         settings=stage_settings("track"),
     log:

@@ -1,12 +1,9 @@
 # validate: simulate a cohort with ground truth, run this workflow on it, and score every
 # imaging stage against the truth. Not part of `rule all`; run `snakemake --cores 2 validate`.
 
-VALIDATION = f"{RESULTS}/validation"
-
-
 rule simulate_validation_cohort:
     output:
-        directory(f"{VALIDATION}/cohort"),
+        directory(artifact("validation.cohort")),
     params:
         settings=stage_settings("validate"),
     log:
@@ -24,7 +21,7 @@ rule run_validation_cohort:
     input:
         cohort=rules.simulate_validation_cohort.output[0],
     output:
-        summary=f"{VALIDATION}/run/results/stats/summary.txt",
+        summary=artifact("validation.run_summary"),
     params:
         snakefile=workflow.main_snakefile,
         config=config,
@@ -42,7 +39,7 @@ rule validate:
         cohort=rules.simulate_validation_cohort.output[0],
         summary=rules.run_validation_cohort.output.summary,
     output:
-        metrics=f"{VALIDATION}/metrics.tsv",
+        metrics=artifact("validation.metrics"),
     log:
         f"{RESULTS}/logs/validate/metrics.log",
     benchmark:

@@ -1,0 +1,163 @@
+"""The segment stage's settings (config section ``segment``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from analysis.settings import StageSettings, require
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentSettings(StageSettings):
+    """Settings of the segment stage (config section ``segment``).
+
+    Soma detection (suite2p sparsery)
+        diameter_px: expected soma diameter; sets sparsery's spatial scale
+        (``round(log2(diameter_px / 3))``, clipped to 1..4) and suite2p's ROI statistics.
+        tau_s: indicator decay time; suite2p bins ``round(tau_s * fs_hz)`` frames together.
+        threshold_scaling: sparsery peak threshold multiplier (higher = fewer ROIs).
+        max_rois: upper bound on the number of ROIs sparsery extracts.
+        highpass_time_bins: temporal high-pass window, in binned frames.
+        highpass_neuropil_px: spatial high-pass (neuropil) filter size of sparsery (somata).
+        max_overlap: drop ROIs sharing more than this fraction of pixels with others.
+        merge_distance_fraction: sparsery ROIs whose centroids are closer than this
+        fraction of ``diameter_px`` are merged (one soma split in two), as long as the
+        union's area stays within ``max_area_fraction``.
+        trim_fraction: after merging, pixels weighted below this fraction of the ROI's
+        peak weight are dropped (dim rims spilling onto neighbouring somata).
+        merge_core_iou: close ROIs whose untrimmed union is too large are still merged
+        when their cores (pixels >= ``trim_fraction`` of the peak) overlap at least this
+        much (IoU) and the union of the cores fits: two halves of one soma whose dim
+        rims spill far, not two somata (their cores do not overlap).
+        max_binned_frames: cap on the number of binned frames sparsery gets; longer
+        movies get longer bins. sparsery holds about five binned movies, so this bounds
+        the stage's memory (500: ~0.7 GB at 256 x 256 px) whatever the recording length.
+    Cell classification (no downloaded classifier)
+        min_area_fraction, max_area_fraction: allowed ROI area, as fractions of the
+        area of a disk of ``diameter_px``.
+        max_compactness: compactness (mean pixel distance from the centroid over that of a
+        filled disk of equal area; ~1 = disk, larger = more scattered).
+        min_skewness: skewness of the ROI's binned trace; sparse calcium transients are
+        strongly positively skewed, neuropil fragments are not.
+        min_contrast: mean-image brightness inside the ROI over that of a ring half a
+        diameter wide around it; somata (indicator-filled cytoplasm) stand out from the
+        neuropil, patches of neuropil do not.
+    Anatomical detection (mean image; finds somata too quiet for sparsery)
+        anatomical: also look for soma-sized blobs in the mean image and add those away
+        from the functional cells. A blob passing both rules below is a cell when it
+        passes the area and compactness rules (not the activity rules: such somata may
+        be nearly silent). Off by default: on the simulated 256 px validation cohort it
+        added 20-30 false somata per session (soma F1 0.96 -> 0.81), on the real
+        neurofinder movie it doubled F1 (0.16 -> 0.32); turn it on for fields with many
+        silent or dark somata and check the ROIs.
+        anatomical_min_z: the blob's Laplacian-of-Gaussian response (soma scale, on the
+        locally contrast-normalised mean image), in robust SDs of that response over the
+        image; bright somata and dark (nucleus-filled, indicator-excluded) somata both
+        count. Measures how much the blob stands out from the neuropil texture.
+        anatomical_min_snr: the same response on the plain mean image over its standard
+        error from the frames' noise; keeps noise from passing as texture in flat images.
+    Dendrite detection
+        dendrite_bin_s: time bin (s) averaged before computing correlations (about the
+        dendritic event decay).
+        dendrite_neuropil_block_px: neuropil of the dendrite plane = median of square blocks
+        of this size in each binned frame, bilinearly interpolated.
+        motion_block_px: residual registration error is removed in square blocks of this
+        size (fit of the mean image's gradients to each binned frame).
+        ridge_sigmas_px: scales of the Sato ridge filter (about half the dendrite width).
+        ridge_threshold_sd: ridge pixels have a ridge response above this many robust SDs
+        (from the median minus the 25th percentile) above the image median.
+        correlation_threshold_sd: ridge pixels must also have a local correlation this many
+        robust SDs above the correlation image's median.
+        seed_distance_px: minimum distance between fragment seeds (local correlation
+        maxima); smaller cuts touching dendrites into more, shorter fragments.
+        seed_smoothing_px: Gaussian smoothing (SD) of the correlation image before seeds
+        are found; more smoothing leaves a short dendrite touching a longer one without
+        a seed of its own (it becomes part of the other's fragment).
+        min_fragment_skewness: fragments whose binned trace has a lower skewness are
+        dropped; the neuropil high-pass leaves a negative copy of each dendrite's activity
+        in a halo around it (negatively skewed), which this removes.
+        min_length_px: merged ROIs whose skeleton is shorter are dropped (a skeleton is
+        about 2 px shorter than the dendrite it traces).
+        min_dendrite_area_px: merged ROIs with fewer pixels are dropped (a dendrite
+        segment 2-3 px wide and ``min_length_px`` long covers more).
+        merge_corr_threshold: fragments are merged (average-linkage clustering) while their
+        binned traces correlate at least this much on average (one tuft).
+    device: torch device for suite2p ("cpu" on machines without a GPU).
+    """
+
+    section: ClassVar[str] = "segment"
+
+    diameter_px: float = 8.0
+    tau_s: float = 1.0
+    threshold_scaling: float = 1.0
+    max_rois: int = 500
+    highpass_time_bins: int = 100
+    highpass_neuropil_px: int = 25
+    max_overlap: float = 0.75
+    merge_distance_fraction: float = 0.7
+    trim_fraction: float = 0.3
+    merge_core_iou: float = 0.3
+    max_binned_frames: int = 500
+    min_area_fraction: float = 0.4
+    max_area_fraction: float = 2.5
+    max_compactness: float = 1.6
+    min_skewness: float = 0.5
+    min_contrast: float = 1.2
+    anatomical: bool = False
+    anatomical_min_z: float = 2.5
+    anatomical_min_snr: float = 5.0
+    dendrite_bin_s: float = 0.4
+    ridge_sigmas_px: tuple[float, ...] = (1.0,)
+    dendrite_neuropil_block_px: int = 16
+    motion_block_px: int = 28
+    ridge_threshold_sd: float = 0.5
+    correlation_threshold_sd: float = 1.5
+    seed_distance_px: int = 2
+    seed_smoothing_px: float = 0.5
+    min_fragment_skewness: float = 0.3
+    min_length_px: int = 6
+    min_dendrite_area_px: int = 18
+    merge_corr_threshold: float = 0.6
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        require(self.diameter_px >= 3, "segment.diameter_px must be >= 3 px")
+        require(self.tau_s > 0, "segment.tau_s must be > 0 s")
+        require(self.threshold_scaling > 0, "segment.threshold_scaling must be > 0")
+        require(self.max_rois >= 1, "segment.max_rois must be >= 1")
+        require(self.highpass_time_bins >= 1, "segment.highpass_time_bins must be >= 1")
+        require(self.highpass_neuropil_px >= 1, "segment.highpass_neuropil_px must be >= 1")
+        require(0 < self.max_overlap <= 1, "segment.max_overlap must be in (0, 1]")
+        require(self.max_binned_frames >= 10, "segment.max_binned_frames must be >= 10")
+        require(self.merge_distance_fraction >= 0, "segment.merge_distance_fraction must be >= 0")
+        require(0 <= self.trim_fraction < 1, "segment.trim_fraction must be in [0, 1)")
+        require(0 < self.merge_core_iou <= 1, "segment.merge_core_iou must be in (0, 1]")
+        require(
+            0 <= self.min_area_fraction <= self.max_area_fraction,
+            "segment.min_area_fraction must be >= 0 and <= segment.max_area_fraction",
+        )
+        require(self.max_compactness >= 1, "segment.max_compactness must be >= 1")
+        require(self.min_contrast >= 0, "segment.min_contrast must be >= 0")
+        require(self.anatomical_min_z > 0, "segment.anatomical_min_z must be > 0")
+        require(self.anatomical_min_snr > 0, "segment.anatomical_min_snr must be > 0")
+        require(self.dendrite_bin_s > 0, "segment.dendrite_bin_s must be > 0 s")
+        require(
+            len(self.ridge_sigmas_px) > 0 and all(s > 0 for s in self.ridge_sigmas_px),
+            "segment.ridge_sigmas_px must be a non-empty list of positive scales (px)",
+        )
+        require(
+            self.dendrite_neuropil_block_px >= 4, "segment.dendrite_neuropil_block_px must be >= 4"
+        )
+        require(self.motion_block_px >= 8, "segment.motion_block_px must be >= 8 px")
+        require(self.ridge_threshold_sd > 0, "segment.ridge_threshold_sd must be > 0")
+        require(self.correlation_threshold_sd > 0, "segment.correlation_threshold_sd must be > 0")
+        require(self.seed_distance_px >= 1, "segment.seed_distance_px must be >= 1 px")
+        require(self.seed_smoothing_px >= 0, "segment.seed_smoothing_px must be >= 0 px")
+        require(self.min_length_px >= 1, "segment.min_length_px must be >= 1 px")
+        require(self.min_dendrite_area_px >= 1, "segment.min_dendrite_area_px must be >= 1 px")
+        require(
+            -1 <= self.merge_corr_threshold <= 1,
+            "segment.merge_corr_threshold must be in [-1, 1]",
+        )
+        require(self.device in ("cpu", "cuda", "mps"), "segment.device must be cpu, cuda or mps")

@@ -1,0 +1,514 @@
+"""Somata: suite2p sparsery ROIs, split and merged, plus mean-image blobs; cells told
+from neuropil fragments by area, compactness, skewness and contrast.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage, stats
+
+from analysis import suite2p_kernels
+from analysis.segment.common import check_inputs, mask_centroids, masks_dataarray
+from analysis.segment.settings import SegmentSettings
+
+logger = logging.getLogger(__name__)
+
+
+def detect_somata(
+    movie: Any,
+    *,
+    mean_image: np.ndarray,
+    fs_hz: float,
+    settings: SegmentSettings,
+    threads: int | None = None,
+) -> xr.DataArray:
+    """Find somata with suite2p's sparsery functional detection and classify them.
+
+    Steps: sparsery on the binned movie (spatial scale from ``diameter_px``); every ROI
+    whose smoothed weights hold several peaks at least half a diameter apart is cut by a
+    watershed (:func:`_split_blobs`); ROIs whose centroids lie within
+    ``merge_distance_fraction * diameter_px`` are merged while the union fits
+    ``max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
+    ``trim_fraction`` of each ROI's peak are dropped; cells pass the area, compactness,
+    skewness and contrast rules. With ``anatomical``, mean-image blobs away from those
+    cells are added (:func:`_anatomical_rois`) and are cells when they pass the area and
+    compactness rules.
+
+    Parameters
+    ----------
+    movie : array-like, shape (time, row, col), int16
+        Registered movie of the soma plane; read in batches by suite2p's ``bin_movie``.
+    mean_image : ndarray, shape (row, col)
+        Mean image of the registered movie; gives each ROI's ``mean_brightness``.
+    fs_hz : float
+        Frame (volume) rate in Hz.
+    settings : SegmentSettings
+        Detection and classification settings.
+    threads : int, optional
+        CPU threads for torch (the rule's ``threads``); default: torch's (all cores).
+
+    Returns
+    -------
+    xr.DataArray, dims (roi, row, col), float32
+        suite2p ``lam`` weights (merged, trimmed) normalised to sum 1 per ROI.
+        Coordinates on ``roi``: ``is_cell`` (bool), ``area_px`` (int), ``compactness``
+        (mean pixel distance from the centroid over a disk's, ~1 = disk), ``skewness`` (of
+        the binned ROI trace), ``mean_brightness`` (mean-image units), ``contrast`` (ROI
+        over surrounding-ring mean brightness), ``blob_z``, ``blob_snr`` (mean-image blob
+        response at the centroid, see :func:`_blob_images`; negative = dark),
+        ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
+        and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
+        gives a length-0 ``roi``.
+
+    Examples
+    --------
+    >>> masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=15.0,
+    ...                       settings=SegmentSettings())  # doctest: +SKIP
+    >>> masks.where(masks.is_cell, drop=True)  # doctest: +SKIP
+    """
+    import torch
+    from suite2p.detection import detect
+
+    if threads is not None:
+        # after importing suite2p: its numba import resets torch's OpenMP thread count
+        torch.set_num_threads(threads)
+    suite2p_kernels.install()
+    n_frames, n_rows, n_cols = check_inputs(movie, mean_image, fs_hz)
+    det = _sparsery_settings(settings, n_frames=n_frames, fs_hz=fs_hz)
+    logger.info("sparsery on binned frames of %d frames", det["bin_size"])
+    stat = _run_sparsery(movie, det, settings=settings, fs_hz=fs_hz)
+    # the same binned movie again, for the ROI traces (skewness)
+    binned = detect.bin_movie(
+        movie,
+        det["bin_size"],
+        yrange=[0, n_rows],
+        xrange=[0, n_cols],
+        nbins=settings.max_binned_frames,
+    )
+
+    stat = [s for s in stat if s["lam"].sum() > 0]
+    weights = _functional_rois(stat, (n_rows, n_cols), settings)
+    flat = binned.reshape(binned.shape[0], -1)
+    ring_px = max(1, int(round(settings.diameter_px / 2)))
+    feats = _roi_features(weights, flat, mean_image, ring_px)
+    is_cell = (
+        _passes_shape_rules(feats, settings)
+        & (feats["skewness"] >= settings.min_skewness)
+        & (feats["contrast"] >= settings.min_contrast)
+    )
+    blob_z, blob_snr = _blob_images(
+        np.asarray(mean_image, np.float64), settings.diameter_px, _mean_image_noise(binned)
+    )
+    added = []
+    if settings.anatomical:
+        # blobs are candidates of their own, added where no functional cell sits
+        added = _anatomical_rois(
+            blob_z,
+            blob_snr,
+            [w for w, c in zip(weights, is_cell, strict=True) if c],
+            diameter_px=settings.diameter_px,
+            min_z=settings.anatomical_min_z,
+            min_snr=settings.anatomical_min_snr,
+            max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
+        )
+        is_cell, feats = _with_anatomical(is_cell, feats, added, flat, mean_image, settings)
+    n_functional = len(weights)
+    weights = weights + added
+    centroid_row, centroid_col = mask_centroids(weights)
+    at = (np.round(centroid_row).astype(int), np.round(centroid_col).astype(int))
+    logger.info(
+        "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
+        "%d classified as cells",
+        len(stat),
+        n_functional,
+        len(added),
+        is_cell.sum(),
+    )
+    return masks_dataarray(
+        weights,
+        (n_rows, n_cols),
+        {
+            "is_cell": is_cell.astype(bool),
+            **feats,
+            "blob_z": blob_z[at].astype(np.float32),
+            "blob_snr": blob_snr[at].astype(np.float32),
+            "anatomical": np.arange(len(weights)) >= n_functional,
+            "centroid_row": centroid_row,
+            "centroid_col": centroid_col,
+        },
+    )
+
+
+def _sparsery_settings(settings: SegmentSettings, *, n_frames: int, fs_hz: float) -> dict:
+    """suite2p's detection settings for sparsery: its defaults with our threshold, high-pass,
+    overlap, ROI cap, spatial scale (from ``diameter_px``) and bin size (``tau_s``)."""
+    from suite2p.parameters import default_settings
+
+    det = default_settings()["detection"]
+    det["algorithm"] = "sparsery"
+    det["threshold_scaling"] = settings.threshold_scaling
+    det["highpass_time"] = settings.highpass_time_bins
+    det["max_overlap"] = settings.max_overlap
+    det["nbins"] = settings.max_binned_frames
+    det["sparsery_settings"] = dict(
+        det["sparsery_settings"],
+        highpass_neuropil=settings.highpass_neuropil_px,
+        max_ROIs=settings.max_rois,
+        spatial_scale=int(np.clip(np.round(np.log2(settings.diameter_px / 3.0)), 1, 4)),
+    )
+    det["bin_size"] = int(
+        max(1, n_frames // settings.max_binned_frames, round(settings.tau_s * fs_hz))
+    )
+    return det
+
+
+def _run_sparsery(movie: Any, det: dict, *, settings: SegmentSettings, fs_hz: float) -> list:
+    """suite2p's ``stat`` of the movie (empty when it finds no ROI)."""
+    import torch
+    from suite2p.detection import detect
+
+    try:
+        # suite2p bins the movie itself, so its binned copy is freed once high-pass
+        # filtered: one binned movie fewer in memory while sparsery runs
+        _, stat, _ = detect.detection_wrapper(
+            movie,
+            diameter=[settings.diameter_px, settings.diameter_px],
+            tau=settings.tau_s,
+            fs=fs_hz,
+            settings=det,
+            device=torch.device(settings.device),
+        )
+    except ValueError as err:
+        if "no ROIs" not in str(err):
+            raise
+        logger.warning("suite2p found no ROIs in this movie: %s", err)
+        stat = []
+    return stat
+
+
+def _functional_rois(
+    stat: list[dict], shape: tuple[int, int], settings: SegmentSettings
+) -> list[np.ndarray]:
+    """sparsery ROIs as full-frame weight images, cut at their peaks and merged per soma
+    (:func:`_split_blobs`, :func:`_merge_split_somata`)."""
+    # one full-frame image per ROI is built at a time and handed straight on, so the
+    # sparsery images, their split parts and the merged ROIs are not all held at once
+    return _merge_split_somata(
+        [
+            part
+            for s in stat
+            for part in _split_blobs(_weight_image(s, shape), settings.diameter_px)
+        ],
+        max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
+        max_area_px=settings.max_area_fraction * _disk_area(settings.diameter_px),
+        trim_fraction=settings.trim_fraction,
+        min_core_iou=settings.merge_core_iou,
+    )
+
+
+def _with_anatomical(
+    is_cell: np.ndarray,
+    feats: dict[str, np.ndarray],
+    added: list[np.ndarray],
+    flat: np.ndarray,
+    mean_image: np.ndarray,
+    settings: SegmentSettings,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``is_cell`` and features with the mean-image blobs appended; the blob rules (area and
+    compactness only) replace the activity rules: these somata may be nearly silent."""
+    ring_px = max(1, int(round(settings.diameter_px / 2)))
+    extra = _roi_features(added, flat, mean_image, ring_px)
+    is_cell = np.concatenate([is_cell, _passes_shape_rules(extra, settings)])
+    return is_cell, {k: np.concatenate([feats[k], extra[k]]) for k in feats}
+
+
+def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings) -> np.ndarray:
+    """Area within the expected disk's fractions and compactness at most the maximum."""
+    disk = _disk_area(settings.diameter_px)
+    return (
+        (feats["area_px"] >= settings.min_area_fraction * disk)
+        & (feats["area_px"] <= settings.max_area_fraction * disk)
+        & (feats["compactness"] <= settings.max_compactness)
+    )
+
+
+def _roi_features(
+    weights: list[np.ndarray], flat: np.ndarray, mean_image: np.ndarray, ring_px: int
+) -> dict[str, np.ndarray]:
+    """Classification features of each ROI: ``area_px``, ``compactness``, ``skewness``
+    (of its weighted trace in ``flat``, binned frames x pixels), ``mean_brightness`` and
+    ``contrast`` (mean image inside over a ring ``ring_px`` wide around it)."""
+    area, compact, skew, bright, contrast = [], [], [], [], []
+    for w in weights:
+        pix = w > 0
+        ring = ndimage.binary_dilation(pix, iterations=ring_px) & ~pix
+        surround = mean_image[ring].mean() if ring.any() else mean_image[pix].mean()
+        contrast.append(float(mean_image[pix].mean() / max(surround, 1e-6)))
+        trace = flat[:, pix.ravel()] @ (w[pix] / w[pix].sum())
+        area.append(int(pix.sum()))
+        compact.append(_compactness(pix))
+        skew.append(float(stats.skew(trace)) if trace.std() > 0 else 0.0)
+        bright.append(float(np.average(mean_image[pix], weights=w[pix])))
+    return {
+        "area_px": np.asarray(area, np.int64),
+        "compactness": np.asarray(compact, np.float32),
+        "skewness": np.asarray(skew, np.float32),
+        "mean_brightness": np.asarray(bright, np.float32),
+        "contrast": np.asarray(contrast, np.float32),
+    }
+
+
+def _mean_image_noise(binned: np.ndarray) -> float:
+    """Standard error of a mean-image pixel: the median pixel's frame-to-frame noise of the
+    binned movie (differences, so slow drifts do not count) over sqrt(number of bins)."""
+    if len(binned) < 2:
+        return 0.0
+    sd = np.diff(binned, axis=0).std(axis=0) / np.sqrt(2.0)
+    return float(np.median(sd) / np.sqrt(len(binned)))
+
+
+def _blob_images(
+    mean_image: np.ndarray, diameter_px: float, noise_sd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soma-scale blob response of the mean image, as texture z and noise SNR images.
+
+    The scale-normalised Laplacian of Gaussian at ``sigma = diameter / (2 sqrt 2)``
+    (largest for a disk of ``diameter_px``), signed so bright blobs are positive. ``z``:
+    on the locally contrast-normalised mean image (background and local SD from Gaussians
+    of ``diameter_px``, so dim and bright regions weigh alike), in robust SDs (median
+    absolute deviation) over the image. ``snr``: on the mean image minus its background,
+    over the response's standard error when pixels carry independent noise of
+    ``noise_sd``.
+    """
+    sigma = diameter_px / (2.0 * np.sqrt(2.0))
+    high = mean_image - ndimage.gaussian_filter(mean_image, diameter_px)
+    local_sd = np.sqrt(ndimage.gaussian_filter(high**2, diameter_px))
+    lcn = high / np.maximum(local_sd, 1e-6 * max(float(local_sd.max()), 1e-12))
+    response = -ndimage.gaussian_laplace(lcn, sigma)
+    mad = np.median(np.abs(response - np.median(response))) / 0.6745
+    z = (response - np.median(response)) / (mad if mad > 0 else 1.0)
+    # on the background-subtracted image: the discrete kernel's sum is not exactly 0
+    plain = -ndimage.gaussian_laplace(high, sigma)
+    snr = plain / np.maximum(noise_sd * _laplace_noise_gain(mean_image.shape, sigma), 1e-12)
+    return z, snr
+
+
+def _laplace_noise_gain(shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Per-pixel SD of ``ndimage.gaussian_laplace`` of unit white noise.
+
+    Near the edges the mirrored boundary counts pixels twice, which raises the response's
+    noise there; the filter is the sum of two separable terms (second derivative along
+    one axis, smoothing along the other), so its row norms follow from 1-d matrices.
+    """
+    norms = []
+    for n in shape:
+        smooth = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, order=0)
+        second = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, order=2)
+        norms.append(((smooth * smooth).sum(1), (second * smooth).sum(1), (second * second).sum(1)))
+    (s00_r, s02_r, s22_r), (s00_c, s02_c, s22_c) = norms
+    var = np.outer(s22_r, s00_c) + 2 * np.outer(s02_r, s02_c) + np.outer(s00_r, s22_c)
+    return np.sqrt(var)
+
+
+def _anatomical_rois(
+    blob_z: np.ndarray,
+    blob_snr: np.ndarray,
+    functional: list[np.ndarray],
+    *,
+    diameter_px: float,
+    min_z: float,
+    min_snr: float,
+    max_distance_px: float,
+) -> list[np.ndarray]:
+    """Soma-sized bright and dark blobs of the mean image that no functional ROI covers.
+
+    Blob centres are local extrema of ``blob_z`` (half a diameter apart) passing
+    ``min_z`` and, with the same sign, ``min_snr``; each ROI is the connected part of
+    the pixels within 0.75 diameters of its centre whose response has the centre's sign
+    (a disk's Laplacian changes sign near its edge). Blobs whose centroid lies within
+    ``max_distance_px`` of a functional ROI's, or with over half their pixels inside one,
+    are left to the functional ROI. Blobs weaker than the strongest response of the
+    other sign within half a diameter (the surround of a stronger blob) are dropped.
+
+    Returns
+    -------
+    list of ndarray (row, col)
+        Uniform weights (1 inside), one per added ROI.
+    """
+    from skimage.feature import peak_local_max
+
+    taken = np.any([w > 0 for w in functional], axis=0) if functional else None
+    centres = np.array([ndimage.center_of_mass(w) for w in functional]).reshape(-1, 2)
+    rr, cc = np.indices(blob_z.shape)
+    radius = 0.75 * diameter_px
+    ring_px = max(1, int(round(diameter_px / 2)))
+    out = []
+    for sign in (1.0, -1.0):
+        signed = sign * blob_z
+        peaks = peak_local_max(
+            signed, min_distance=max(1, int(round(diameter_px / 2))), threshold_abs=min_z
+        )
+        for r, c in peaks:
+            if sign * blob_snr[r, c] < min_snr:
+                continue
+            near = (signed > 0) & (np.hypot(rr - r, cc - c) <= radius)
+            labels, _ = ndimage.label(near)
+            pix = labels == labels[r, c]
+            centre = np.array(ndimage.center_of_mass(pix))
+            if len(centres) and np.hypot(*(centres - centre).T).min() <= max_distance_px:
+                continue
+            if taken is not None and taken[pix].sum() > 0.5 * pix.sum():
+                continue
+            # the Laplacian's surround of a blob is an extremum of the other sign: a blob
+            # must be stronger than any opposite response within half a diameter
+            surround = ndimage.binary_dilation(pix, iterations=ring_px)
+            if -signed[surround].min() >= signed[r, c]:
+                continue
+            out.append(pix.astype(np.float64))
+    return out
+
+
+def _disk_area(diameter_px: float) -> float:
+    return float(np.pi * (diameter_px / 2.0) ** 2)
+
+
+def _compactness(pix: np.ndarray) -> float:
+    """Mean pixel distance from the centroid over that of a filled disk of equal area (>= ~1).
+
+    Same idea as suite2p's ``compact``, computed here because merged and trimmed ROIs no
+    longer match suite2p's statistics.
+    """
+    rows, cols = np.nonzero(pix)
+    mean_dist = np.hypot(rows - rows.mean(), cols - cols.mean()).mean()
+    # a filled disk of area A has mean distance (2/3) sqrt(A / pi) from its centre
+    disk = (2.0 / 3.0) * np.sqrt(len(rows) / np.pi)
+    return float(max(mean_dist, 1e-6) / max(disk, 1e-6)) if len(rows) > 1 else 1.0
+
+
+def _weight_image(stat: dict, shape: tuple[int, int]) -> np.ndarray:
+    """A suite2p ROI's ``lam`` weights as a full-frame float64 image."""
+    weight = np.zeros(shape, np.float64)
+    weight[stat["ypix"], stat["xpix"]] = stat["lam"]
+    return weight
+
+
+def _split_blobs(weight: np.ndarray, diameter_px: float) -> list[np.ndarray]:
+    """Cut an ROI whose weights hold several soma-sized blobs into one ROI per blob.
+
+    sparsery grows an ROI over every pixel active in the seed's active frames, so two
+    neighbouring somata firing together can end up in one ROI. The weights (smoothed at
+    a sixth of the diameter) then have several peaks at least half a diameter apart;
+    a watershed from those peaks splits them.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    smooth = ndimage.gaussian_filter(weight, diameter_px / 6.0)
+    support = weight > 0
+    peaks = peak_local_max(
+        smooth,
+        min_distance=max(1, int(round(diameter_px * 0.5))),
+        threshold_rel=0.3,
+        labels=support.astype(int),
+    )
+    if len(peaks) < 2:
+        return [weight]
+    markers = np.zeros(weight.shape, np.int64)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-smooth, markers, mask=support)
+    return [np.where(labels == k, weight, 0.0) for k in range(1, len(peaks) + 1)]
+
+
+def _merge_split_somata(
+    weights: list[np.ndarray],
+    *,
+    max_distance_px: float,
+    max_area_px: float,
+    trim_fraction: float,
+    min_core_iou: float,
+) -> list[np.ndarray]:
+    """Merge sparsery ROIs that split one soma, then trim each ROI's faint rim.
+
+    sparsery subtracts each ROI's activity from the movie before looking for the next
+    peak, so the residual of a soma often becomes a second ROI a few px from the first,
+    whose trace need not correlate with it (the shared part was removed). ROIs are
+    therefore merged on geometry: centroids of the cores (pixels >= ``trim_fraction`` of
+    each peak, weighted; a dim tail can pull a whole-ROI centroid off its soma) closer
+    than ``max_distance_px`` (a fraction of the soma diameter; neighbouring somata sit
+    about a diameter apart or more) whose union stays within ``max_area_px``, or whose
+    cores overlap at IoU >= ``min_core_iou`` with a union of cores within
+    ``max_area_px`` (the halves of one soma, whose dim rims can make the plain union too
+    large). Pairs are visited from the closest, groups grow transitively. Each member's
+    weights are scaled to a maximum of 1 and the group takes the pixelwise maximum;
+    pixels below ``trim_fraction`` of the peak (dim rims that spill onto neighbouring
+    somata) are dropped.
+
+    Parameters
+    ----------
+    weights : list of ndarray (row, col)
+        Non-negative suite2p ``lam`` images, one per ROI. Consumed: the images are
+        scaled in place and the list emptied as the groups are built, so a full frame
+        per ROI is not held twice.
+    max_distance_px, max_area_px, trim_fraction, min_core_iou : float
+        See above (``min_core_iou`` 1.0: only identical cores merge on it).
+
+    Returns
+    -------
+    list of ndarray (row, col)
+        Merged, trimmed weight images (maximum 1), in order of each group's first ROI.
+    """
+    if not weights:
+        return []
+    scaled = weights
+    for w in scaled:
+        w /= w.max()
+    com = np.array([ndimage.center_of_mass(np.where(w >= trim_fraction, w, 0)) for w in scaled])
+    dist = np.hypot(*(com[:, None, :] - com[None, :, :]).transpose(2, 0, 1))
+    group = np.arange(len(scaled))
+    members = {k: [k] for k in range(len(scaled))}
+    ii, jj = np.triu_indices(len(scaled), k=1)
+    close = dist[ii, jj] <= max_distance_px
+    for i, j in sorted(zip(ii[close], jj[close], strict=True), key=lambda p: dist[p]):
+        gi, gj = group[i], group[j]
+        if gi == gj:
+            continue
+        union = np.any([scaled[k] > 0 for k in members[gi] + members[gj]], axis=0)
+        if union.sum() > max_area_px and not _cores_overlap(
+            [scaled[k] for k in members[gi]],
+            [scaled[k] for k in members[gj]],
+            trim_fraction=trim_fraction,
+            min_iou=min_core_iou,
+            max_area_px=max_area_px,
+        ):
+            continue
+        members[gi] += members.pop(gj)
+        group[members[gi]] = gi
+    out = []
+    for g in sorted(members):
+        w = np.max([scaled[k] for k in members[g]], axis=0)
+        out.append(np.where(w >= trim_fraction * w.max(), w, 0.0))
+        for k in members[g]:
+            scaled[k] = None
+    scaled.clear()
+    return out
+
+
+def _cores_overlap(
+    first: list[np.ndarray],
+    second: list[np.ndarray],
+    *,
+    trim_fraction: float,
+    min_iou: float,
+    max_area_px: float,
+) -> bool:
+    """Whether two groups of peak-scaled weight images share their cores (pixels >=
+    ``trim_fraction``) at IoU >= ``min_iou``, with the union of the cores (the merged
+    ROI after trimming) within ``max_area_px``."""
+    core_a = np.any([w >= trim_fraction for w in first], axis=0)
+    core_b = np.any([w >= trim_fraction for w in second], axis=0)
+    union = (core_a | core_b).sum()
+    return bool(union <= max_area_px and (core_a & core_b).sum() >= min_iou * union)

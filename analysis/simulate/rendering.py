@@ -1,0 +1,61 @@
+"""Rendering raw frames of a simulated plane: the image model with motion and shot noise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from analysis.simulate.geometry import plane_components
+from analysis.simulate.settings import SimulateSettings
+
+
+def displacement_field(motion: dict[str, Any], frame: int, shape: tuple[int, int]) -> np.ndarray:
+    """Total displacement (2, row, col) of frame content at raw pixels, px (rigid + warp)."""
+    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    k = 2 * np.pi / motion["nonrigid_wavelength_px"]
+    dr = motion["shift_row"][frame] + motion["nonrigid_amp_row"][frame] * np.sin(
+        k * cc + motion["nonrigid_phase_row"]
+    )
+    dc = motion["shift_col"][frame] + motion["nonrigid_amp_col"][frame] * np.sin(
+        k * rr + motion["nonrigid_phase_col"]
+    )
+    return np.stack([dr, dc])
+
+
+def render_plane(
+    day: dict[str, Any],
+    *,
+    plane: int,
+    settings: SimulateSettings,
+    chunk_frames: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Stream raw uint16 frames (time, row, col) of one plane of one simulated day.
+
+    Clean photon rate = static image + sum_k brightness_k * calcium_k(t) + neuropil image x
+    neuropil_trace(t); warped by the day's motion (bilinear); Poisson shot noise; raw =
+    ``raw_offset`` + photons. Plane 1 needs ``day["dendrite_calcium"]``. Only one chunk is
+    held at a time; the noise generator is seeded per (day, plane) for determinism.
+    """
+    chunk_frames = chunk_frames or settings.chunk_frames
+    static, fp, npil = plane_components(day["sgeom"], plane)
+    activity = day["soma_calcium"] if plane == 0 else day["dendrite_calcium"]
+    n_frames = activity.shape[1]
+    shape = static.shape
+    fp_flat = fp.reshape(fp.shape[0], -1)
+    rng = np.random.default_rng([day["noise_seed"], plane])
+    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    for start in range(0, n_frames, chunk_frames):
+        stop = min(start + chunk_frames, n_frames)
+        clean = activity[:, start:stop].T @ fp_flat
+        clean = clean.reshape(-1, *shape) + static[None]
+        clean += npil[None] * day["neuropil_trace"][plane, start:stop, None, None]
+        out = np.empty((stop - start, *shape), dtype=np.uint16)
+        for i, t in enumerate(range(start, stop)):
+            dr, dc = displacement_field(day["motion"], t, shape)
+            warped = ndimage.map_coordinates(clean[i], [rr - dr, cc - dc], order=1, mode="nearest")
+            photons = rng.poisson(np.clip(warped, 0, None))
+            out[i] = np.minimum(photons + settings.raw_offset, 65535)
+        yield out

@@ -1,0 +1,282 @@
+"""The simulator's settings (config section ``simulate``), presets and labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from analysis import cloose
+from analysis.settings import StageSettings, require
+from analysis.vocabulary import DEFAULT_CONDITION, NO_EPOCH, SIMULATED_NON_TARGET
+
+GROUPS = ("P+", "P-", SIMULATED_NON_TARGET)
+EPOCH_CODES = {NO_EPOCH: 0, "reduction": 1, "increase": -1}
+#: ``planted_epoch`` -> the ``task_error`` column that carries the planted residual:
+#: 'trend_before' (default) the error trend before each burst, which the burst cannot have
+#: moved; 'centred' the per-frame epoch of a centred window (the definition before the
+#: closed-loop confounds were handled; the imaging integration tests pin it so they keep
+#: the realizations their thresholds were measured on).
+PLANTED_EPOCH_COLUMN = {"trend_before": "trend_epoch", "centred": "epoch"}
+CONTROL_CONDITION = DEFAULT_CONDITION
+INHIBITION_SETTINGS = (
+    "inhibited_subjects",
+    "inhibition_condition",
+    "inhibition_residual_removed",
+    "inhibition_learning_factor",
+    "opto_trial_fraction",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulateSettings(StageSettings):
+    """Simulator settings (config section ``simulate``); realistic defaults, see PRESETS.
+
+    Intensities are expected photons per pixel per volume; dF/F units are fractions.
+
+    Edge cases (all off by default): ``motion_spikes`` entries ``(day index, frame,
+    row px, col px)`` add a rigid shift to one frame of one day (a sudden movement);
+    ``day_brightness[d]`` scales every photon rate of day index ``d`` (laser power,
+    window clarity; days beyond the tuple keep 1); ``silent_targets`` entries ``(day
+    index, target id)`` remove that target's somatic bursts on that day, and with them
+    its coupled dendritic events.
+
+    Dendritic inhibition (the NDNF+ experiment; off while ``inhibited_subjects`` is empty):
+    subjects named in ``inhibited_subjects`` are in condition ``inhibition_condition``
+    (the others in ``control``) and get the light (``opto`` = 1 in their BCI log) on every
+    frame, or, with ``opto_trial_fraction`` < 1, on the whole frame block of that share of
+    trials, drawn at random (interleaved light-on and light-off trials). Bursts on lit
+    frames lose ``inhibition_residual_removed`` of their planted residual (1: abolished)
+    and drive learning ``inhibition_learning_factor`` times as much (the planted residual
+    before removal sets the drive, so the two effects are set apart).
+    """
+
+    section: ClassVar[str] = "simulate"
+
+    n_subjects: int = 1
+    n_days: int = 3
+    n_rows: int = 256
+    n_cols: int = 256
+    n_frames: int = 3000
+    fs_hz: float = 15.0
+    n_neurons: int = 60
+    n_pos_targets: int = 5
+    n_neg_targets: int = 4
+    n_distractor_dendrites: int = 15
+    soma_radius_px: float = 4.0
+    tuft_offset_px: float = 9.0
+    segment_length_px: tuple[float, float] = (10.0, 22.0)
+    max_motion_px: float = 6.0
+    max_nonrigid_px: float = 1.5
+    nonrigid_wavelength_px: float = 160.0
+    max_day_shift_px: float = 15.0
+    max_day_rotation_deg: float = 2.0
+    neuropil_coefficient: float = 0.7
+    photons_soma: float = 8.0
+    photons_dendrite: float = 8.0
+    photons_background: float = 1.0
+    photons_neuropil: float = 2.0
+    neuropil_fluctuation: float = 0.3
+    neuropil_timescale_s: float = 5.0
+    raw_offset: int = 0
+    tau_rise_s: float = 0.07
+    tau_decay_s: float = 0.7
+    tau_dendrite_decay_s: float = 0.4
+    burst_rate_hz: float = 0.25
+    mean_burst_spikes: float = 2.5
+    spike_dff: float = 0.3
+    coupling_gain: float = 0.8
+    coupling_gain_sd: float = 0.15
+    coupling_intercept: float = 0.05
+    coupling_exponent: float = 1.0
+    coupling_gain_drift_sd: float = 0.0
+    residual_amplitude: float = 0.35
+    residual_noise_sd: float = 0.08
+    increase_residual_factor: float = -1.0
+    dendrite_only_rate_hz: float = 0.04
+    learning_rate_per_day: float = 0.35
+    null: bool = False
+    baseline_frames: int = 15000
+    calibration_trials: int = 200
+    calibration_trial_frames: int = 435
+    hit_fraction: float = 0.5
+    max_trial_frames: int = 435
+    epoch_smooth_s: float = 0.5
+    epoch_window_s: float = 1.0
+    epoch_gap_s: float = 0.3
+    planted_epoch: Literal["trend_before", "centred"] = "trend_before"
+    chunk_frames: int = 200
+    motion_spikes: tuple[tuple[int, int, float, float], ...] = ()
+    day_brightness: tuple[float, ...] = ()
+    silent_targets: tuple[tuple[int, int], ...] = ()
+    inhibited_subjects: tuple[str, ...] = ()
+    inhibition_condition: str = "ndnf_opto"
+    inhibition_residual_removed: float = 1.0
+    inhibition_learning_factor: float = 0.25
+    opto_trial_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._check_counts_and_geometry()
+        self._check_signals()
+        self._check_edge_cases()
+
+    def _check_counts_and_geometry(self) -> None:
+        """Counts, rate, soma size, motion and cross-day transforms, neuropil."""
+        for name in ("n_subjects", "n_days", "n_frames", "n_neurons", "chunk_frames"):
+            require(getattr(self, name) >= 1, f"simulate.{name} must be >= 1")
+        require(self.n_pos_targets >= 1, "simulate.n_pos_targets must be >= 1")
+        require(self.n_neg_targets >= 1, "simulate.n_neg_targets must be >= 1")
+        require(
+            self.n_pos_targets + self.n_neg_targets <= self.n_neurons,
+            "simulate.n_pos_targets + n_neg_targets must be <= n_neurons",
+        )
+        require(self.n_distractor_dendrites >= 0, "simulate.n_distractor_dendrites must be >= 0")
+        require(self.fs_hz > 0, "simulate.fs_hz must be > 0")
+        require(self.soma_radius_px >= 2, "simulate.soma_radius_px must be >= 2")
+        require(
+            0 <= self.max_nonrigid_px < self.max_motion_px,
+            "simulate.max_nonrigid_px must be in [0, max_motion_px)",
+        )
+        require(self.max_day_shift_px >= 0, "simulate.max_day_shift_px must be >= 0")
+        require(
+            0 <= self.max_day_rotation_deg <= 10,
+            "simulate.max_day_rotation_deg must be in 0..10",
+        )
+        require(
+            0 <= self.neuropil_coefficient <= 1, "simulate.neuropil_coefficient must be in 0..1"
+        )
+
+    def _check_signals(self) -> None:
+        """Photon rates, time constants, bursts, the planted residual, epochs, the task."""
+        for name in ("photons_soma", "photons_dendrite", "photons_background", "tau_rise_s"):
+            require(getattr(self, name) > 0, f"simulate.{name} must be > 0")
+        require(self.tau_decay_s > self.tau_rise_s, "simulate.tau_decay_s must exceed tau_rise_s")
+        require(
+            self.tau_dendrite_decay_s > self.tau_rise_s,
+            "simulate.tau_dendrite_decay_s must exceed tau_rise_s",
+        )
+        require(self.mean_burst_spikes >= 1, "simulate.mean_burst_spikes must be >= 1")
+        require(self.residual_amplitude >= 0, "simulate.residual_amplitude must be >= 0")
+        require(0.5 <= self.coupling_exponent <= 2, "simulate.coupling_exponent must be in 0.5..2")
+        require(self.coupling_gain_drift_sd >= 0, "simulate.coupling_gain_drift_sd must be >= 0")
+        require(self.epoch_window_s > 0, "simulate.epoch_window_s must be > 0 seconds")
+        require(self.epoch_gap_s >= 0, "simulate.epoch_gap_s must be >= 0 seconds")
+        require(
+            self.planted_epoch in ("trend_before", "centred"),
+            "simulate.planted_epoch must be 'trend_before' or 'centred'",
+        )
+        require(
+            -1 <= self.increase_residual_factor <= 1,
+            "simulate.increase_residual_factor must be in -1..1",
+        )
+        require(0 < self.hit_fraction < 1, "simulate.hit_fraction must be in (0, 1)")
+        require(
+            1 <= self.calibration_trial_frames <= self.baseline_frames,
+            "simulate.calibration_trial_frames must be in 1..baseline_frames",
+        )
+
+    def _check_edge_cases(self) -> None:
+        """The edge-case options, inhibition and opto, dendrite segments, field of view."""
+        for day, frame, _, _ in self.motion_spikes:
+            require(
+                0 <= day < self.n_days and 0 <= frame < self.n_frames,
+                f"simulate.motion_spikes: (day {day}, frame {frame}) must index a simulated "
+                f"day (0..{self.n_days - 1}) and frame (0..{self.n_frames - 1})",
+            )
+        require(
+            len(self.day_brightness) <= self.n_days and all(b > 0 for b in self.day_brightness),
+            "simulate.day_brightness must hold at most n_days factors, each > 0",
+        )
+        n_targets = self.n_pos_targets + self.n_neg_targets
+        for day, target in self.silent_targets:
+            require(
+                0 <= day < self.n_days and 0 <= target < n_targets,
+                f"simulate.silent_targets: (day {day}, target {target}) must index a simulated "
+                f"day (0..{self.n_days - 1}) and target id (0..{n_targets - 1})",
+            )
+        subjects = {f"m{k + 1:02d}" for k in range(self.n_subjects)}
+        require(
+            set(self.inhibited_subjects) <= subjects,
+            f"simulate.inhibited_subjects {sorted(set(self.inhibited_subjects) - subjects)} are "
+            f"not simulated subjects (m01..m{self.n_subjects:02d})",
+        )
+        require(
+            self.inhibition_condition != CONTROL_CONDITION
+            and bool(re.fullmatch(r"[A-Za-z0-9_.-]+", self.inhibition_condition)),
+            "simulate.inhibition_condition must be a name of letters, digits, '_', '-', '.' "
+            f"other than '{CONTROL_CONDITION}'",
+        )
+        for name in ("inhibition_residual_removed", "inhibition_learning_factor"):
+            require(0 <= getattr(self, name) <= 1, f"simulate.{name} must be in 0..1")
+        require(0 < self.opto_trial_fraction <= 1, "simulate.opto_trial_fraction must be in (0, 1]")
+        lo, hi = self.segment_length_px
+        require(0 < lo <= hi, "simulate.segment_length_px must be (min, max) with 0 < min <= max")
+        require(
+            min(self.n_rows, self.n_cols) - 2 * self.margin_px >= 4 * self.soma_radius_px,
+            f"simulate: field of view {self.n_rows}x{self.n_cols} px is too small for the "
+            f"border margin of {self.margin_px:.1f} px (max_day_shift_px + rotation + "
+            "max_motion_px + soma radius); enlarge n_rows/n_cols or reduce the shifts",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict view without the edge-case options left at their defaults.
+
+        Truth files record these settings: leaving unset options out keeps files
+        simulated before the options existed identical when regenerated.
+        """
+        out = super().to_dict()
+        for name in ("motion_spikes", "day_brightness", "silent_targets"):
+            if not out[name]:
+                del out[name]
+        if not out["inhibited_subjects"]:
+            for name in INHIBITION_SETTINGS:
+                del out[name]
+        return out
+
+    def condition_of(self, subject: str) -> str:
+        """The experimental condition a simulated subject is in."""
+        if subject in self.inhibited_subjects:
+            return self.inhibition_condition
+        return CONTROL_CONDITION
+
+    @property
+    def margin_px(self) -> float:
+        """Border kept free of somata so every ROI stays in view on every day."""
+        half = max(self.n_rows, self.n_cols) / 2
+        rotation = half * np.sqrt(2) * np.deg2rad(self.max_day_rotation_deg)
+        return self.max_day_shift_px + rotation + self.max_motion_px + self.soma_radius_px + 2
+
+    @property
+    def task_params(self) -> cloose.TaskParams:
+        """The CLOOSE task parameters used on every simulated day."""
+        return cloose.TaskParams(max_trial_frames=self.max_trial_frames)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # data_sample/: small enough to ship (<= 40 MB), long enough for trials and events
+    "sample": {
+        "n_rows": 104,
+        "n_cols": 104,
+        "n_frames": 950,
+        "n_neurons": 40,
+        "n_distractor_dendrites": 8,
+        "soma_radius_px": 3.5,
+        "max_motion_px": 4.0,
+        "max_day_shift_px": 6.0,
+        "nonrigid_wavelength_px": 84.0,
+        "max_trial_frames": 120,
+        "calibration_trial_frames": 120,
+        "burst_rate_hz": 0.35,
+    },
+    # the validation cohort (issue: imaging stages to ground-truth quality)
+    "validate": {"n_subjects": 3, "n_days": 5},
+}
+
+
+def settings_for(preset: Literal["sample", "validate"], **overrides: Any) -> SimulateSettings:
+    """Settings of a named preset with overrides (validated)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}'; choose one of {sorted(PRESETS)}")
+    return SimulateSettings.from_mapping({**PRESETS[preset], **overrides})
