@@ -30,15 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import calibration_cohorts as cohorts
 from analysis import conditions, simulate, stats
-from analysis.calibration_cohorts import (
-    NOISE_LEVELS_DFF,
-    animal_dendrites,
-    cohort_settings,
-    dendrite_gain,
-    measured_tables,
-    merge_tables,
-)
 from analysis.inference import InsufficientDataError
 from analysis.settings import StageSettings
 
@@ -97,7 +90,7 @@ def run_interaction_cohort(task: tuple) -> dict[str, Any]:
     n = settings.n_animals
     subjects = [f"m{a + 1:02d}" for a in range(2 * n)]
     labels = {"n_subjects": 2 * n, "inhibited_subjects": subjects[n:]}
-    sim = cohort_settings(settings, sim_base, **labels)
+    sim = cohorts.cohort_settings(settings, sim_base, **labels)
     animals = [
         simulate.simulate_subject(
             sim, subject=subject, rng=np.random.default_rng([settings.seed, index, a, 2])
@@ -106,23 +99,29 @@ def run_interaction_cohort(task: tuple) -> dict[str, Any]:
     ]
 
     def outcome(**planted: Any) -> tuple[dict[str, float], pd.DataFrame]:
-        variant = cohort_settings(settings, sim_base, **labels, **planted)
+        variant = cohorts.cohort_settings(settings, sim_base, **labels, **planted)
         parts = []
         for a, animal in enumerate(animals):
             rng = np.random.default_rng([settings.seed, index, a, 3])
-            dendrites = animal_dendrites(animal, variant, n_frames=settings.n_frames, rng=rng)
+            dendrites = cohorts.animal_dendrites(
+                animal, variant, n_frames=settings.n_frames, rng=rng
+            )
             parts.append(
-                measured_tables(
-                    animal, dendrites, sim=variant, noise_dff=NOISE_LEVELS_DFF["mid"], rng=rng
+                cohorts.measured_tables(
+                    animal,
+                    dendrites,
+                    sim=variant,
+                    noise_dff=cohorts.NOISE_LEVELS_DFF["mid"],
+                    rng=rng,
                 )
             )
-        return evaluate_interaction(merge_tables(parts), stats_settings=stats_settings)
+        return evaluate_interaction(cohorts.merge_tables(parts), stats_settings=stats_settings)
 
     result: dict[str, Any] = {"index": index, "null": {}, "power": {}}
     result["null"]["interaction_null_no_signal"], fits = outcome()
     residual_sd = float(np.nanmedian(fits["residual_sd"])) if len(fits) else np.nan
     if np.isfinite(residual_sd):
-        unit = residual_sd / dendrite_gain(sim, stats_settings)
+        unit = residual_sd / cohorts.dendrite_gain(sim, stats_settings)
         size = settings.interaction_null_size_sd
         result["null"][f"interaction_null_same_signal_{size:g}_sd"], _ = outcome(
             null=False, residual_amplitude=size * unit, inhibition_residual_removed=0.0

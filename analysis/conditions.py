@@ -190,23 +190,15 @@ def run_condition_interaction_test(
         treated = only[only["condition"] == condition]
         control = only[only["condition"] == reference]
         if len(treated) >= 2 and len(control) >= 2:
-            result = two_sample_across_animals(
-                treated["separation"].to_numpy(float),
-                control["separation"].to_numpy(float),
-                n_random=n_permutations,
-                seed=seed,
-            )
             rows.append(
-                _row(
+                _two_sample_row(
                     CONDITION_TEST,
-                    result,
+                    treated["separation"],
+                    control["separation"],
                     contrast=contrast,
-                    n_animals=len(treated) + len(control),
                     neurons_events=only,
-                    alternative="two-sided",
-                    extras=("t_statistic", "df", "p_permutation", "min_attainable_p"),
-                    n_condition_animals=len(treated),
-                    n_reference_animals=len(control),
+                    n_permutations=n_permutations,
+                    seed=seed,
                 )
             )
             continue
@@ -349,26 +341,45 @@ def run_learning_test(
                 )
                 rows.append(untestable(test, reason, contrast=contrast))
                 continue
-            result = two_sample_across_animals(
-                treated.to_numpy(float),
-                control.to_numpy(float),
-                n_random=n_permutations,
-                seed=seed,
-            )
             rows.append(
-                _row(
+                _two_sample_row(
                     test,
-                    result,
+                    treated,
+                    control,
                     contrast=contrast,
-                    n_animals=len(treated) + len(control),
                     neurons_events=None,
-                    alternative="two-sided",
-                    extras=("t_statistic", "df", "p_permutation", "min_attainable_p"),
-                    n_condition_animals=len(treated),
-                    n_reference_animals=len(control),
+                    n_permutations=n_permutations,
+                    seed=seed,
                 )
             )
     return rows
+
+
+def _two_sample_row(
+    test: str,
+    treated: pd.Series,
+    control: pd.Series,
+    *,
+    contrast: str,
+    neurons_events: pd.DataFrame | None,
+    n_permutations: int,
+    seed: int,
+) -> pd.DataFrame:
+    """A Welch test row of per-animal values, a condition's against the reference's."""
+    result = two_sample_across_animals(
+        treated.to_numpy(float), control.to_numpy(float), n_random=n_permutations, seed=seed
+    )
+    return _row(
+        test,
+        result,
+        contrast=contrast,
+        n_animals=len(treated) + len(control),
+        neurons_events=neurons_events,
+        alternative="two-sided",
+        extras=("t_statistic", "df", "p_permutation", "min_attainable_p"),
+        n_condition_animals=len(treated),
+        n_reference_animals=len(control),
+    )
 
 
 def _row(
