@@ -32,7 +32,6 @@ import pandas as pd
 
 from analysis import calibration_cohorts as cohorts
 from analysis import conditions, simulate, stats
-from analysis.inference import InsufficientDataError
 from analysis.settings import StageSettings
 
 log = logging.getLogger(__name__)
@@ -52,21 +51,18 @@ def evaluate_interaction(
     labelled = conditions.label_conditions(fitted, tables["sessions"])
     separation = conditions.per_value(labelled, "condition", stats.compute_signed_separation)
     nan = {"p_value": np.nan, "statistic": np.nan, "found": 0.0, "significant": 0.0}
-    try:
-        (row,) = conditions.run_condition_interaction_test(
-            separation,
-            reference=simulate.CONTROL_CONDITION,
-            n_permutations=stats_settings.n_permutations,
-            seed=stats_settings.seed,
-        )
-    except InsufficientDataError as err:
-        log.warning("cohort not testable: %s", err)
+    rows = conditions.run_condition_interaction_test(
+        separation,
+        reference=simulate.CONTROL_CONDITION,
+        n_permutations=stats_settings.n_permutations,
+        seed=stats_settings.seed,
+    )
+    # no row when no inhibited animal had a separation; an untestable row has p NaN
+    if not rows or not np.isfinite(rows[0].iloc[0]["p_value"]):
+        log.warning("cohort not testable: %s", rows[0].iloc[0].get("note") if rows else "")
         return nan, fits
-    r = row.iloc[0]
+    r = rows[0].iloc[0]
     p, stat = float(r["p_value"]), float(r["statistic"])
-    if not np.isfinite(p):
-        log.warning("cohort not testable: %s", r.get("note"))
-        return nan, fits
     significant = p <= stats_settings.alpha
     return (
         {

@@ -47,6 +47,7 @@ CONDITION_SEPARATION_TEST = "group_x_epoch_signed_separation_in_condition_across
 CONDITION_TEST = "condition_x_group_x_epoch_between_animals_welch_t"
 CONDITION_PAIRED_TEST = "condition_x_group_x_epoch_within_animals_paired_t"
 LIGHT_TEST = "light_on_vs_off_group_x_epoch_within_sessions_across_animals_t"
+LIGHT_CONTRAST = "light on - light off"
 LEARNING_METRICS = ("hit_rate", "rewards_per_min", "target_activity")
 LEARNING_TESTS = {m: f"learning_slope_{m}_condition_vs_reference_welch_t" for m in LEARNING_METRICS}
 LEARNING_COLUMNS = ["subject", "condition", "n_sessions", *[f"slope_{m}" for m in LEARNING_METRICS]]
@@ -279,7 +280,7 @@ def run_light_test(table: pd.DataFrame, *, seed: int) -> pd.DataFrame:
     return _row(
         LIGHT_TEST,
         result,
-        contrast="light on - light off",
+        contrast=LIGHT_CONTRAST,
         n_animals=values.size,
         neurons_events=None,
         alternative="two-sided",
@@ -412,7 +413,7 @@ def _row(
     return row.assign(contrast=contrast)
 
 
-def untestable(test: str, reason: str, *, contrast: str = "light on - light off") -> pd.DataFrame:
+def untestable(test: str, reason: str, *, contrast: str) -> pd.DataFrame:
     """An untestable row of a condition test, with its ``contrast``."""
     return untestable_row(test, reason, alternative="two-sided").assign(contrast=contrast)
 

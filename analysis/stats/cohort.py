@@ -54,10 +54,7 @@ def residual_events(
     require_values(events, "plane_role", ("soma", "dendrite"), "events")
     require_values(targets, "group", GROUPS, "targets")
     require_values(epochs, "epoch", EPOCHS, "epochs")
-    fs_hz = {
-        (r.subject, r.session): float(r.fs_hz)
-        for r in sessions[["subject", "session", "fs_hz"]].itertuples(index=False)
-    }
+    fs_hz = session_rates(sessions)
     measured = residuals.measure_sd_events(
         events,
         pairs,
@@ -138,7 +135,11 @@ def compute_cohort_statistics(
     if "condition" not in sessions:
         sessions = sessions.assign(condition=DEFAULT_CONDITION)
     reference = conditions.reference_condition(sessions, settings.reference_condition)
-    activity_table = _activity_table(soma_dff, events, trials, sessions)
+    rates = session_rates(sessions)
+    missing = sorted(set(soma_dff) - set(rates))
+    if missing:
+        raise ValueError(f"sessions table has no row (fs_hz) for subject/session {missing}")
+    activity_table = _activity_table(soma_dff, events, trials, rates)
     activity_change = learning.compute_activity_change(activity_table, targets)
     sd_events, sd_fits, all_sd_events = residual_events(
         events=events,
@@ -150,26 +151,27 @@ def compute_cohort_statistics(
         dendrite_dff=dendrite_dff,
         settings=settings,
     )
-    in_reference = _in_sessions(sessions[sessions["condition"] == reference])
-    reference_events = sd_events[in_reference(sd_events)]
+    labelled_events = conditions.label_conditions(sd_events, sessions)
+    reference_events = sd_events[labelled_events["condition"].to_numpy() == reference]
+    in_reference = conditions.label_conditions(activity_table, sessions)["condition"] == reference
     outcome_events = outcome.compute_outcome_residuals(
         reference_events, trials, sessions, settings=settings
     )
     network_table = _network_table(
-        reference_events, soma_dff, targets, sessions, soma_neuropil, settings=settings, rng=rng
+        reference_events, soma_dff, targets, rates, soma_neuropil, settings=settings, rng=rng
     )
     early_change, tests_table = _per_claim_tests(
         reference_events,
         outcome_events,
         network_table,
-        activity_table[in_reference(activity_table)],
+        activity_table[in_reference.to_numpy()],
         settings=settings,
         rng=rng,
     )
     behaviour = conditions.label_conditions(learning.compute_behaviour(trials, sessions), sessions)
     group_activity = learning.compute_group_activity(activity_change)
     condition_tables, condition_tests = _condition_statistics(
-        conditions.label_conditions(sd_events, sessions),
+        labelled_events,
         trials,
         behaviour,
         group_activity,
@@ -198,29 +200,19 @@ def compute_cohort_statistics(
     return tables, summary
 
 
-def _in_sessions(sessions: pd.DataFrame):
-    """A mask function: which rows of a table (``subject, session``) are in ``sessions``."""
-    keys = set(zip(sessions["subject"], sessions["session"], strict=True))
-
-    def mask(table: pd.DataFrame) -> np.ndarray:
-        rows = zip(table["subject"], table["session"], strict=True)
-        return np.fromiter((key in keys for key in rows), dtype=bool, count=len(table))
-
-    return mask
-
-
-def _session_fs_hz(sessions: pd.DataFrame, key: tuple[str, str]) -> float:
-    rows = sessions[(sessions["subject"] == key[0]) & (sessions["session"] == key[1])]
-    if rows.empty:
-        raise ValueError(f"sessions table has no row (fs_hz) for subject/session {key}")
-    return float(rows["fs_hz"].iloc[0])
+def session_rates(sessions: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """(subject, session) -> volume rate (Hz), from the sessions table's ``fs_hz``."""
+    return {
+        (r.subject, r.session): float(r.fs_hz)
+        for r in sessions[["subject", "session", "fs_hz"]].itertuples(index=False)
+    }
 
 
 def _activity_table(
     soma_dff: dict[tuple[str, str], xr.DataArray],
     events: pd.DataFrame,
     trials: pd.DataFrame,
-    sessions: pd.DataFrame,
+    rates: dict[tuple[str, str], float],
 ) -> pd.DataFrame:
     """:func:`~analysis.stats.behaviour.compute_activity` of every session's soma plane,
     concatenated."""
@@ -233,7 +225,7 @@ def _activity_table(
             dff,
             trials=trials.iloc[session_trials.get(key, [])],
             events=soma_events.iloc[session_soma_events.get(key, [])],
-            fs_hz=_session_fs_hz(sessions, key),
+            fs_hz=rates[key],
         )
         activity.append(table.assign(subject=key[0], session=key[1]))
     return pd.concat(activity, ignore_index=True)[
@@ -245,7 +237,7 @@ def _network_table(
     sd_events: pd.DataFrame,
     soma_dff: dict[tuple[str, str], xr.DataArray],
     targets: pd.DataFrame,
-    sessions: pd.DataFrame,
+    rates: dict[tuple[str, str], float],
     soma_neuropil: dict[tuple[str, str], xr.DataArray] | None,
     *,
     settings: StatsSettings,
@@ -264,7 +256,7 @@ def _network_table(
             prediction.compute_network_prediction(
                 sd_events.iloc[rows],
                 dff,
-                fs_hz=_session_fs_hz(sessions, key),
+                fs_hz=rates[key],
                 settings=settings,
                 rng=rng,
                 exclude_rois=targets["roi"].iloc[session_targets.get(key, [])].astype(int),
@@ -372,5 +364,9 @@ def _condition_statistics(
         try:
             tests.append(conditions.run_light_test(light, seed=settings.seed))
         except InsufficientDataError as err:
-            tests.append(conditions.untestable(conditions.LIGHT_TEST, str(err)))
+            tests.append(
+                conditions.untestable(
+                    conditions.LIGHT_TEST, str(err), contrast=conditions.LIGHT_CONTRAST
+                )
+            )
     return tables, tests
