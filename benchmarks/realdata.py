@@ -19,9 +19,11 @@ functions its rules call:
 - **Soma segmentation** (neurofinder, Peron et al. / codeneuro; 600 frames, 256 x 256
   px, about 7-8 Hz, already motion-corrected): :func:`analysis.segment.detect_somata` on
   the movie as int16 with its mean image, ``fs_hz`` 7.5. The ROIs it classifies as cells
-  are matched to the 106 hand-drawn ROIs by :func:`analysis.validate.compare_rois`
-  (Hungarian on centroid distance, a hit within 5 px: precision, recall, F1; and F1 of
-  the IoU assignment at IoU >= 0.5).
+  (method ``pipeline, cells``), all its ROIs, and suite2p's own detection run by hand in the
+  same run (``suite2p_variants.py``: defaults, its classifier's cells, sourcery, threshold
+  scaling 0.5 and 2) are each matched to the 106 hand-drawn ROIs by
+  :func:`analysis.validate.compare_rois` (Hungarian on centroid distance, a hit within
+  5 px: precision, recall, F1; and F1 of the IoU assignment at IoU >= 0.5).
 - **Registration** (the same movie with known motion): smooth random rigid shifts (SD
   ``RIGID_SD_PX`` per axis, changing over about a second) plus a smooth nonrigid field
   (a plane wave of ``NONRIGID_WAVELENGTH_PX`` whose amplitude, up to
@@ -39,11 +41,12 @@ functions its rules call:
   Pearson r between the inferred activity and the electrophysiological spike counts,
   both summed in 40 ms bins (the spikefinder metric, no lag), median over recordings.
 
-Prints the table and writes it to ``--out`` (columns ``dataset``, ``metric``, ``value``,
-``peer``). ``peer`` is the baseline measured by the data's provider with suite2p 1.1.0 /
-oasis-deconv 0.3.2 at their defaults (``realdata/README.md``): for segmentation suite2p's
-sparsery detection (all ROIs), for spikes the best of OASIS AR(1), OASIS AR(2) and
-suite2p's deconvolution.
+Prints the table and writes it to ``--out`` (columns ``dataset``, ``method``, ``metric``,
+``value``, ``peer``); method ``pipeline / best suite2p`` is the ratio of the pipeline cells'
+F1 to the best suite2p variant's. ``peer`` (pipeline rows only) is the baseline measured
+by the data's provider with suite2p 1.1.0 / oasis-deconv 0.3.2 at their defaults
+(``realdata/README.md``): for segmentation suite2p's sparsery detection (all ROIs), for
+spikes the best of OASIS AR(1), OASIS AR(2) and suite2p's deconvolution.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ from analysis.register import register_movie
 from analysis.segment import detect_somata
 from analysis.validate import compare_rois, compare_shifts
 
+sys.path.insert(0, str(Path(__file__).parent))
+import suite2p_variants  # noqa: E402  (the benchmarks folder is no package)
+
 log = logging.getLogger("realdata")
 
 NEUROFINDER_FS_HZ = 7.5  # "about 7-8 Hz" (realdata/README.md)
@@ -81,6 +87,8 @@ RIGID_TIMESCALE_S = 1.0
 NONRIGID_MAX_PX = 1.0
 NONRIGID_WAVELENGTH_PX = 160.0
 PAD_PX = 10  # crop margin: larger than any applied displacement
+PIPELINE = "pipeline"
+PIPELINE_CELLS = "pipeline, cells"
 
 PEERS = {
     ("neurofinder q0", "precision_centroid_5px"): 0.11,
@@ -122,7 +130,25 @@ def load_neurofinder(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return movie.astype(np.int16), true
 
 
-def score_segmentation(movie: np.ndarray, true: np.ndarray, settings, threads: int) -> dict:
+def _detection_scores(masks, true: np.ndarray) -> dict:
+    _, m = compare_rois(masks, true, iou_threshold=0.5, distance_threshold_px=CENTROID_PX)
+    return {
+        "n_rois": m["n_detected"],
+        "precision_centroid_5px": m["precision_centroid"],
+        "recall_centroid_5px": m["recall_centroid"],
+        "f1_centroid_5px": m["f1_centroid"],
+        "f1_iou_0.5": m["f1_iou"],
+    }
+
+
+def score_segmentation(
+    movie: np.ndarray, true: np.ndarray, settings, threads: int
+) -> dict[str, dict]:
+    """Scores per method: the pipeline's cells and all its ROIs, then suite2p by hand.
+
+    The last method, ``pipeline / best suite2p``, holds the pipeline cells' F1 over the
+    best suite2p variant's of this run, each metric on its own.
+    """
     masks = detect_somata(
         movie,
         mean_image=movie.mean(axis=0, dtype=np.float64).astype(np.float32),
@@ -131,16 +157,22 @@ def score_segmentation(movie: np.ndarray, true: np.ndarray, settings, threads: i
         threads=threads,
     )
     cells = masks.isel({ROI: masks["is_cell"].values.astype(bool)})
-    _, m = compare_rois(cells, true, iou_threshold=0.5, distance_threshold_px=CENTROID_PX)
-    log.info("segmentation: %d ROIs, %d cells, %d true", masks.sizes[ROI], m["n_detected"],
-             m["n_true"])  # fmt: skip
-    return {
-        "n_cells": m["n_detected"],
-        "precision_centroid_5px": m["precision_centroid"],
-        "recall_centroid_5px": m["recall_centroid"],
-        "f1_centroid_5px": m["f1_centroid"],
-        "f1_iou_0.5": m["f1_iou"],
+    scores = {
+        PIPELINE_CELLS: _detection_scores(cells, true),
+        "pipeline, all ROIs": _detection_scores(masks, true),
     }
+    log.info("segmentation: %d ROIs, %d cells, %d true", masks.sizes[ROI], cells.sizes[ROI],
+             len(true))  # fmt: skip
+    for name, variant in suite2p_variants.detect_variants(
+        movie, NEUROFINDER_FS_HZ, threads
+    ).items():
+        scores[name] = _detection_scores(variant, true)
+    ratio = {}
+    for metric in ("f1_centroid_5px", "f1_iou_0.5"):
+        best = max(v[metric] for k, v in scores.items() if k.startswith("suite2p"))
+        ratio[metric] = scores[PIPELINE_CELLS][metric] / best if best > 0 else np.nan
+    scores["pipeline / best suite2p"] = ratio
+    return scores
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, sigma_frames: float) -> np.ndarray:
@@ -351,9 +383,16 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, timings = [], {}
 
-    def add(dataset: str, metrics: dict) -> None:
+    def add(dataset: str, metrics: dict, method: str = PIPELINE) -> None:
+        provider = method in (PIPELINE, PIPELINE_CELLS)
         rows.extend(
-            {"dataset": dataset, "metric": k, "value": v, "peer": PEERS.get((dataset, k), np.nan)}
+            {
+                "dataset": dataset,
+                "method": method,
+                "metric": k,
+                "value": v,
+                "peer": PEERS.get((dataset, k), np.nan) if provider else np.nan,
+            }
             for k, v in metrics.items()
         )
 
@@ -361,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     if not missing["neurofinder"]:
         movie, true = load_neurofinder(args.data / "neurofinder")
         t0 = time.perf_counter()
-        add("neurofinder q0", score_segmentation(movie, true, settings["segment"], args.threads))
+        segmentation = score_segmentation(movie, true, settings["segment"], args.threads)
+        for method, metrics in segmentation.items():
+            add("neurofinder q0", metrics, method)
         timings["segmentation"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         add(
@@ -389,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no dataset found under", args.data)
         return 0
 
-    table = pd.DataFrame(rows, columns=["dataset", "metric", "value", "peer"])
+    table = pd.DataFrame(rows, columns=["dataset", "method", "metric", "value", "peer"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}", na_rep=""))
