@@ -12,8 +12,9 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from analysis import suite2p_kernels
+from analysis.segment import classifier
 from analysis.segment.common import check_inputs, mask_centroids, masks_dataarray
-from analysis.segment.settings import SegmentSettings
+from analysis.segment.settings import RULES, SegmentSettings
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +93,12 @@ def detect_somata(
 
     stat = [s for s in stat if s["lam"].sum() > 0]
     weights = _functional_rois(stat, (n_rows, n_cols), settings)
-    flat = binned.reshape(binned.shape[0], -1)
-    ring_px = max(1, int(round(settings.diameter_px / 2)))
-    feats = _roi_features(weights, flat, mean_image, ring_px)
-    is_cell = (
-        _passes_shape_rules(feats, settings)
-        & (feats["skewness"] >= settings.min_skewness)
-        & (feats["contrast"] >= settings.min_contrast)
-    )
     blob_z, blob_snr = _blob_images(
         np.asarray(mean_image, np.float64), settings.diameter_px, _mean_image_noise(binned)
     )
+    images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
+    feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
+    is_cell, probability = _classify(feats, settings)
     added = []
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
@@ -115,11 +111,14 @@ def detect_somata(
             min_snr=settings.anatomical_min_snr,
             max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
         )
-        is_cell, feats = _with_anatomical(is_cell, feats, added, flat, mean_image, settings)
+        extra = _candidate_features(added, images, blob_z, blob_snr, settings, anatomical=True)
+        extra_cell, extra_probability = _classify(extra, settings)
+        feats = {k: np.concatenate([feats[k], extra[k]]) for k in feats}
+        is_cell = np.concatenate([is_cell, extra_cell])
+        probability = np.concatenate([probability, extra_probability])
     n_functional = len(weights)
     weights = weights + added
     centroid_row, centroid_col = mask_centroids(weights)
-    at = (np.round(centroid_row).astype(int), np.round(centroid_col).astype(int))
     logger.info(
         "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
         "%d classified as cells",
@@ -132,11 +131,9 @@ def detect_somata(
         weights,
         (n_rows, n_cols),
         {
-            "is_cell": is_cell.astype(bool),
+            "is_cell": is_cell,
+            "cell_probability": probability,
             **feats,
-            "blob_z": blob_z[at].astype(np.float32),
-            "blob_snr": blob_snr[at].astype(np.float32),
-            "anatomical": np.arange(len(weights)) >= n_functional,
             "centroid_row": centroid_row,
             "centroid_col": centroid_col,
         },
@@ -210,20 +207,50 @@ def _functional_rois(
     )
 
 
-def _with_anatomical(
-    is_cell: np.ndarray,
-    feats: dict[str, np.ndarray],
-    added: list[np.ndarray],
-    flat: np.ndarray,
-    mean_image: np.ndarray,
+def _candidate_features(
+    weights: list[np.ndarray],
+    images: tuple[np.ndarray, np.ndarray, np.ndarray],
+    blob_z: np.ndarray,
+    blob_snr: np.ndarray,
     settings: SegmentSettings,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``is_cell`` and features with the mean-image blobs appended; the blob rules (area and
-    compactness only) replace the activity rules: these somata may be nearly silent."""
+    *,
+    anatomical: bool,
+) -> dict[str, np.ndarray]:
+    """:func:`_roi_features` of the candidates plus the blob response at their centroids
+    and whether they came from the mean image; ``images`` are the binned frames x pixels,
+    the mean image and the local correlation image."""
     ring_px = max(1, int(round(settings.diameter_px / 2)))
-    extra = _roi_features(added, flat, mean_image, ring_px)
-    is_cell = np.concatenate([is_cell, _passes_shape_rules(extra, settings)])
-    return is_cell, {k: np.concatenate([feats[k], extra[k]]) for k in feats}
+    feats = _roi_features(weights, *images, ring_px)
+    rows, cols = mask_centroids(weights)
+    at = (np.round(rows).astype(int), np.round(cols).astype(int))
+    feats["blob_z"] = blob_z[at].astype(np.float32)
+    feats["blob_snr"] = blob_snr[at].astype(np.float32)
+    feats["anatomical"] = np.full(len(weights), anatomical)
+    return feats
+
+
+def _classify(
+    feats: dict[str, np.ndarray], settings: SegmentSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """``is_cell`` and the cell probability of each candidate.
+
+    With a trained model (``segment.classifier``), a cell has probability >=
+    ``min_cell_probability``. With ``rules``: sparsery ROIs pass the area, compactness,
+    skewness and contrast rules, mean-image blobs the area and compactness rules alone
+    (they may be nearly silent); the probability is then NaN.
+    """
+    if settings.classifier == RULES:
+        shape_ok = _passes_shape_rules(feats, settings)
+        active_ok = (feats["skewness"] >= settings.min_skewness) & (
+            feats["contrast"] >= settings.min_contrast
+        )
+        is_cell = shape_ok & (active_ok | feats["anatomical"])
+        return is_cell.astype(bool), np.full(len(is_cell), np.nan, np.float32)
+    model = classifier.load(settings.classifier)
+    probability = classifier.probability(
+        model, classifier.feature_matrix(feats, settings.diameter_px)
+    )
+    return probability >= settings.min_cell_probability, probability.astype(np.float32)
 
 
 def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings) -> np.ndarray:
@@ -237,17 +264,24 @@ def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings)
 
 
 def _roi_features(
-    weights: list[np.ndarray], flat: np.ndarray, mean_image: np.ndarray, ring_px: int
+    weights: list[np.ndarray],
+    flat: np.ndarray,
+    mean_image: np.ndarray,
+    correlation: np.ndarray,
+    ring_px: int,
 ) -> dict[str, np.ndarray]:
     """Classification features of each ROI: ``area_px``, ``compactness``, ``skewness``
-    (of its weighted trace in ``flat``, binned frames x pixels), ``mean_brightness`` and
-    ``contrast`` (mean image inside over a ring ``ring_px`` wide around it)."""
-    area, compact, skew, bright, contrast = [], [], [], [], []
+    (of its weighted trace in ``flat``, binned frames x pixels), ``mean_brightness``,
+    ``contrast`` (mean image inside over a ring ``ring_px`` wide around it) and
+    ``correlation_contrast`` (local correlation image inside minus on that ring)."""
+    area, compact, skew, bright, contrast, corr = [], [], [], [], [], []
     for w in weights:
         pix = w > 0
         ring = ndimage.binary_dilation(pix, iterations=ring_px) & ~pix
-        surround = mean_image[ring].mean() if ring.any() else mean_image[pix].mean()
-        contrast.append(float(mean_image[pix].mean() / max(surround, 1e-6)))
+        if not ring.any():
+            ring = pix
+        contrast.append(float(mean_image[pix].mean() / max(mean_image[ring].mean(), 1e-6)))
+        corr.append(float(correlation[pix].mean() - correlation[ring].mean()))
         trace = flat[:, pix.ravel()] @ (w[pix] / w[pix].sum())
         area.append(int(pix.sum()))
         compact.append(_compactness(pix))
@@ -259,7 +293,32 @@ def _roi_features(
         "skewness": np.asarray(skew, np.float32),
         "mean_brightness": np.asarray(bright, np.float32),
         "contrast": np.asarray(contrast, np.float32),
+        "correlation_contrast": np.asarray(corr, np.float32),
     }
+
+
+def _correlation_image(binned: np.ndarray) -> np.ndarray:
+    """Each pixel's mean correlation with its 8 neighbours over the binned frames, after
+    removing the pixel's mean and a linear drift (one frame at a time: no second copy of
+    the binned movie)."""
+    n = len(binned)
+    if n < 3:
+        return np.zeros(binned.shape[1:], np.float64)
+    t = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    mean = binned.mean(axis=0, dtype=np.float64)
+    slope = np.tensordot(t, binned, axes=(0, 0)) / (t**2).sum()
+    sq = np.zeros(binned.shape[1:])
+    for k in range(n):
+        sq += (binned[k] - mean - slope * t[k]) ** 2
+    sd = np.sqrt(sq / n)
+    sd[sd == 0] = np.inf
+    kernel = np.ones((3, 3)) / 8.0
+    kernel[1, 1] = 0.0
+    corr = np.zeros(binned.shape[1:])
+    for k in range(n):
+        z = (binned[k] - mean - slope * t[k]) / sd
+        corr += z * ndimage.convolve(z, kernel, mode="nearest")
+    return corr / n
 
 
 def _mean_image_noise(binned: np.ndarray) -> float:

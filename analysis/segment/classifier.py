@@ -1,0 +1,106 @@
+"""Soma cell classifier: logistic regression on each candidate ROI's features.
+
+Trained on simulated sessions whose somata are known (``python -m
+analysis.segment.train_classifier``, see there for the exact recipe) and shipped in the
+package as ``soma_classifier.json``: no downloaded weights. Features are in units of the
+expected soma (``diameter_px``) and of the image's own statistics, so one model serves
+fields of any size, brightness and frame rate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: the features, in the model's column order
+FEATURES = (
+    "anatomical",
+    "log_area",
+    "compactness",
+    "skewness",
+    "log_contrast",
+    "blob_z",
+    "abs_blob_z",
+    "blob_snr",
+    "correlation_contrast",
+)
+BUILTIN = "builtin"
+BUILTIN_FILE = "soma_classifier.json"
+
+
+def feature_matrix(rois: Mapping[str, Any], diameter_px: float) -> np.ndarray:
+    """(roi, feature) matrix in :data:`FEATURES` order from the ROI coordinates that
+    :func:`analysis.segment.detect_somata` stores."""
+    disk = np.pi * (diameter_px / 2.0) ** 2
+    area = np.asarray(rois["area_px"], np.float64)
+    blob_z = np.asarray(rois["blob_z"], np.float64)
+    columns = {
+        "anatomical": np.asarray(rois["anatomical"], np.float64),
+        "log_area": np.log(np.maximum(area, 1.0) / disk),
+        "compactness": np.asarray(rois["compactness"], np.float64),
+        "skewness": np.asarray(rois["skewness"], np.float64),
+        "log_contrast": np.log(np.maximum(np.asarray(rois["contrast"], np.float64), 1e-3)),
+        "blob_z": blob_z,
+        "abs_blob_z": np.abs(blob_z),
+        # SNR grows with recording length and brightness; its log keeps bright fields
+        # from dominating the fit
+        "blob_snr": np.sign(rois["blob_snr"]) * np.log1p(np.abs(rois["blob_snr"])),
+        "correlation_contrast": np.asarray(rois["correlation_contrast"], np.float64),
+    }
+    return (
+        np.column_stack([columns[name] for name in FEATURES])
+        if len(area)
+        else np.zeros((0, len(FEATURES)))
+    )
+
+
+def load(source: str) -> dict[str, Any]:
+    """The model: ``"builtin"`` (the package's) or a path to a JSON written by
+    :func:`analysis.segment.train_classifier.main`."""
+    if source == BUILTIN:
+        text = resources.files("analysis.segment").joinpath(BUILTIN_FILE).read_text()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"segment.classifier: '{source}' is neither 'builtin' nor a classifier file; "
+                "train one with python -m analysis.segment.train_classifier"
+            )
+        text = path.read_text()
+    model = json.loads(text)
+    if tuple(model["features"]) != FEATURES:
+        raise ValueError(
+            f"segment.classifier '{source}' was trained on features {model['features']}, "
+            f"this version computes {list(FEATURES)}; retrain it"
+        )
+    return model
+
+
+def probability(model: Mapping[str, Any], features: np.ndarray) -> np.ndarray:
+    """Cell probability of each row of ``features`` (standardised, then logistic)."""
+    z = (features - np.asarray(model["mean"])) / np.asarray(model["scale"])
+    logit = z @ np.asarray(model["coef"]) + float(model["intercept"])
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def fit(features: np.ndarray, labels: np.ndarray, provenance: Mapping[str, Any]) -> dict:
+    """Logistic regression (L2, C = 1) on standardised features; the JSON-ready model."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale == 0] = 1.0
+    reg = LogisticRegression(C=1.0, max_iter=2000).fit((features - mean) / scale, labels)
+    return {
+        "features": list(FEATURES),
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": reg.coef_[0].tolist(),
+        "intercept": float(reg.intercept_[0]),
+        "training": dict(provenance),
+    }

@@ -1,0 +1,148 @@
+"""Train the soma classifier (:mod:`analysis.segment.classifier`) on simulated sessions.
+
+``python -m analysis.segment.train_classifier --work DIR [--out FILE] [--preset realistic]
+[--seed 101] [--subjects 2] [--days 2] [--frames 3000]`` simulates a training cohort (its
+own seed: never the validation cohort's), runs this workflow on it up to ``segment`` with
+mean-image candidates on and the rule classifier (so every candidate is stored with its
+features), labels each soma-plane candidate by the Hungarian IoU match of
+:func:`analysis.validate.compare_rois` against the simulated somata (a cell when IoU >=
+0.5, the score the validation reports; duplicates of one soma are not cells), fits the
+logistic model and writes it (default: the package's ``soma_classifier.json``). Real
+recordings and their labels are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from analysis import layout
+from analysis.segment import classifier
+
+logger = logging.getLogger("train_classifier")
+IOU_CELL = 0.5
+
+
+def simulate_cohort(out: Path, args: argparse.Namespace) -> None:
+    """The training cohort, written by the simulator's CLI."""
+    cmd = [
+        sys.executable, "-m", "analysis.simulate", "--out", str(out), "--seed", str(args.seed),
+        "--preset", args.preset, "--subjects", str(args.subjects), "--days", str(args.days),
+        "--frames", str(args.frames), "--tiff-compression", "zlib-fast",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+
+
+def segment_cohort(cohort: Path, work: Path, cores: int) -> list[tuple[str, str]]:
+    """Run the workflow up to the soma plane's ``segment`` outputs; the sessions run."""
+    import yaml
+
+    from analysis.cohort_run import run_workflow
+
+    config = yaml.safe_load(Path("config/config.yaml").read_text())
+    config["segment"] = {**config.get("segment", {}), "anatomical": True, "classifier": "rules"}
+    raw = cohort / "raw"
+    sessions = sorted((p.parent.name, p.name) for p in raw.glob("*/*") if p.is_dir())
+    targets = tuple(
+        layout.path("segment.rois", "results", subject=sub, session=ses, plane=0)
+        for sub, ses in sessions
+    )
+    run_workflow(
+        raw, work, config=config, cores=cores, log_path=work / "train.log", targets=targets
+    )
+    return sessions
+
+
+def labelled_features(
+    results: Path, cohort: Path, sessions: list[tuple[str, str]], diameter_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix and cell labels of every soma-plane candidate of the sessions."""
+    from analysis import io
+    from analysis.session_format import read_truth_session
+    from analysis.validate import compare_rois, compare_shifts
+
+    features, labels = [], []
+    for subject, session in sessions:
+        at = {"subject": subject, "session": session, "plane": 0}
+        truth = read_truth_session(cohort, subject, session)[0]
+        reg = io.read_netcdf(layout.path("register.registration", results, **at))
+        shifts = compare_shifts(
+            reg["shift_row"].values,
+            reg["shift_col"].values,
+            truth["shift_row"].values,
+            truth["shift_col"].values,
+            exclude=reg["bad_frame"].values,
+        )
+        masks = io.read_netcdf(layout.path("segment.rois", results, **at))["masks"]
+        matches, _ = compare_rois(
+            masks,
+            truth["soma_mask"],
+            iou_threshold=IOU_CELL,
+            registration_offset_px=(shifts["offset_row_px"], shifts["offset_col_px"]),
+        )
+        hits = set(matches.loc[matches["hit"], "detected_roi"])
+        rois = {name: masks[name].values for name in masks.coords if name != "roi"}
+        features.append(classifier.feature_matrix(rois, diameter_px))
+        labels.append(np.isin(masks["roi"].values, list(hits)))
+        logger.info(
+            "%s %s: %d candidates, %d cells", subject, session, len(hits), masks.sizes["roi"]
+        )
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="folder for cohort and run")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).with_name(classifier.BUILTIN_FILE),
+        help="model file to write (default: the package's builtin model)",
+    )
+    parser.add_argument("--preset", default="realistic")
+    parser.add_argument("--seed", type=int, default=101)
+    parser.add_argument("--subjects", type=int, default=2)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    from analysis.config import load_settings
+
+    cohort = args.work / "cohort"
+    if not (cohort / "raw").is_dir():
+        simulate_cohort(cohort, args)
+    sessions = segment_cohort(cohort, args.work / "run", args.cores)
+    diameter = load_settings({})["segment"].diameter_px
+    features, labels = labelled_features(args.work / "run" / "results", cohort, sessions, diameter)
+    provenance = {
+        "command": "python -m analysis.segment.train_classifier "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "preset": args.preset,
+        "seed": args.seed,
+        "sessions": len(sessions),
+        "frames": args.frames,
+        "candidates": int(len(labels)),
+        "cells": int(labels.sum()),
+        "label": f"Hungarian IoU match >= {IOU_CELL} to a simulated soma",
+    }
+    model = classifier.fit(features, labels, provenance)
+    args.out.write_text(json.dumps(model, indent=1) + "\n")
+    p = classifier.probability(model, features)
+    logger.info(
+        "%d candidates, %d cells; on the training set: %.3f of cells and %.3f of non-cells "
+        "classified right; written to %s",
+        len(labels), labels.sum(), (p[labels] >= 0.5).mean(), (p[~labels] < 0.5).mean(),
+        args.out,
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
