@@ -50,9 +50,11 @@ Outputs (:func:`simulate_subject`) are plain dicts of numpy arrays and DataFrame
 file layout is written by :mod:`analysis.session_format` (see there).
 
 Modules: ``settings`` (SimulateSettings, presets, labels), ``geometry`` (field of view,
-targets, cross-day transforms), ``activity`` (somata, online F, motion, task error,
-dendrites), ``rendering`` (raw frames), ``subject`` (one subject over days, the closed loop
-and learning), ``cli`` (``python -m analysis.simulate``).
+targets, cross-day transforms), ``realism`` (the realistic field: random somata, rings,
+silent and out-of-focus cells, vessels, processes, grainy neuropil), ``activity`` (somata,
+online F, motion, task error, dendrites), ``rendering`` (raw frames, the detector),
+``subject`` (one subject over days, the closed loop and learning), ``cli``
+(``python -m analysis.simulate``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from analysis.simulate.settings import (
     INHIBITION_SETTINGS,
     PLANTED_EPOCH_COLUMN,
     PRESETS,
+    REALISM_DEFAULTS,
     SimulateSettings,
     settings_for,
 )
@@ -94,6 +97,7 @@ __all__ = [
     "INHIBITION_SETTINGS",
     "PLANTED_EPOCH_COLUMN",
     "PRESETS",
+    "REALISM_DEFAULTS",
     "SimulateSettings",
     "analytic_online_f",
     "calcium_kernel",

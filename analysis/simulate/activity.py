@@ -103,21 +103,24 @@ def analytic_online_f(
     masks: np.ndarray,
     soma: dict[str, Any],
     *,
-    raw_offset: float = 0.0,
+    settings: SimulateSettings,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Online polygon means (target, time) of the motion-free image model + shot noise."""
+    """Online polygon means (target, time) of the motion-free image model, in raw counts
+    with the detector's noise (Gaussian: shot noise x pulse heights, read noise)."""
     static, fp, npil = plane_components(sgeom, 0)
     m = masks.reshape(masks.shape[0], -1).astype(np.float64)
     npx = m.sum(axis=1, keepdims=True)
     w_cell = m @ fp.reshape(fp.shape[0], -1).T / npx
-    mean = (
+    photons = (
         (m @ static.ravel() / npx[:, 0])[:, None]
-        + raw_offset
         + w_cell @ soma["soma_calcium"]
         + (m @ npil.ravel() / npx[:, 0])[:, None] * soma["neuropil_trace"][0][None, :]
     )
-    return mean + rng.normal(size=mean.shape) * np.sqrt(np.clip(mean, 0, None) / npx)
+    gain = settings.photon_gain
+    mean = settings.raw_offset + gain * photons
+    var = gain**2 * (1 + settings.photon_gain_cv**2) * photons + settings.read_noise_sd**2
+    return mean + rng.normal(size=mean.shape) * np.sqrt(np.clip(var, 0, None) / npx)
 
 
 def online_target_f(

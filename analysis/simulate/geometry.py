@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from analysis.simulate import realism
 from analysis.simulate.settings import SimulateSettings
 from analysis.vocabulary import SIMULATED_NON_TARGET
 
@@ -39,24 +40,6 @@ def _place_somata(settings: SimulateSettings, rng: np.random.Generator) -> np.nd
     return m + (index + 0.5) * spacing + jitter
 
 
-def _soma_footprint(
-    centre: np.ndarray, shape: tuple[int, int], radius: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Soft elliptical soma (row, col) with a dimmer nucleus, peak 1."""
-    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
-    a, b = radius * rng.uniform(0.85, 1.15, size=2)
-    theta = rng.uniform(0, np.pi)
-    dr, dc = rr - centre[0], cc - centre[1]
-    u = (dr * np.cos(theta) + dc * np.sin(theta)) / a
-    v = (-dr * np.sin(theta) + dc * np.cos(theta)) / b
-    d = np.sqrt(u**2 + v**2)
-    body = 1.0 / (1.0 + np.exp((d - 1.0) * 8.0))
-    nucleus = 0.4 * np.exp(-(d**2) / 0.18)
-    fp = np.clip(body - nucleus, 0, None)
-    fp[fp < 0.02] = 0
-    return fp / fp.max()
-
-
 def _tuft_footprint(
     start: np.ndarray,
     n_segments: int,
@@ -65,7 +48,7 @@ def _tuft_footprint(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Thin (2-3 px) branching segments grown as smooth random walks from ``start``, peak 1."""
-    m = settings.margin_px - settings.soma_radius_px
+    m = settings.margin_px - settings.max_soma_radius_px
     points: list[np.ndarray] = []
     for k in range(n_segments):
         p = start.copy() if k == 0 else points[rng.integers(len(points))].copy()
@@ -94,35 +77,16 @@ def _smooth_texture(
     return np.clip(1 + 0.35 * tex, 0.2, None)
 
 
-def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -> dict[str, Any]:
-    """Reference-day (day01) geometry of one subject.
-
-    Returns
-    -------
-    dict
-        ``neurons`` (DataFrame: neuron, group, target_id, centroid_row, centroid_col,
-        tuft, coupling_gain, coupling_intercept, burst_rate_hz), ``dendrites``
-        (DataFrame: tuft, neuron (-1 = distractor of a non-imaged neuron), n_segments,
-        centroid_row, centroid_col, offset_px), ``soma_fp`` (neuron, row, col) and
-        ``tuft_fp`` (tuft, row, col) footprints peak 1, ``background`` (plane, row, col)
-        and ``neuropil`` (plane, row, col) spatial images (photons at rest).
-    """
+def _tufts(
+    centres: np.ndarray, settings: SimulateSettings, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """Tuft footprints (one per neuron, then the distractors) and their table rows."""
     shape = (settings.n_rows, settings.n_cols)
-    n = settings.n_neurons
-    centres = _place_somata(settings, rng)
-    groups = np.array([SIMULATED_NON_TARGET] * n, dtype=object)
-    target_idx = rng.choice(n, settings.n_pos_targets + settings.n_neg_targets, replace=False)
-    groups[target_idx[: settings.n_pos_targets]] = "P+"
-    groups[target_idx[settings.n_pos_targets :]] = "P-"
-    target_id = np.full(n, -1)
-    target_id[np.sort(target_idx)] = np.arange(target_idx.size)
-    soma_fp = np.stack([_soma_footprint(c, shape, settings.soma_radius_px, rng) for c in centres])
-
-    n_tufts = n + settings.n_distractor_dendrites
+    n = len(centres)
     m = settings.margin_px
     tuft_fp = []
     rows = []
-    for k in range(n_tufts):
+    for k in range(n + settings.n_distractor_dendrites):
         if k < n:
             angle = rng.uniform(0, 2 * np.pi)
             offset = settings.tuft_offset_px * rng.uniform(0.8, 1.5)
@@ -144,6 +108,45 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
                 "offset_px": float(np.hypot(*(np.array(com) - centres[k]))) if k < n else np.nan,
             }
         )
+    return tuft_fp, rows
+
+
+def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -> dict[str, Any]:
+    """Reference-day (day01) geometry of one subject.
+
+    Returns
+    -------
+    dict
+        ``neurons`` (DataFrame: neuron, group, target_id, centroid_row, centroid_col,
+        tuft, coupling_gain, coupling_intercept, burst_rate_hz; with a realistic field also
+        the flags radius_px, brightness, ring, silent (burst rate 0) and out_of_focus, see
+        :func:`realism.draw_field`), ``dendrites`` (DataFrame: tuft, neuron (-1 =
+        distractor of a non-imaged neuron), n_segments, centroid_row, centroid_col,
+        offset_px), ``soma_fp`` (neuron, row, col) and ``tuft_fp`` (tuft, row, col)
+        footprints peak 1, ``background`` (plane, row, col) and ``neuropil`` (plane, row,
+        col) spatial images (photons at rest); with a realistic field also ``soma_light``
+        (neuron, row, col), each neuron's relative light in the soma plane.
+    """
+    shape = (settings.n_rows, settings.n_cols)
+    n = settings.n_neurons
+    n_targets = settings.n_pos_targets + settings.n_neg_targets
+    field = None
+    if settings.realistic_field:
+        field = realism.draw_field(settings, n_targets=n_targets, rng=rng)
+    centres = field["centres"] if field else _place_somata(settings, rng)
+    target_idx = field["target_idx"] if field else rng.choice(n, n_targets, replace=False)
+    groups = np.array([SIMULATED_NON_TARGET] * n, dtype=object)
+    groups[target_idx[: settings.n_pos_targets]] = "P+"
+    groups[target_idx[settings.n_pos_targets :]] = "P-"
+    target_id = np.full(n, -1)
+    target_id[np.sort(target_idx)] = np.arange(target_idx.size)
+    if field:
+        soma_fp = field["soma_fp"]
+    else:
+        soma_fp = np.stack(
+            [realism.soma_footprint(c, shape, settings.soma_radius_px, rng) for c in centres]
+        )
+    tuft_fp, rows = _tufts(centres, settings, rng)
     neurons = pd.DataFrame(
         {
             "neuron": np.arange(n),
@@ -165,12 +168,38 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
     # Somata and dendrites displace neuropil, so an ROI sees ~coefficient x the surround.
     neuropil = np.stack([_smooth_texture(shape, 12, rng) for _ in range(2)])
     neuropil *= settings.photons_neuropil * np.where(cells, settings.neuropil_coefficient, 1.0)
-    return {
+    out = {
         "neurons": neurons,
         "dendrites": pd.DataFrame(rows),
         "soma_fp": soma_fp.astype(np.float32),
         "tuft_fp": np.array(tuft_fp, dtype=np.float32),
         "background": background.astype(np.float32),
+        "neuropil": neuropil.astype(np.float32),
+    }
+    if field:
+        out.update(_realistic_images(field, out, settings, rng))
+    return out
+
+
+def _realistic_images(
+    field: dict[str, Any],
+    geometry: dict[str, Any],
+    settings: SimulateSettings,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The realistic field's flags in ``neurons`` (silent ones never burst), its soma
+    light, and background and neuropil under the vessels' shadows, the neuropil grainy."""
+    neurons = geometry["neurons"]
+    for name, values in field["flags"].items():
+        neurons[name] = values
+    neurons.loc[neurons["silent"], "burst_rate_hz"] = 0.0
+    shade = field["transmission"][None]
+    neuropil = geometry["neuropil"] * shade
+    if settings.neuropil_grain_px > 0:
+        neuropil *= np.stack([realism.grain(settings, rng) for _ in range(2)])
+    return {
+        "soma_light": field["soma_light"].astype(np.float32),
+        "background": (geometry["background"] * shade).astype(np.float32),
         "neuropil": neuropil.astype(np.float32),
     }
 
@@ -222,9 +251,9 @@ def target_polygons(
     centre = (np.array([settings.n_rows, settings.n_cols]) - 1) / 2
     shift = np.array([transform["shift_row"], transform["shift_col"]])
     phi = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-    radius = settings.soma_radius_px + 0.5
     out = []
     for row in targets.itertuples():
+        radius = getattr(row, "radius_px", settings.soma_radius_px) + 0.5
         c = rot @ (np.array([row.centroid_row, row.centroid_col]) - centre) + centre + shift
         poly = c + radius * np.stack([np.sin(phi), np.cos(phi)], axis=1)
         out.append(
@@ -274,11 +303,16 @@ def session_geometry(
     ``brightness`` scales every photon rate (not the masks): a dimmer or brighter day.
     """
     soma_fp = to_session_coords(geometry["soma_fp"], transform)
+    soma_light = (
+        to_session_coords(geometry["soma_light"], transform)
+        if "soma_light" in geometry
+        else soma_fp
+    )
     tuft_fp = to_session_coords(geometry["tuft_fp"], transform)
     background = brightness * to_session_coords(geometry["background"], transform)
     neuropil = brightness * to_session_coords(geometry["neuropil"], transform)
     bright = [
-        brightness * settings.photons_soma * soma_fp,
+        brightness * settings.photons_soma * soma_light,
         brightness * settings.photons_dendrite * tuft_fp,
     ]
     static = background + neuropil + np.stack([b.sum(axis=0) for b in bright])

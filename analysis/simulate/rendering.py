@@ -25,6 +25,27 @@ def displacement_field(motion: dict[str, Any], frame: int, shape: tuple[int, int
     return np.stack([dr, dc])
 
 
+def detect(
+    photons: np.ndarray, *, settings: SimulateSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """Raw counts of photon counts (row, col), clipped to uint16's range.
+
+    The ideal counter (raw = ``raw_offset`` + photons) unless a detector option is set:
+    then each photon adds a pulse of mean ``photon_gain`` and coefficient of variation
+    ``photon_gain_cv`` (the sum of k pulses drawn as a Gaussian of the same mean and
+    variance, ten times faster than gamma draws), plus Gaussian read noise.
+    """
+    gain, cv, read_sd = settings.photon_gain, settings.photon_gain_cv, settings.read_noise_sd
+    if gain == 1 and cv == 0 and read_sd == 0:
+        return np.minimum(photons + settings.raw_offset, 65535)
+    signal = gain * photons + settings.raw_offset
+    if cv > 0:
+        signal += gain * cv * np.sqrt(photons) * rng.standard_normal(photons.shape)
+    if read_sd > 0:
+        signal += rng.normal(0, read_sd, photons.shape)
+    return np.clip(np.rint(signal), 0, 65535)
+
+
 def render_plane(
     day: dict[str, Any],
     *,
@@ -35,8 +56,8 @@ def render_plane(
     """Stream raw uint16 frames (time, row, col) of one plane of one simulated day.
 
     Clean photon rate = static image + sum_k brightness_k * calcium_k(t) + neuropil image x
-    neuropil_trace(t); warped by the day's motion (bilinear); Poisson shot noise; raw =
-    ``raw_offset`` + photons. Plane 1 needs ``day["dendrite_calcium"]``. Only one chunk is
+    neuropil_trace(t); warped by the day's motion (bilinear); Poisson shot noise; raw counts
+    by :func:`detect`. Plane 1 needs ``day["dendrite_calcium"]``. Only one chunk is
     held at a time; the noise generator is seeded per (day, plane) for determinism.
     """
     chunk_frames = chunk_frames or settings.chunk_frames
@@ -57,5 +78,5 @@ def render_plane(
             dr, dc = displacement_field(day["motion"], t, shape)
             warped = ndimage.map_coordinates(clean[i], [rr - dr, cc - dc], order=1, mode="nearest")
             photons = rng.poisson(np.clip(warped, 0, None))
-            out[i] = np.minimum(photons + settings.raw_offset, 65535)
+            out[i] = detect(photons, settings=settings, rng=rng)
         yield out

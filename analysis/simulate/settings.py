@@ -21,6 +21,24 @@ EPOCH_CODES = {NO_EPOCH: 0, "reduction": 1, "increase": -1}
 #: the realizations their thresholds were measured on).
 PLANTED_EPOCH_COLUMN = {"trend_before": "trend_epoch", "centred": "epoch"}
 CONTROL_CONDITION = DEFAULT_CONDITION
+#: The realistic field's options with their off values (the grid of uniform disks and the
+#: ideal photon counter before them); ``to_dict`` leaves them out while off.
+REALISM_DEFAULTS: dict[str, Any] = {
+    "soma_placement": "grid",
+    "soma_overlap": 0.0,
+    "soma_radius_range_px": (),
+    "soma_brightness_spread": 1.0,
+    "ring_fraction": 0.0,
+    "silent_fraction": 0.0,
+    "out_of_focus_fraction": 0.0,
+    "neuropil_grain_px": 0.0,
+    "neuropil_grain_contrast": 0.0,
+    "n_vessels": 0,
+    "n_processes": 0,
+    "photon_gain": 1.0,
+    "photon_gain_cv": 0.0,
+    "read_noise_sd": 0.0,
+}
 INHIBITION_SETTINGS = (
     "inhibited_subjects",
     "inhibition_condition",
@@ -51,6 +69,21 @@ class SimulateSettings(StageSettings):
     frames lose ``inhibition_residual_removed`` of their planted residual (1: abolished)
     and drive learning ``inhibition_learning_factor`` times as much (the planted residual
     before removal sets the drive, so the two effects are set apart).
+
+    Realistic field (all off by default, see ``REALISM_DEFAULTS`` and the ``realistic``
+    preset): ``soma_placement`` 'random' places somata at random with centres at least
+    ``(1 - soma_overlap)`` times the sum of their radii apart (touching and overlapping
+    neighbours), radii uniform in ``soma_radius_range_px`` (min, max), brightness
+    log-uniform over a ``soma_brightness_spread``-fold range (targets in its upper half);
+    ``ring_fraction`` of somata are nucleus-excluded rings; ``silent_fraction`` and
+    ``out_of_focus_fraction`` of the non-targets never burst, or are blurred and dimmer;
+    ``neuropil_grain_px`` > 0 multiplies the neuropil by a fine log-normal texture of that
+    correlation length and log-SD ``neuropil_grain_contrast``; ``n_vessels`` dark tubes
+    shade background and neuropil of both planes; ``n_processes`` dendrites and axons of
+    imaged neurons cross the soma plane with their owner's activity. The detector:
+    ``photon_gain`` ADC counts per photon on average, single-photon pulse heights with
+    coefficient of variation ``photon_gain_cv`` (gamma), Gaussian ``read_noise_sd`` counts,
+    raw = clip(``raw_offset`` + pulses + read noise, 0, 65535).
     """
 
     section: ClassVar[str] = "simulate"
@@ -116,11 +149,65 @@ class SimulateSettings(StageSettings):
     inhibition_residual_removed: float = 1.0
     inhibition_learning_factor: float = 0.25
     opto_trial_fraction: float = 1.0
+    soma_placement: Literal["grid", "random"] = "grid"
+    soma_overlap: float = 0.0
+    soma_radius_range_px: tuple[float, ...] = ()
+    soma_brightness_spread: float = 1.0
+    ring_fraction: float = 0.0
+    silent_fraction: float = 0.0
+    out_of_focus_fraction: float = 0.0
+    neuropil_grain_px: float = 0.0
+    neuropil_grain_contrast: float = 0.0
+    n_vessels: int = 0
+    n_processes: int = 0
+    photon_gain: float = 1.0
+    photon_gain_cv: float = 0.0
+    read_noise_sd: float = 0.0
 
     def __post_init__(self) -> None:
         self._check_counts_and_geometry()
         self._check_signals()
         self._check_edge_cases()
+        self._check_realism()
+
+    def _check_realism(self) -> None:
+        """The realistic field's options and the detector."""
+        require(
+            self.soma_placement in ("grid", "random"),
+            "simulate.soma_placement must be 'grid' or 'random'",
+        )
+        require(0 <= self.soma_overlap < 1, "simulate.soma_overlap must be in [0, 1)")
+        require(
+            self.soma_placement == "random" or self.soma_overlap == 0,
+            "simulate.soma_overlap needs soma_placement 'random'",
+        )
+        radii = self.soma_radius_range_px
+        require(
+            not radii or (len(radii) == 2 and 2 <= radii[0] <= radii[1]),
+            "simulate.soma_radius_range_px must be empty or (min, max) with 2 <= min <= max",
+        )
+        require(self.soma_brightness_spread >= 1, "simulate.soma_brightness_spread must be >= 1")
+        for name in ("ring_fraction", "silent_fraction", "out_of_focus_fraction"):
+            require(0 <= getattr(self, name) <= 1, f"simulate.{name} must be in 0..1")
+        require(
+            self.silent_fraction + self.out_of_focus_fraction <= 1,
+            "simulate.silent_fraction + out_of_focus_fraction must be <= 1 (both are shares "
+            "of the non-targets, drawn without overlap)",
+        )
+        require(self.neuropil_grain_px >= 0, "simulate.neuropil_grain_px must be >= 0")
+        require(
+            0 <= self.neuropil_grain_contrast <= 2,
+            "simulate.neuropil_grain_contrast must be in 0..2 (log-SD)",
+        )
+        require(
+            self.neuropil_grain_px > 0 or self.neuropil_grain_contrast == 0,
+            "simulate.neuropil_grain_contrast needs neuropil_grain_px > 0",
+        )
+        for name in ("n_vessels", "n_processes"):
+            require(getattr(self, name) >= 0, f"simulate.{name} must be >= 0")
+        require(self.photon_gain > 0, "simulate.photon_gain must be > 0 (counts per photon)")
+        require(0 <= self.photon_gain_cv <= 2, "simulate.photon_gain_cv must be in 0..2")
+        require(self.read_noise_sd >= 0, "simulate.read_noise_sd must be >= 0")
 
     def _check_counts_and_geometry(self) -> None:
         """Counts, rate, soma size, motion and cross-day transforms, neuropil."""
@@ -214,7 +301,7 @@ class SimulateSettings(StageSettings):
         lo, hi = self.segment_length_px
         require(0 < lo <= hi, "simulate.segment_length_px must be (min, max) with 0 < min <= max")
         require(
-            min(self.n_rows, self.n_cols) - 2 * self.margin_px >= 4 * self.soma_radius_px,
+            min(self.n_rows, self.n_cols) - 2 * self.margin_px >= 4 * self.max_soma_radius_px,
             f"simulate: field of view {self.n_rows}x{self.n_cols} px is too small for the "
             f"border margin of {self.margin_px:.1f} px (max_day_shift_px + rotation + "
             "max_motion_px + soma radius); enlarge n_rows/n_cols or reduce the shifts",
@@ -233,6 +320,9 @@ class SimulateSettings(StageSettings):
         if not out["inhibited_subjects"]:
             for name in INHIBITION_SETTINGS:
                 del out[name]
+        for name, off in REALISM_DEFAULTS.items():
+            if out[name] == off:
+                del out[name]
         return out
 
     def condition_of(self, subject: str) -> str:
@@ -242,11 +332,25 @@ class SimulateSettings(StageSettings):
         return CONTROL_CONDITION
 
     @property
+    def realistic_field(self) -> bool:
+        """Whether any option of the realistic field (not the detector's) is on."""
+        return any(
+            getattr(self, name) != off
+            for name, off in REALISM_DEFAULTS.items()
+            if name not in ("photon_gain", "photon_gain_cv", "read_noise_sd")
+        )
+
+    @property
+    def max_soma_radius_px(self) -> float:
+        """The largest soma radius: ``soma_radius_range_px``'s max, else ``soma_radius_px``."""
+        return max(self.soma_radius_range_px, default=self.soma_radius_px)
+
+    @property
     def margin_px(self) -> float:
         """Border kept free of somata so every ROI stays in view on every day."""
         half = max(self.n_rows, self.n_cols) / 2
         rotation = half * np.sqrt(2) * np.deg2rad(self.max_day_rotation_deg)
-        return self.max_day_shift_px + rotation + self.max_motion_px + self.soma_radius_px + 2
+        return self.max_day_shift_px + rotation + self.max_motion_px + self.max_soma_radius_px + 2
 
     @property
     def task_params(self) -> cloose.TaskParams:
@@ -272,10 +376,37 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # the validation cohort (issue: imaging stages to ground-truth quality)
     "validate": {"n_subjects": 3, "n_days": 5},
+    # a field that looks like real recordings (benchmarks/simulator_realism.py matches its
+    # photon counts, detector and neuropil to a neurofinder movie)
+    "realistic": {
+        "n_neurons": 90,
+        "soma_radius_px": 5.0,
+        "soma_radius_range_px": (3.5, 7.0),
+        "soma_placement": "random",
+        "soma_overlap": 0.3,
+        "soma_brightness_spread": 5.0,
+        "ring_fraction": 0.4,
+        "silent_fraction": 0.2,
+        "out_of_focus_fraction": 0.2,
+        "n_vessels": 6,
+        "n_processes": 60,
+        "neuropil_grain_px": 1.5,
+        "neuropil_grain_contrast": 0.25,
+        "photons_soma": 0.35,
+        "photons_dendrite": 0.6,
+        "photons_background": 0.1,
+        "photons_neuropil": 0.6,
+        "photon_gain": 115.0,
+        "photon_gain_cv": 0.5,
+        "read_noise_sd": 5.0,
+        "raw_offset": 7,
+    },
 }
 
 
-def settings_for(preset: Literal["sample", "validate"], **overrides: Any) -> SimulateSettings:
+def settings_for(
+    preset: Literal["sample", "validate", "realistic"], **overrides: Any
+) -> SimulateSettings:
     """Settings of a named preset with overrides (validated)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}'; choose one of {sorted(PRESETS)}")

@@ -116,7 +116,7 @@ def _calibrate_task(
         base_geom,
         polygon_masks(base_targets, shape),
         base_soma,
-        raw_offset=settings.raw_offset,
+        settings=settings,
         rng=np.random.default_rng(seeds[2]),
     )
     base_readout = _readout(_online_dff(base_f, params), base_targets, params)
@@ -229,7 +229,7 @@ def _online_target_f(
             sgeom,
             polygon_masks(targets, shape),
             day,
-            raw_offset=settings.raw_offset,
+            settings=settings,
             rng=np.random.default_rng(seed),
         )
         shift_row = shift_col = np.zeros(n, dtype=np.int64)

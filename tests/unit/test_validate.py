@@ -7,6 +7,7 @@ import xarray as xr
 
 from analysis import validate
 from analysis.align_days import points_to_session
+from analysis.settings import ConfigError
 
 
 def _disk(shape, centre, radius):
@@ -248,3 +249,27 @@ def test_targets_recall():
     assert out["recall"] == pytest.approx(2 / 3) and out["group_agreement"] == 1.0
     with pytest.raises(ValueError, match="lacks columns"):
         validate.compare_targets(mapped.drop(columns="roi"), roi_units={}, true_targets=truth)
+
+
+def test_detectable_f1_ignores_hidden_somata():
+    from analysis.validate.score import _detectable_f1
+
+    true = np.zeros((3, 20, 20))
+    true[0, 1:5, 1:5] = true[1, 8:12, 8:12] = true[2, 14:18, 14:18] = 1
+    soma = xr.DataArray(true, dims=("neuron", "row", "col"), coords={"neuron": [0, 1, 2]})
+    found = xr.DataArray(true[[0, 2]], dims=("roi", "row", "col"), coords={"roi": [7, 9]})
+    neurons = pd.DataFrame(
+        {"neuron": [0, 1, 2], "silent": [False, True, False], "out_of_focus": [False] * 3}
+    )
+    matches, _ = validate.compare_rois(found, soma)
+    assert _detectable_f1(found, soma, neurons, matches, (0.0, 0.0)) == 1.0
+    neurons["silent"] = [False] * 3
+    neurons["out_of_focus"] = [False, False, True]  # ROI 9 found a hidden soma: left out
+    f1 = _detectable_f1(found, soma, neurons, matches, (0.0, 0.0))
+    assert f1 == pytest.approx(2 / 3)  # 1 hit, 1 kept ROI, 2 detectable somata
+
+
+def test_validate_preset_must_exist():
+    assert validate.ValidateSettings().preset == "realistic"
+    with pytest.raises(ConfigError, match="validate.preset"):
+        validate.ValidateSettings.from_mapping({"preset": "nope"})

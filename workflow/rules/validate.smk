@@ -11,7 +11,7 @@ rule simulate_validation_cohort:
     benchmark:
         f"{RESULTS}/benchmarks/validate/simulate.tsv"
     shell:
-        "python -m analysis.simulate --preset validate --out {output:q} "
+        "python -m analysis.simulate --preset {params.settings[preset]} --out {output:q} "
         "--seed {params.settings[seed]} --subjects {params.settings[n_subjects]} "
         "--days {params.settings[n_days]} --frames {params.settings[n_frames]} "
         "--tiff-compression zlib-fast 2> {log:q}"

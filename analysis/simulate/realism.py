@@ -1,0 +1,202 @@
+"""The realistic field of view (options off by default, see ``SimulateSettings``): random
+somata of spread sizes and brightness, rings, silent and out-of-focus cells, vessel
+shadows, crossing processes and a grainy neuropil.
+
+:func:`draw_field` gives the per-soma truth flags and light footprints that
+:func:`analysis.simulate.geometry.simulate_geometry` uses in place of the grid of uniform
+disks; it draws only when an option is on, so the grid path's draws keep their order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from analysis.simulate.settings import SimulateSettings
+
+#: Ring cells: depth and squared width (in radii) of the dark nucleus (1 = black centre).
+RING_NUCLEUS = (1.0, 0.3)
+#: Out-of-focus cells: blur (in radii) and light kept.
+OUT_OF_FOCUS_BLUR = 0.6
+OUT_OF_FOCUS_LIGHT = 0.4
+#: Vessel shadows: light kept at a vessel's core, diameter range (px).
+VESSEL_TRANSMISSION = 0.02
+VESSEL_DIAMETER_PX = (5.0, 12.0)
+#: Crossing processes: length range (px), light relative to the owner's soma.
+PROCESS_LENGTH_PX = (30.0, 90.0)
+PROCESS_LIGHT = 0.5
+
+
+def _smooth_walk(
+    start: np.ndarray, length_px: float, shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Points (k, 2) of a gently curving path from ``start``, 0.5 px steps, kept in view."""
+    heading = rng.uniform(0, 2 * np.pi)
+    turns = np.cumsum(rng.normal(0, 0.05, int(length_px / 0.5)))
+    steps = 0.5 * np.stack([np.sin(heading + turns), np.cos(heading + turns)], axis=1)
+    points = start + np.cumsum(steps, axis=0)
+    inside = np.all((points >= 0) & (points <= np.array(shape) - 1), axis=1)
+    return points[inside]
+
+
+def _path_image(points: np.ndarray, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+    """A path drawn as a Gaussian-profiled line, peak 1."""
+    img = np.zeros(shape)
+    if len(points):
+        idx = np.round(points).astype(int)
+        img[idx[:, 0], idx[:, 1]] = 1.0
+    img = ndimage.gaussian_filter(img, sigma_px)
+    return img / img.max() if img.max() > 0 else img
+
+
+def vessel_transmission(settings: SimulateSettings, rng: np.random.Generator) -> np.ndarray:
+    """Light kept (row, col) under ``n_vessels`` dark tubes crossing the field (1 = clear).
+
+    Penetrating vessels run along the optical axis, so both planes share the shadows.
+    """
+    shape = (settings.n_rows, settings.n_cols)
+    shade = np.zeros(shape)
+    for _ in range(settings.n_vessels):
+        start = rng.uniform([0, 0], np.array(shape) - 1)
+        points = _smooth_walk(start, 2.0 * max(shape), shape, rng)
+        if not len(points):
+            continue
+        radius = rng.uniform(*VESSEL_DIAMETER_PX) / 2
+        tube = ndimage.distance_transform_edt(_path_image(points, shape, 0.5) < 0.5)
+        shade = np.maximum(shade, 1.0 / (1.0 + np.exp((tube - radius) * 1.5)))
+    return 1.0 - (1.0 - VESSEL_TRANSMISSION) * shade
+
+
+def _place_random(
+    radii: np.ndarray, clear: np.ndarray, settings: SimulateSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """Centres (neuron, 2) at random in the usable field, off vessels, at least
+    ``(1 - soma_overlap) * (r_i + r_j)`` apart (random sequential placement)."""
+    m = settings.margin_px
+    hi = np.array([settings.n_rows - 1 - m, settings.n_cols - 1 - m])
+    centres = np.empty((radii.size, 2))
+    for k, r in enumerate(radii):
+        for _ in range(2000):
+            c = rng.uniform([m, m], hi)
+            gap = np.hypot(*(centres[:k] - c).T) >= (1 - settings.soma_overlap) * (radii[:k] + r)
+            if gap.all() and clear[int(round(c[0])), int(round(c[1]))] > 0.5:
+                centres[k] = c
+                break
+        else:
+            raise ValueError(
+                f"simulate: could not place soma {k + 1} of {radii.size} at random in a "
+                f"{settings.n_rows}x{settings.n_cols} field; reduce n_neurons or the radii, "
+                "or raise soma_overlap"
+            )
+    return centres
+
+
+def soma_footprint(
+    centre: np.ndarray,
+    shape: tuple[int, int],
+    radius: float,
+    rng: np.random.Generator,
+    *,
+    ring: bool = False,
+    out_of_focus: bool = False,
+) -> np.ndarray:
+    """Soft elliptical soma (row, col), peak 1, with a dim nucleus (a dark one: a ring);
+    blurred when out of focus."""
+    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    a, b = radius * rng.uniform(0.85, 1.15, size=2)
+    theta = rng.uniform(0, np.pi)
+    dr, dc = rr - centre[0], cc - centre[1]
+    u = (dr * np.cos(theta) + dc * np.sin(theta)) / a
+    v = (-dr * np.sin(theta) + dc * np.cos(theta)) / b
+    d = np.sqrt(u**2 + v**2)
+    depth, width = RING_NUCLEUS if ring else (0.4, 0.18)
+    body = 1.0 / (1.0 + np.exp((d - 1.0) * 8.0))
+    nucleus = depth * np.exp(-(d**2) / width)
+    fp = np.clip(body - nucleus, 0, None)
+    if out_of_focus:
+        fp = ndimage.gaussian_filter(fp, OUT_OF_FOCUS_BLUR * radius)
+        fp /= fp.max()
+    fp[fp < 0.02] = 0
+    return fp / fp.max()
+
+
+def _flags(
+    n: int, is_target: np.ndarray, settings: SimulateSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Silent and out-of-focus neurons: disjoint shares of the non-targets (targets are
+    chosen by labs as visible, active cells)."""
+    others = rng.permutation(np.flatnonzero(~is_target))
+    n_silent = int(round(settings.silent_fraction * others.size))
+    n_blur = int(round(settings.out_of_focus_fraction * others.size))
+    silent, blurred = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    silent[others[:n_silent]] = True
+    blurred[others[n_silent : n_silent + n_blur]] = True
+    return silent, blurred
+
+
+def draw_field(
+    settings: SimulateSettings, *, n_targets: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Somata, their flags and light, processes and vessels of a realistic field.
+
+    Returns
+    -------
+    dict
+        ``centres`` (neuron, 2) px, ``target_idx`` (the first ``n_pos_targets`` are P+),
+        ``flags`` (dict of per-neuron arrays: radius_px, brightness, ring, silent,
+        out_of_focus), ``soma_fp`` (neuron, row, col) soma shapes peak 1 (the truth masks'
+        source), ``soma_light`` (neuron, row, col) relative light of each neuron in the soma
+        plane (shape x brightness, dimmed when out of focus, plus its crossing processes),
+        ``transmission`` (row, col) vessel shadows (1 = clear).
+    """
+    shape = (settings.n_rows, settings.n_cols)
+    n = settings.n_neurons
+    transmission = vessel_transmission(settings, rng)
+    lo, hi = settings.soma_radius_range_px or (settings.soma_radius_px,) * 2
+    radii = rng.uniform(lo, hi, n)
+    centres = _place_random(radii, transmission, settings, rng)
+    target_idx = rng.choice(n, n_targets, replace=False)
+    is_target = np.isin(np.arange(n), target_idx)
+    silent, blurred = _flags(n, is_target, settings, rng)
+    half = np.log(settings.soma_brightness_spread) / 2
+    brightness = np.exp(rng.uniform(np.where(is_target, 0.0, -half), half))
+    ring = rng.random(n) < settings.ring_fraction
+    soma_fp = np.stack(
+        [
+            soma_footprint(c, shape, r, rng, ring=g, out_of_focus=b)
+            for c, r, g, b in zip(centres, radii, ring, blurred, strict=True)
+        ]
+    )
+    light = soma_fp * (brightness * np.where(blurred, OUT_OF_FOCUS_LIGHT, 1.0))[:, None, None]
+    for _ in range(settings.n_processes):
+        owner = int(rng.integers(n))
+        # start at some soma, so processes cross somata
+        start = centres[rng.integers(n)] + rng.normal(0, 3, 2)
+        path = _smooth_walk(start, rng.uniform(*PROCESS_LENGTH_PX), shape, rng)
+        width = rng.uniform(0.5, 0.9)
+        light[owner] += PROCESS_LIGHT * brightness[owner] * _path_image(path, shape, width)
+    return {
+        "centres": centres,
+        "target_idx": target_idx,
+        "flags": {
+            "radius_px": radii,
+            "brightness": brightness,
+            "ring": ring,
+            "silent": silent,
+            "out_of_focus": blurred,
+        },
+        "soma_fp": soma_fp,
+        "soma_light": light,
+        "transmission": transmission,
+    }
+
+
+def grain(settings: SimulateSettings, rng: np.random.Generator) -> np.ndarray:
+    """Fine neuropil texture (row, col): log-normal, mean 1, correlation ``neuropil_grain_px``."""
+    shape = (settings.n_rows, settings.n_cols)
+    g = ndimage.gaussian_filter(rng.normal(size=shape), settings.neuropil_grain_px)
+    g = (g - g.mean()) / (g.std() + 1e-12) * settings.neuropil_grain_contrast
+    tex = np.exp(g)
+    return tex / tex.mean()

@@ -1,0 +1,166 @@
+"""Compare a real movie's summary statistics with a simulated movie of a preset.
+
+Usage (from the repository root; not part of the pytest suite)::
+
+    python benchmarks/simulator_realism.py [--data ../shared/realdata] [--preset realistic]
+        [--frames 1200] [--seed 0] [--set KEY=VALUE ...]
+        [--out results/benchmarks/simulator_realism.tsv]
+
+Real movies: ``neurofinder/q0_movie.tif`` (600 frames, about 7.5 Hz, motion corrected)
+and, for reference, ``sima/example.tif`` (20 frames, another microscope, not matched).
+The ROI labels are never read. The simulated movie is plane 0 (somata) of day01 of one
+subject of the preset, rendered at its ``fs_hz`` (15 Hz) without within-session motion
+(the real movie is motion corrected), then binned to the real frame rate by summing
+frame pairs (minus one offset): the same photons per binned frame as one real frame at
+the same photon flux per second. Only the part of the field where somata are placed
+(inside the border margin) is compared.
+
+Statistics (percentiles over pixels unless said): temporal mean; noise gain SD / sqrt(mean
+- offset) with SD from frame differences (sqrt(counts per photon) for shot noise);
+per-pixel SNR = mean / temporal SD; neighbour correlation of frame differences (row,
+column); autocorrelation length of the high-passed mean image (px where the radial
+autocorrelation falls to 1/e); soma-scale blob contrast, the negative
+Laplacian-of-Gaussian (sigma 3.5 px) of the mean image over its median; per-pixel
+skewness of the traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import ndimage, stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis import simulate  # noqa: E402
+
+PERCENTILES = (5, 25, 50, 75, 95)
+LOG_SIGMA_PX = 3.5
+HIGHPASS_SIGMA_PX = 8.0
+
+
+def _zero_photon_level(movie: np.ndarray) -> float:
+    """The raw level of no photons: the mode of the lowest values (the detector offset),
+    zeros left out (negative read noise clipped to 0 piles up there)."""
+    low = movie[(movie <= np.percentile(movie, 10)) & (movie > 0)]
+    values, counts = np.unique(np.round(low), return_counts=True)
+    return float(values[counts.argmax()])
+
+
+def _autocorr_length(image: np.ndarray) -> float:
+    """Distance (px) where the radially averaged autocorrelation falls to 1/e."""
+    x = image - image.mean()
+    f = np.fft.fft2(x)
+    ac = np.fft.fftshift(np.fft.ifft2(f * np.conj(f)).real)
+    ac /= ac.max()
+    centre = np.array(ac.shape) // 2
+    rr, cc = np.indices(ac.shape)
+    dist = np.hypot(rr - centre[0], cc - centre[1]).round().astype(int)
+    radial = np.bincount(dist.ravel(), ac.ravel()) / np.bincount(dist.ravel())
+    below = np.flatnonzero(radial < np.exp(-1))[0]
+    a, b = radial[below - 1], radial[below]
+    return float(below - 1 + (a - np.exp(-1)) / (a - b))
+
+
+def _neighbour_corr(diff: np.ndarray, axis: int) -> float:
+    a = np.moveaxis(diff, axis, 0)
+    return float(np.corrcoef(a[1:].ravel(), a[:-1].ravel())[0, 1])
+
+
+def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
+    """Summary statistics of a movie (time, row, col) in raw counts."""
+    movie = movie.astype(np.float64)
+    mean = movie.mean(axis=0)
+    sd = movie.std(axis=0)
+    diff = np.diff(movie, axis=0)
+    noise = diff.std(axis=0) / np.sqrt(2)
+    gain = noise / np.sqrt(np.clip(mean - offset, 1e-3, None))
+    snr = mean / np.where(sd > 0, sd, np.nan)
+    blob = -(LOG_SIGMA_PX**2) * ndimage.gaussian_laplace(mean, LOG_SIGMA_PX) / np.median(mean)
+    skew = stats.skew(movie, axis=0)
+    out: dict[str, float] = {"offset (zero-photon level)": offset}
+    for name, values in (
+        ("mean", mean),
+        ("noise gain", gain),
+        ("pixel SNR", snr),
+        ("blob contrast (LoG)", blob),
+        ("skewness", skew),
+    ):
+        values = values[np.isfinite(values)]
+        for q in PERCENTILES:
+            out[f"{name} p{q}"] = float(np.percentile(values, q))
+    out["blob contrast (LoG) p99"] = float(np.percentile(blob, 99))
+    out["skewness p99"] = float(np.nanpercentile(skew, 99))
+    out["diff corr, row neighbours"] = _neighbour_corr(diff, 1)
+    out["diff corr, column neighbours"] = _neighbour_corr(diff, 2)
+    out["diff corr, next frame"] = _neighbour_corr(diff, 0)
+    hp = mean - ndimage.gaussian_filter(mean, HIGHPASS_SIGMA_PX)
+    out["mean-image autocorr length px"] = _autocorr_length(hp)
+    return out
+
+
+def simulated_movie(settings: simulate.SimulateSettings, *, seed: int) -> np.ndarray:
+    """Plane 0 of day01, no within-session motion, cropped to the somata's region."""
+    result = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(seed))
+    day = result["days"][0]
+    day["motion"] = {k: v * 0 if isinstance(v, np.ndarray) else v for k, v in day["motion"].items()}
+    movie = np.concatenate(list(simulate.render_plane(day, plane=0, settings=settings)))
+    m = int(np.ceil(settings.margin_px - settings.max_soma_radius_px))
+    return movie[:, m : settings.n_rows - m, m : settings.n_cols - m]
+
+
+def _read(path: Path) -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/realdata"))
+    parser.add_argument("--preset", default="realistic", choices=sorted(simulate.PRESETS))
+    parser.add_argument("--frames", type=int, default=1200, help="simulated frames (15 Hz)")
+    parser.add_argument("--bin", type=int, default=2, help="simulated frames per real frame")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/benchmarks/simulator_realism.tsv")
+    )
+    args = parser.parse_args(argv)
+    overrides: dict[str, Any] = {"n_days": 1, "n_frames": args.frames, "baseline_frames": 3000}
+    overrides["calibration_trial_frames"] = 200
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = yaml.safe_load(value)
+    settings = simulate.settings_for(args.preset, **overrides)
+    sim = simulated_movie(settings, seed=args.seed).astype(np.float64)
+    usable = sim.shape[0] // args.bin * args.bin
+    sim = sim[:usable].reshape(-1, args.bin, *sim.shape[1:]).sum(axis=1)
+    sim -= (args.bin - 1) * settings.raw_offset
+    columns = {"simulated": movie_statistics(sim, offset=float(settings.raw_offset))}
+    for name, rel in (("neurofinder", "neurofinder/q0_movie.tif"), ("sima", "sima/example.tif")):
+        path = args.data / rel
+        if path.exists():
+            real = _read(path)
+            columns[name] = movie_statistics(real, offset=_zero_photon_level(real))
+        else:
+            print(f"{path} missing: skipped", file=sys.stderr)
+    table = pd.DataFrame(columns)
+    table.index.name = "statistic"
+    order = [c for c in ("neurofinder", "simulated", "sima") if c in table]
+    table = table[order]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, sep="\t", float_format="%.4g")
+    with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 120):
+        print(table.to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Simulator, realistic field: placement, spreads, rings, flags, vessels, the detector."""
+
+import numpy as np
+import pytest
+
+from analysis import simulate
+from analysis.settings import ConfigError
+from analysis.simulate import activity, realism, rendering
+
+FIELD = {
+    "n_rows": 112,
+    "n_cols": 112,
+    "n_neurons": 30,
+    "n_pos_targets": 2,
+    "n_neg_targets": 2,
+    "n_distractor_dendrites": 2,
+    "max_day_shift_px": 3.0,
+    "max_motion_px": 3.0,
+    "max_nonrigid_px": 1.0,
+    "soma_placement": "random",
+    "soma_overlap": 0.3,
+    "soma_radius_range_px": (3.5, 7.0),
+    "soma_brightness_spread": 5.0,
+    "ring_fraction": 0.5,
+    "silent_fraction": 0.3,
+    "out_of_focus_fraction": 0.3,
+    "n_vessels": 2,
+    "n_processes": 10,
+    "neuropil_grain_px": 1.5,
+    "neuropil_grain_contrast": 0.3,
+}
+
+
+@pytest.fixture(scope="module")
+def field():
+    settings = simulate.SimulateSettings.from_mapping(FIELD)
+    return settings, simulate.simulate_geometry(settings, rng=np.random.default_rng(4))
+
+
+def test_random_somata_touch_and_overlap_within_bounds(field):
+    settings, geom = field
+    neurons = geom["neurons"]
+    centres = neurons[["centroid_row", "centroid_col"]].to_numpy()
+    r = neurons["radius_px"].to_numpy()
+    dist = np.hypot(*(centres[:, None] - centres[None]).transpose(2, 0, 1))
+    reach = r[:, None] + r[None]
+    pairs = ~np.eye(len(r), dtype=bool)
+    assert (dist[pairs] >= 0.7 * reach[pairs] - 1e-9).all()
+    assert (dist[pairs] < reach[pairs]).sum() >= 2  # touching or overlapping neighbours
+    assert 3.5 <= r.min() and r.max() <= 7.0 and r.max() - r.min() > 2
+    b = neurons["brightness"].to_numpy()
+    assert b.max() / b.min() <= 5 + 1e-9 and b.max() / b.min() > 2
+    targets = neurons["target_id"] >= 0
+    assert (neurons.loc[targets, "brightness"] >= 1).all()
+
+
+def test_flags_spare_the_targets(field):
+    _, geom = field
+    neurons = geom["neurons"]
+    targets = neurons["target_id"] >= 0
+    assert not neurons.loc[targets, ["silent", "out_of_focus"]].any().any()
+    assert not (neurons["silent"] & neurons["out_of_focus"]).any()
+    assert neurons["silent"].sum() == round(0.3 * 26) == neurons["out_of_focus"].sum()
+    assert (neurons.loc[neurons["silent"], "burst_rate_hz"] == 0).all()
+
+
+def test_silent_cells_never_burst(field):
+    settings, geom = field
+    rates = geom["neurons"]["burst_rate_hz"].to_numpy()
+    soma = activity.simulate_soma(
+        geom, rates, n_frames=2000, settings=settings, rng=np.random.default_rng(0)
+    )
+    silent = geom["neurons"]["silent"].to_numpy()
+    assert soma["spikes"][silent].sum() == 0 and soma["soma_calcium"][silent].max() == 0
+    assert soma["spikes"][~silent].sum(axis=1).min() > 0
+
+
+def test_rings_have_a_dark_centre():
+    rng = np.random.default_rng(1)
+    centre = np.array([20.0, 20.0])
+    ring = realism.soma_footprint(centre, (41, 41), 6.0, rng, ring=True)
+    disk = realism.soma_footprint(centre, (41, 41), 6.0, rng)
+    assert ring[20, 20] < 0.1 < 0.5 < disk[20, 20]
+    assert ring.max() == disk.max() == 1
+
+
+def test_out_of_focus_cells_are_blurrier_and_dimmer(field):
+    _, geom = field
+    neurons = geom["neurons"]
+    blurred = neurons["out_of_focus"].to_numpy()
+    area = (geom["soma_fp"] > 0.2).sum(axis=(1, 2)) / neurons["radius_px"].to_numpy() ** 2
+    assert area[blurred].min() > area[~blurred].max()
+    soma_only = neurons["brightness"].to_numpy()
+    peak = geom["soma_light"].max(axis=(1, 2)) / soma_only
+    assert np.median(peak[blurred]) < 0.6 < np.median(peak[~blurred])
+
+
+def test_vessels_are_dark(field):
+    settings, geom = field
+    clear = realism.vessel_transmission(settings, np.random.default_rng(4))
+    assert clear.min() < 0.05 and (clear < 0.5).mean() > 0.02
+    shade = geom["background"] / geom["background"].max(axis=(1, 2), keepdims=True)
+    assert shade.min() < 0.05
+
+
+def test_processes_add_light_outside_somata(field):
+    _, geom = field
+    outside = geom["soma_fp"].sum(axis=0) == 0
+    extra = geom["soma_light"].sum(axis=0)[outside]
+    assert (extra > 0.1).sum() > 50
+
+
+def test_target_polygons_follow_each_radius(field):
+    settings, geom = field
+    polygons = simulate.target_polygons(
+        geom, {"shift_row": 0.0, "shift_col": 0.0, "rotation_deg": 0.0}, settings=settings
+    )
+    neurons = geom["neurons"].set_index("neuron")
+    for target in polygons:
+        row = neurons.loc[target["neuron"]]
+        poly = np.asarray(target["polygon"])
+        spread = np.hypot(poly[:, 0] - row.centroid_row, poly[:, 1] - row.centroid_col)
+        np.testing.assert_allclose(spread, row.radius_px + 0.5, atol=0.02)
+
+
+def test_detector_mean_and_variance():
+    settings = simulate.SimulateSettings.from_mapping(
+        {"photon_gain": 100.0, "photon_gain_cv": 0.5, "read_noise_sd": 5.0, "raw_offset": 10}
+    )
+    rng = np.random.default_rng(0)
+    photons = rng.poisson(2.0, size=(400, 400))
+    raw = rendering.detect(photons, settings=settings, rng=rng).astype(float)
+    assert abs(raw.mean() - (10 + 200)) < 2
+    assert abs(raw.var() / (100**2 * 1.25 * 2 + 25) - 1) < 0.03
+    ideal = rendering.detect(photons, settings=simulate.SimulateSettings(), rng=rng)
+    np.testing.assert_array_equal(ideal, photons)
+
+
+def test_realism_options_left_out_of_to_dict_when_off():
+    assert not set(simulate.SimulateSettings().to_dict()) & set(simulate.REALISM_DEFAULTS)
+    realistic = simulate.settings_for("realistic").to_dict()
+    assert realistic["soma_placement"] == "random" and "photon_gain" in realistic
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("soma_placement", "hex", "soma_placement"),
+        ("soma_radius_range_px", [5.0], "soma_radius_range_px"),
+        ("soma_radius_range_px", [6.0, 4.0], "soma_radius_range_px"),
+        ("soma_brightness_spread", 0.5, "soma_brightness_spread"),
+        ("silent_fraction", 0.8, "silent_fraction \\+ out_of_focus_fraction"),
+        ("neuropil_grain_contrast", 0.5, "needs neuropil_grain_px"),
+        ("photon_gain", 0.0, "photon_gain"),
+        ("soma_overlap", 1.0, "soma_overlap"),
+    ],
+)
+def test_bad_realism_settings_rejected(key, value, match):
+    base = {**FIELD, "out_of_focus_fraction": 0.3, "neuropil_grain_px": 0.0}
+    if key != "neuropil_grain_contrast":
+        base["neuropil_grain_contrast"] = 0.0
+    with pytest.raises(ConfigError, match=match):
+        simulate.SimulateSettings.from_mapping({**base, key: value})
+
+
+def test_realistic_subject_runs_small():
+    settings = simulate.settings_for(
+        "realistic",
+        **{k: FIELD[k] for k in ("n_rows", "n_cols", "n_neurons", "n_pos_targets")},
+        n_neg_targets=2,
+        n_days=1,
+        n_frames=300,
+        baseline_frames=2000,
+        max_day_shift_px=3.0,
+        max_motion_px=3.0,
+        max_nonrigid_px=1.0,
+        max_trial_frames=60,
+        calibration_trial_frames=60,
+    )
+    result = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(0))
+    day = result["days"][0]
+    frames = np.concatenate(list(simulate.render_plane(day, plane=0, settings=settings)))
+    assert frames.shape == (300, 112, 112) and frames.dtype == np.uint16
+    assert 50 < np.median(frames.mean(axis=0)) < 400  # raw counts, not photons
