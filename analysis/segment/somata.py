@@ -93,8 +93,9 @@ def detect_somata(
 
     stat = [s for s in stat if s["lam"].sum() > 0]
     weights = _functional_rois(stat, (n_rows, n_cols), settings)
+    noise_sd = _mean_image_noise(binned)
     blob_z, blob_snr = _blob_images(
-        np.asarray(mean_image, np.float64), settings.diameter_px, _mean_image_noise(binned)
+        np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd
     )
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
@@ -103,8 +104,7 @@ def detect_somata(
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
         added = _anatomical_rois(
-            blob_z,
-            blob_snr,
+            _scale_images(np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd),
             [w for w, c in zip(weights, is_cell, strict=True) if c],
             diameter_px=settings.diameter_px,
             min_z=settings.anatomical_min_z,
@@ -373,9 +373,31 @@ def _laplace_noise_gain(shape: tuple[int, int], sigma: float) -> np.ndarray:
     return np.sqrt(var)
 
 
+#: soma sizes the mean-image blobs are fitted to, as multiples of ``diameter_px``
+#: (steps of 2 ** (1 / 6))
+BLOB_SCALES = (0.8, 0.9, 1.0, 1.12, 1.26, 1.41, 1.59, 1.78)
+
+
+def _scale_images(
+    mean_image: np.ndarray, diameter_px: float, noise_sd: float
+) -> dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per soma diameter of :data:`BLOB_SCALES`: :func:`_blob_images` (z, SNR) and the
+    scale-normalised response (sigma^2 times the negative Laplacian of Gaussian of the
+    mean image less one wide background), whose largest value over the diameters picks
+    a blob's size: for a disk it peaks at the disk's diameter."""
+    widest = max(BLOB_SCALES) * diameter_px
+    high = mean_image - ndimage.gaussian_filter(mean_image, widest)
+    out = {}
+    for factor in BLOB_SCALES:
+        diameter = factor * diameter_px
+        sigma = diameter / (2.0 * np.sqrt(2.0))
+        z, snr = _blob_images(mean_image, diameter, noise_sd)
+        out[diameter] = (z, snr, -(sigma**2) * ndimage.gaussian_laplace(high, sigma))
+    return out
+
+
 def _anatomical_rois(
-    blob_z: np.ndarray,
-    blob_snr: np.ndarray,
+    scales: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]],
     functional: list[np.ndarray],
     *,
     diameter_px: float,
@@ -383,15 +405,19 @@ def _anatomical_rois(
     min_snr: float,
     max_distance_px: float,
 ) -> list[np.ndarray]:
-    """Soma-sized bright and dark blobs of the mean image that no functional ROI covers.
+    """Bright and dark blobs of the mean image, of any soma size, that no functional cell
+    covers.
 
-    Blob centres are local extrema of ``blob_z`` (half a diameter apart) passing
-    ``min_z`` and, with the same sign, ``min_snr``; each ROI is the connected part of
-    the pixels within 0.75 diameters of its centre whose response has the centre's sign
-    (a disk's Laplacian changes sign near its edge). Blobs whose centroid lies within
-    ``max_distance_px`` of a functional ROI's, or with over half their pixels inside one,
-    are left to the functional ROI. Blobs weaker than the strongest response of the
-    other sign within half a diameter (the surround of a stronger blob) are dropped.
+    ``scales`` holds the blob z, SNR and scale-normalised response images per diameter
+    (:func:`_scale_images`). Blob centres are local extrema (half the smallest diameter
+    apart) of the strongest z over the diameters, passing ``min_z``; the blob's diameter
+    is the one with the strongest scale-normalised response there, at which its SNR must
+    pass ``min_snr`` with the same sign; each ROI is the connected part of the pixels
+    within half that diameter of the centre whose z at that diameter
+    has the centre's sign. Blobs whose centroid lies within ``max_distance_px`` of a
+    functional cell's, or with over half their pixels inside one, are left to it. Blobs
+    weaker than the strongest response of the other sign within half a diameter (the
+    surround of a stronger blob) are dropped.
 
     Returns
     -------
@@ -402,19 +428,24 @@ def _anatomical_rois(
 
     taken = np.any([w > 0 for w in functional], axis=0) if functional else None
     centres = np.array([ndimage.center_of_mass(w) for w in functional]).reshape(-1, 2)
-    rr, cc = np.indices(blob_z.shape)
-    radius = 0.75 * diameter_px
-    ring_px = max(1, int(round(diameter_px / 2)))
+    sizes = np.array(list(scales))
+    z = np.stack([scales[d][0] for d in sizes])
+    response = np.stack([scales[d][2] for d in sizes])
+    rr, cc = np.indices(z.shape[1:])
     out = []
     for sign in (1.0, -1.0):
-        signed = sign * blob_z
+        signed = sign * z
+        best = signed.max(axis=0)
         peaks = peak_local_max(
-            signed, min_distance=max(1, int(round(diameter_px / 2))), threshold_abs=min_z
+            best, min_distance=max(1, int(round(sizes.min() / 2))), threshold_abs=min_z
         )
         for r, c in peaks:
-            if sign * blob_snr[r, c] < min_snr:
+            k = int((sign * response[:, r, c]).argmax())
+            if signed[k, r, c] <= 0:
                 continue
-            near = (signed > 0) & (np.hypot(rr - r, cc - c) <= radius)
+            if sign * scales[sizes[k]][1][r, c] < min_snr:
+                continue
+            near = (signed[k] > 0) & (np.hypot(rr - r, cc - c) <= 0.5 * sizes[k])
             labels, _ = ndimage.label(near)
             pix = labels == labels[r, c]
             centre = np.array(ndimage.center_of_mass(pix))
@@ -424,8 +455,9 @@ def _anatomical_rois(
                 continue
             # the Laplacian's surround of a blob is an extremum of the other sign: a blob
             # must be stronger than any opposite response within half a diameter
+            ring_px = max(1, int(round(sizes[k] / 2)))
             surround = ndimage.binary_dilation(pix, iterations=ring_px)
-            if -signed[surround].min() >= signed[r, c]:
+            if -signed[k][surround].min() >= signed[k][r, c]:
                 continue
             out.append(pix.astype(np.float64))
     return out

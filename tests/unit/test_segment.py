@@ -353,3 +353,21 @@ def test_silent_bright_and_dark_somata_found_in_the_mean_image():
         movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings(anatomical=False)
     )
     assert not off.is_cell.any()
+
+
+def test_mean_image_blobs_take_the_size_of_their_soma():
+    """Silent somata from 0.8 to 1.8 times the expected diameter get masks of their own
+    size (the blob's scale is fitted), not one of the expected diameter."""
+    rng = np.random.default_rng(4)
+    size = 90
+    rr, cc = np.mgrid[:size, :size]
+    centres = [(22, 22, 3.5), (22, 66, 5.0), (66, 22, 6.0), (66, 66, 7.0)]
+    truth = np.stack([np.hypot(rr - r, cc - c) <= radius for r, c, radius in centres])
+    movie = 300.0 + rng.normal(0, 10, (300, size, size))
+    movie[:, truth.any(0)] += 80
+    movie = movie.astype(np.int16)
+    settings = SegmentSettings(anatomical=True, max_area_fraction=4.0)
+    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+    cells = masks.where(masks.is_cell, drop=True)
+    assert cells.sizes["roi"] == len(truth)
+    assert (_hungarian_iou(cells.values > 0, truth) >= 0.7).all()
