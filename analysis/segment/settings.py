@@ -36,12 +36,16 @@ class SegmentSettings(StageSettings):
         max_binned_frames: cap on the number of binned frames sparsery gets; longer
         movies get longer bins. sparsery holds about five binned movies, so this bounds
         the stage's memory (500: ~0.7 GB at 256 x 256 px) whatever the recording length.
+        fit_soma_size: grow each sparsery ROI to the bright mean-image blob it sits on (the
+        disk of the blob's fitted diameter): sparsery keeps the most active pixels, often a
+        fraction of a large soma.
     Cell classification (no downloaded classifier)
         classifier: ``builtin`` (the logistic model shipped in the package, trained on the
         simulator: :mod:`analysis.segment.train_classifier`), a path to such a model, or
         ``rules`` (the area, compactness, skewness and contrast rules below).
         min_cell_probability: a candidate is a cell when the model gives it at least this
-        probability.
+        probability; 0 (default) takes the model's own threshold, the one that gave the
+        best soma F1 on its training sessions.
         min_area_fraction, max_area_fraction: allowed ROI area, as fractions of the
         area of a disk of ``diameter_px``.
         max_compactness: compactness (mean pixel distance from the centroid over that of a
@@ -107,8 +111,9 @@ class SegmentSettings(StageSettings):
     trim_fraction: float = 0.3
     merge_core_iou: float = 0.3
     max_binned_frames: int = 500
+    fit_soma_size: bool = False
     classifier: str = RULES
-    min_cell_probability: float = 0.5
+    min_cell_probability: float = 0.0
     min_area_fraction: float = 0.4
     max_area_fraction: float = 2.5
     max_compactness: float = 1.6
@@ -148,7 +153,9 @@ class SegmentSettings(StageSettings):
             "segment.min_area_fraction must be >= 0 and <= segment.max_area_fraction",
         )
         require(self.max_compactness >= 1, "segment.max_compactness must be >= 1")
-        require(0 < self.min_cell_probability < 1, "segment.min_cell_probability must be in (0, 1)")
+        require(
+            0 <= self.min_cell_probability < 1, "segment.min_cell_probability must be in [0, 1)"
+        )
         require(self.min_contrast >= 0, "segment.min_contrast must be >= 0")
         require(self.anatomical_min_z > 0, "segment.anatomical_min_z must be > 0")
         require(self.anatomical_min_snr > 0, "segment.anatomical_min_snr must be > 0")

@@ -97,6 +97,9 @@ def detect_somata(
     blob_z, blob_snr = _blob_images(
         np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd
     )
+    scales = _scale_images(np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd)
+    if settings.fit_soma_size:
+        weights = [_grow_to_soma(w, scales) for w in weights]
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
     is_cell, probability = _classify(feats, settings)
@@ -235,9 +238,9 @@ def _classify(
     """``is_cell`` and the cell probability of each candidate.
 
     With a trained model (``segment.classifier``), a cell has probability >=
-    ``min_cell_probability``. With ``rules``: sparsery ROIs pass the area, compactness,
-    skewness and contrast rules, mean-image blobs the area and compactness rules alone
-    (they may be nearly silent); the probability is then NaN.
+    ``min_cell_probability`` (0: the model's threshold). With ``rules``: sparsery ROIs
+    pass the area, compactness, skewness and contrast rules, mean-image blobs the area
+    and compactness rules alone (they may be nearly silent); the probability is then NaN.
     """
     if settings.classifier == RULES:
         shape_ok = _passes_shape_rules(feats, settings)
@@ -250,7 +253,8 @@ def _classify(
     probability = classifier.probability(
         model, classifier.feature_matrix(feats, settings.diameter_px)
     )
-    return probability >= settings.min_cell_probability, probability.astype(np.float32)
+    threshold = settings.min_cell_probability or model["threshold"]
+    return probability >= threshold, probability.astype(np.float32)
 
 
 def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings) -> np.ndarray:
@@ -394,6 +398,25 @@ def _scale_images(
         z, snr = _blob_images(mean_image, diameter, noise_sd)
         out[diameter] = (z, snr, -(sigma**2) * ndimage.gaussian_laplace(high, sigma))
     return out
+
+
+def _grow_to_soma(
+    weight: np.ndarray, scales: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """A sparsery ROI grown to the bright soma it sits on: the disk of the diameter whose
+    scale-normalised response (:func:`_scale_images`) is strongest at its centroid, added
+    with the ROI's smallest weight. sparsery keeps a soma's most active pixels, often a
+    fraction of a large soma; a ROI on no bright blob is kept as it is."""
+    r, c = np.round(ndimage.center_of_mass(weight)).astype(int)
+    sizes = np.array(list(scales))
+    response = np.array([scales[d][2][r, c] for d in sizes])
+    if response.max() <= 0:
+        return weight
+    rr, cc = np.ogrid[: weight.shape[0], : weight.shape[1]]
+    disk = np.hypot(rr - r, cc - c) <= 0.5 * sizes[response.argmax()]
+    grown = weight.copy()
+    grown[disk & (weight <= 0)] = weight[weight > 0].min()
+    return grown
 
 
 def _anatomical_rois(

@@ -24,9 +24,12 @@ import numpy as np
 
 from analysis import layout
 from analysis.segment import classifier
+from analysis.segment.settings import RULES
 
 logger = logging.getLogger("train_classifier")
 IOU_CELL = 0.5
+#: the candidate settings the model is trained for (and must be used with)
+TRAINING_CANDIDATES = {"anatomical": True, "fit_soma_size": True}
 
 
 def simulate_cohort(out: Path, args: argparse.Namespace) -> None:
@@ -46,7 +49,11 @@ def segment_cohort(cohort: Path, work: Path, cores: int) -> list[tuple[str, str]
     from analysis.cohort_run import run_workflow
 
     config = yaml.safe_load(Path("config/config.yaml").read_text())
-    config["segment"] = {**config.get("segment", {}), "anatomical": True, "classifier": "rules"}
+    config["segment"] = {
+        **config.get("segment", {}),
+        **TRAINING_CANDIDATES,
+        "classifier": RULES,
+    }
     raw = cohort / "raw"
     sessions = sorted((p.parent.name, p.name) for p in raw.glob("*/*") if p.is_dir())
     targets = tuple(
@@ -61,13 +68,14 @@ def segment_cohort(cohort: Path, work: Path, cores: int) -> list[tuple[str, str]
 
 def labelled_features(
     results: Path, cohort: Path, sessions: list[tuple[str, str]], diameter_px: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Feature matrix and cell labels of every soma-plane candidate of the sessions."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Feature matrix and cell labels of every soma-plane candidate of the sessions, and
+    the number of simulated somata."""
     from analysis import io
     from analysis.session_format import read_truth_session
     from analysis.validate import compare_rois, compare_shifts
 
-    features, labels = [], []
+    features, labels, n_true = [], [], 0
     for subject, session in sessions:
         at = {"subject": subject, "session": session, "plane": 0}
         truth = read_truth_session(cohort, subject, session)[0]
@@ -87,13 +95,14 @@ def labelled_features(
             registration_offset_px=(shifts["offset_row_px"], shifts["offset_col_px"]),
         )
         hits = set(matches.loc[matches["hit"], "detected_roi"])
+        n_true += truth.sizes["neuron"]
         rois = {name: masks[name].values for name in masks.coords if name != "roi"}
         features.append(classifier.feature_matrix(rois, diameter_px))
         labels.append(np.isin(masks["roi"].values, list(hits)))
         logger.info(
-            "%s %s: %d candidates, %d cells", subject, session, len(hits), masks.sizes["roi"]
+            "%s %s: %d candidates, %d cells", subject, session, masks.sizes["roi"], len(hits)
         )
-    return np.concatenate(features), np.concatenate(labels)
+    return np.concatenate(features), np.concatenate(labels), n_true
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         simulate_cohort(cohort, args)
     sessions = segment_cohort(cohort, args.work / "run", args.cores)
     diameter = load_settings({})["segment"].diameter_px
-    features, labels = labelled_features(args.work / "run" / "results", cohort, sessions, diameter)
+    features, labels, n_true = labelled_features(
+        args.work / "run" / "results", cohort, sessions, diameter
+    )
     provenance = {
         "command": "python -m analysis.segment.train_classifier "
         + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -129,17 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         "sessions": len(sessions),
         "frames": args.frames,
         "candidates": int(len(labels)),
+        "somata": n_true,
         "cells": int(labels.sum()),
         "label": f"Hungarian IoU match >= {IOU_CELL} to a simulated soma",
+        "candidates_settings": TRAINING_CANDIDATES,
     }
-    model = classifier.fit(features, labels, provenance)
+    model = classifier.fit(features, labels, n_true, provenance)
     args.out.write_text(json.dumps(model, indent=1) + "\n")
-    p = classifier.probability(model, features)
     logger.info(
-        "%d candidates, %d cells; on the training set: %.3f of cells and %.3f of non-cells "
-        "classified right; written to %s",
-        len(labels), labels.sum(), (p[labels] >= 0.5).mean(), (p[~labels] < 0.5).mean(),
-        args.out,
+        "%d candidates, %d of them cells, %d somata; threshold %.3f, soma F1 on the training "
+        "sessions %.3f; written to %s",
+        len(labels), labels.sum(), n_true, model["threshold"], model["training_f1"], args.out,
     )  # fmt: skip
     return 0
 

@@ -16,10 +16,8 @@ def _rois(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         "anatomical": rng.random(n) < 0.5,
         "area_px": rng.integers(20, 80, n),
         "compactness": rng.uniform(1, 1.5, n),
-        "skewness": rng.normal(1, 1, n),
         "contrast": rng.uniform(0.7, 1.5, n),
         "blob_z": rng.normal(0, 3, n),
-        "blob_snr": rng.normal(0, 10, n),
         "correlation_contrast": rng.normal(0, 0.1, n),
     }
 
@@ -37,11 +35,12 @@ def test_fit_then_probability_separates_the_classes(tmp_path):
     rng = np.random.default_rng(1)
     rois = _rois(400, rng)
     labels = rois["correlation_contrast"] + 0.02 * rng.normal(size=400) > 0
-    model = classifier.fit(classifier.feature_matrix(rois, 8.0), labels, {"seed": 1})
+    model = classifier.fit(classifier.feature_matrix(rois, 8.0), labels, labels.sum(), {"seed": 1})
     path = tmp_path / "model.json"
     path.write_text(json.dumps(model))
     p = classifier.probability(classifier.load(str(path)), classifier.feature_matrix(rois, 8.0))
     assert ((p >= 0.5) == labels).mean() > 0.9
+    assert 0 < model["threshold"] < 1 and model["training_f1"] > 0.9
 
 
 def test_builtin_model_loads_and_a_stale_or_missing_one_says_what_to_do(tmp_path):
