@@ -12,7 +12,7 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from analysis import suite2p_kernels
-from analysis.segment.common import check_inputs, mask_centroids, masks_dataarray
+from analysis.segment.common import check_inputs, mask_centroids, masks_dataset
 from analysis.segment.settings import SegmentSettings
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def detect_somata(
     fs_hz: float,
     settings: SegmentSettings,
     threads: int | None = None,
-) -> xr.DataArray:
+) -> xr.Dataset:
     """Find somata with suite2p's sparsery functional detection and classify them.
 
     Steps: sparsery on the binned movie (spatial scale from ``diameter_px``); every ROI
@@ -53,8 +53,9 @@ def detect_somata(
 
     Returns
     -------
-    xr.DataArray, dims (roi, row, col), float32
-        suite2p ``lam`` weights (merged, trimmed) normalised to sum 1 per ROI.
+    xr.Dataset
+        Sparse mask set (:mod:`analysis.masks`): suite2p ``lam`` weights (merged,
+        trimmed) normalised to sum 1 per ROI.
         Coordinates on ``roi``: ``is_cell`` (bool), ``area_px`` (int), ``compactness``
         (mean pixel distance from the centroid over a disk's, ~1 = disk), ``skewness`` (of
         the binned ROI trace), ``mean_brightness`` (mean-image units), ``contrast`` (ROI
@@ -68,7 +69,7 @@ def detect_somata(
     --------
     >>> masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=15.0,
     ...                       settings=SegmentSettings())  # doctest: +SKIP
-    >>> masks.where(masks.is_cell, drop=True)  # doctest: +SKIP
+    >>> masks.is_cell.sum()  # doctest: +SKIP
     """
     import torch
     from suite2p.detection import detect
@@ -128,7 +129,7 @@ def detect_somata(
         len(added),
         is_cell.sum(),
     )
-    return masks_dataarray(
+    return masks_dataset(
         weights,
         (n_rows, n_cols),
         {

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from analysis import layout, stats
+from analysis.masks import n_pixels, select_session
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.workflow]
@@ -395,8 +396,8 @@ def outlines_in_results(results, subject):
         session = io.read_json(record)
         for plane, role in session["plane_roles"].items():
             rois = io.read_netcdf(artifact(results, "track.rois", subject=subject, plane=plane))
-            masks = rois["session_masks"].sel(session=session["session"])
-            counts[role] += int((masks > 0).any(("row", "col")).sum())
+            masks = select_session(rois, session["session"])
+            counts[role] += int((n_pixels(masks) > 0).sum())
         at = {"subject": subject, "session": session["session"]}
         targets = io.read_json(artifact(results, "ingest.targets", **at))["targets"]
         counts["target"] += sum(t["plane"] == session["bci_plane"] for t in targets)
