@@ -14,6 +14,7 @@ from scipy import ndimage, stats
 from analysis import suite2p_kernels
 from analysis.segment.common import check_inputs, mask_centroids, masks_dataset
 from analysis.segment.settings import SegmentSettings
+from analysis.settings import torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def detect_somata(
         torch.set_num_threads(threads)
     suite2p_kernels.install()
     n_frames, n_rows, n_cols = check_inputs(movie, mean_image, fs_hz)
-    det = _sparsery_settings(settings, n_frames=n_frames, fs_hz=fs_hz)
+    det = _sparsery_settings(settings, n_frames=n_frames, fs_hz=fs_hz, shape=(n_rows, n_cols))
     logger.info("sparsery on binned frames of %d frames", det["bin_size"])
     stat = _run_sparsery(movie, det, settings=settings, fs_hz=fs_hz)
     # the same binned movie again, for the ROI traces (skewness)
@@ -88,7 +89,7 @@ def detect_somata(
         det["bin_size"],
         yrange=[0, n_rows],
         xrange=[0, n_cols],
-        nbins=settings.max_binned_frames,
+        nbins=det["nbins"],
     )
 
     stat = [s for s in stat if s["lam"].sum() > 0]
@@ -144,7 +145,9 @@ def detect_somata(
     )
 
 
-def _sparsery_settings(settings: SegmentSettings, *, n_frames: int, fs_hz: float) -> dict:
+def _sparsery_settings(
+    settings: SegmentSettings, *, n_frames: int, fs_hz: float, shape: tuple[int, int]
+) -> dict:
     """suite2p's detection settings for sparsery: its defaults with our threshold, high-pass,
     overlap, ROI cap, spatial scale (from ``diameter_px``) and bin size (``tau_s``)."""
     from suite2p.parameters import default_settings
@@ -154,22 +157,19 @@ def _sparsery_settings(settings: SegmentSettings, *, n_frames: int, fs_hz: float
     det["threshold_scaling"] = settings.threshold_scaling
     det["highpass_time"] = settings.highpass_time_bins
     det["max_overlap"] = settings.max_overlap
-    det["nbins"] = settings.max_binned_frames
+    det["nbins"] = settings.n_bins(shape)
     det["sparsery_settings"] = dict(
         det["sparsery_settings"],
         highpass_neuropil=settings.highpass_neuropil_px,
         max_ROIs=settings.max_rois,
         spatial_scale=int(np.clip(np.round(np.log2(settings.diameter_px / 3.0)), 1, 4)),
     )
-    det["bin_size"] = int(
-        max(1, n_frames // settings.max_binned_frames, round(settings.tau_s * fs_hz))
-    )
+    det["bin_size"] = int(max(1, n_frames // det["nbins"], round(settings.tau_s * fs_hz)))
     return det
 
 
 def _run_sparsery(movie: Any, det: dict, *, settings: SegmentSettings, fs_hz: float) -> list:
     """suite2p's ``stat`` of the movie (empty when it finds no ROI)."""
-    import torch
     from suite2p.detection import detect
 
     try:
@@ -181,7 +181,7 @@ def _run_sparsery(movie: Any, det: dict, *, settings: SegmentSettings, fs_hz: fl
             tau=settings.tau_s,
             fs=fs_hz,
             settings=det,
-            device=torch.device(settings.device),
+            device=torch_device(settings.device, "segment.device"),
         )
     except ValueError as err:
         if "no ROIs" not in str(err):
