@@ -127,18 +127,24 @@ def roi_pixels(masks: xr.Dataset) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def mask_matrix(masks: xr.Dataset, *, binary: bool = False) -> sparse.csr_matrix:
-    """``(roi, row * col)`` CSR matrix of the weights (1 where ``binary``), float32."""
+    """``(roi, row * col)`` CSR matrix of the weights (1 where ``binary``), float32.
+
+    Pixels of ROIs missing from ``roi`` are left out, so ``masks.isel(roi=...)`` selects
+    ROIs as it does on a dense stack (:func:`select_rois` also drops their pixels).
+    """
     n_rows, n_cols = field_shape(masks)
-    index = {int(k): i for i, k in enumerate(masks[ROI].values)}
+    roi = masks[ROI].values
     ids = masks["pixel_roi"].values
-    unknown = set(np.unique(ids).tolist()) - index.keys()
-    if unknown:
-        raise ValueError(f"pixels of ROIs {sorted(unknown)} that the roi coordinate lacks")
-    row_of = np.array([index[int(k)] for k in ids], np.int64)
-    col_of = masks["pixel_row"].values.astype(np.int64) * n_cols + masks["pixel_col"].values
-    data = np.ones(ids.size, np.float32) if binary else masks["pixel_weight"].values
+    order = np.argsort(roi, kind="stable")
+    at = np.clip(np.searchsorted(roi[order], ids), 0, max(len(roi) - 1, 0))
+    known = (roi[order][at] == ids) if len(roi) else np.zeros(ids.size, bool)
+    row_of = order[at][known] if len(roi) else np.zeros(0, np.int64)
+    col_of = (masks["pixel_row"].values.astype(np.int64) * n_cols + masks["pixel_col"].values)[
+        known
+    ]
+    data = np.ones(row_of.size, np.float32) if binary else masks["pixel_weight"].values[known]
     out = sparse.csr_matrix(
-        (data.astype(np.float32), (row_of, col_of)), shape=(len(index), n_rows * n_cols)
+        (data.astype(np.float32), (row_of, col_of)), shape=(len(roi), n_rows * n_cols)
     )
     out.sum_duplicates()
     return out
