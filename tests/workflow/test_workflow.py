@@ -126,6 +126,19 @@ def test_dry_run_plans_every_stage(workdir):
         assert f"rule {rule}:" in out or f"\n{rule} " in out, rule
 
 
+def test_keep_movie_false_marks_the_registered_movie_temporary(workdir, tmp_path):
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["register"]["keep_movie"] = False
+    drop = tmp_path / "drop.yaml"
+    drop.write_text(yaml.safe_dump(config))
+    dropped = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(drop)).stdout
+    kept = snakemake(workdir, "-n", "--cores", "2").stdout
+    removed = re.compile(r"Would remove temporary output \S*register/\S*/movie\.bin$", re.MULTILINE)
+    assert removed.search(dropped) and not removed.search(kept)
+    # the ingest copy of each plane never stays
+    assert re.search(r"Would remove temporary output \S*ingest/\S*/movie\.bin$", kept, re.MULTILINE)
+
+
 def test_mistyped_config_key_stops_at_start(workdir, tmp_path):
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     config["register"]["nonrigd"] = False
