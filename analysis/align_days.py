@@ -60,6 +60,7 @@ import xarray as xr
 from scipy import ndimage as ndi
 from scipy import optimize
 
+from analysis import masks
 from analysis.dims import COL, ROW, SESSION
 from analysis.settings import StageSettings, require
 
@@ -173,6 +174,10 @@ def _resample(
 
 
 def _apply(data: Any, matrix: np.ndarray, offset: np.ndarray, *, fill_value: float) -> Any:
+    if masks.is_sparse(data):
+        if fill_value != 0:
+            raise ValueError("sparse masks are 0 outside their pixels: fill_value must be 0")
+        return masks.warp(data, matrix, offset)
     values = data.values if isinstance(data, xr.DataArray) else np.asarray(data)
     if values.ndim not in (2, 3):
         raise ValueError(
@@ -184,13 +189,18 @@ def _apply(data: Any, matrix: np.ndarray, offset: np.ndarray, *, fill_value: flo
     return data.copy(data=out) if isinstance(data, xr.DataArray) else out
 
 
+def _shape(data: Any) -> tuple[int, int]:
+    return masks.field_shape(data) if masks.is_sparse(data) else np.shape(data)[-2:]
+
+
 def to_reference(data: Any, transform: Mapping[str, Any], *, fill_value: float = 0.0) -> Any:
     """Resample session-space data into reference coordinates.
 
     Parameters
     ----------
-    data : xarray.DataArray or numpy.ndarray, (row, col) or (roi, row, col)
-        Image or mask stack in the session's coordinates.
+    data : xarray.DataArray or numpy.ndarray, (row, col) or (roi, row, col), or sparse masks
+        Image or mask stack in the session's coordinates (:mod:`analysis.masks`: warped
+        ROI by ROI, returned sparse).
     transform : Mapping
         ``shift_row``, ``shift_col`` (px) and ``rotation_deg`` of that session (the
         reference -> session transform of :func:`align_days`, e.g.
@@ -202,7 +212,7 @@ def to_reference(data: Any, transform: Mapping[str, Any], *, fill_value: float =
     -------
     Same type, dims, coords and shape as ``data``, float32, bilinear interpolation.
     """
-    matrix, offset = _ref_to_session_affine(np.shape(data)[-2:], *_transform_params(transform))
+    matrix, offset = _ref_to_session_affine(_shape(data), *_transform_params(transform))
     return _apply(data, matrix, offset, fill_value=fill_value)
 
 
@@ -212,7 +222,7 @@ def to_session(data: Any, transform: Mapping[str, Any], *, fill_value: float = 0
 
     Parameters
     ----------
-    data : xarray.DataArray or numpy.ndarray, (row, col) or (roi, row, col)
+    data : xarray.DataArray or numpy.ndarray, (row, col) or (roi, row, col), or sparse masks
         Image or mask stack in reference coordinates.
     transform : Mapping
         ``shift_row``, ``shift_col`` (px), ``rotation_deg`` of the target session.
@@ -223,7 +233,7 @@ def to_session(data: Any, transform: Mapping[str, Any], *, fill_value: float = 0
     -------
     Same type, dims, coords and shape as ``data``, float32, bilinear interpolation.
     """
-    matrix, offset = _ref_to_session_affine(np.shape(data)[-2:], *_transform_params(transform))
+    matrix, offset = _ref_to_session_affine(_shape(data), *_transform_params(transform))
     inverse = matrix.T
     return _apply(data, inverse, -inverse @ offset, fill_value=fill_value)
 

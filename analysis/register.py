@@ -63,7 +63,7 @@ import xarray as xr
 from analysis import suite2p_kernels
 from analysis.dims import COL, FRAME, ROW, TIME
 from analysis.runlog import Progress
-from analysis.settings import StageSettings, require
+from analysis.settings import StageSettings, check_device, require, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,14 @@ class RegisterSettings(StageSettings):
         suite2p ``two_step_registration``: rebuild the reference from registered frames
         and register again.
     device : str
-        torch device for suite2p ("cpu" or e.g. "cuda").
+        torch device for suite2p: "cpu", "cuda", "cuda:<n>" or "mps"; a GPU the job's
+        machine lacks stops the job with a ConfigError.
+    keep_movie : bool
+        Keep the registered movie (``register/.../movie.bin``, the size of the raw plane,
+        the largest result) after the run. False marks it temporary: Snakemake deletes it
+        once segment and extract have read it (QC reads ``registration.nc`` only), and a
+        later job that needs it (``export_suite2p``, a rerun of extract) registers again.
+        Not passed to the register job, so switching it reruns nothing.
     """
 
     section: ClassVar[str] = "register"
@@ -130,6 +137,7 @@ class RegisterSettings(StageSettings):
     bad_frame_corr_fraction: float = 0.5
     two_step: bool = False
     device: str = "cpu"
+    keep_movie: bool = True
 
     def __post_init__(self) -> None:
         require(
@@ -173,10 +181,7 @@ class RegisterSettings(StageSettings):
             "register.bad_frame_corr_fraction must be in [0, 1), got "
             f"{self.bad_frame_corr_fraction}",
         )
-        require(
-            self.device.split(":")[0] in ("cpu", "cuda", "mps"),
-            f"register.device must be 'cpu', 'cuda[:n]' or 'mps', got {self.device!r}",
-        )
+        check_device(self.device, "register.device")
 
 
 class _Frames:
@@ -358,7 +363,7 @@ def register_movie(
 
     block_size = _block_size(settings, (n_rows, n_cols))
     s2p_settings = _suite2p_settings(settings, block_size)
-    device = torch.device(settings.device)
+    device = torch_device(settings.device, "register.device")
     # the reference as registration_wrapper builds it (same frames), in its own batch size
     # so that the streaming batch can be small without changing the reference
     sample = np.linspace(0, n_frames, 1 + min(settings.reference_frames, n_frames), dtype=int)

@@ -115,3 +115,34 @@ def require(condition: bool, message: str) -> None:
     """Raise ValueError with ``message`` unless ``condition``; for ``__post_init__`` checks."""
     if not condition:
         raise ValueError(message)
+
+
+def check_device(device: str, field: str) -> None:
+    """Raise ValueError unless ``device`` names a torch device: cpu, cuda, cuda:<n> or mps.
+
+    Only the spelling: whether the machine has that device is known where the stage runs
+    (:func:`torch_device`), not where the config is read (a login node without a GPU).
+    """
+    kind, colon, index = device.partition(":")
+    require(
+        kind in ("cpu", "cuda", "mps") and (not colon or (kind == "cuda" and index.isdigit())),
+        f"{field} must be 'cpu', 'cuda', 'cuda:<n>' or 'mps', got {device!r}",
+    )
+
+
+def torch_device(device: str, field: str) -> Any:
+    """The ``torch.device`` for ``device``, or a ConfigError naming ``field`` when this
+    machine lacks it (instead of a CUDA error deep inside suite2p)."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(index or 0) >= count:
+            raise ConfigError(
+                f"{field} is {device!r} but torch {torch.__version__} sees {count} CUDA "
+                f"device(s) on this machine; set {field}: cpu, or run this job on a GPU node"
+            )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{field} is 'mps' but this machine has no MPS device; set it to cpu")
+    return torch.device(device)

@@ -31,6 +31,8 @@ counted once):
 5. after a full ``snakemake`` run of a small simulated subject, the jobs a dry run plans
    when one new day is added to the sessions table (default ``--rerun-triggers``).
 
+``--rig`` measures 796 x 512 rig sessions instead (:mod:`rig`, ``--rig-frames``).
+
 Prints the table and writes it to ``--out`` (default
 ``results/benchmarks/performance.tsv``; columns ``measure, value, goal``) and the planned
 rerun jobs beside it (``rerun_jobs.tsv``). Simulated data go to a temporary folder under
@@ -494,6 +496,17 @@ def rerun_after_new_day(tmp: Path, *, frames: int, log_dir: Path) -> tuple[Run, 
 # --- main ------------------------------------------------------------------------------
 
 
+def write_measures(table: pd.DataFrame, path: Path, *, replace: str) -> None:
+    """Write ``table`` to ``path``, keeping the rows of the other benchmark there (the
+    rig rows, named ``rig_*``, and the 256 x 256 rows are measured by separate runs)."""
+    if path.is_file():
+        old = pd.read_csv(path, sep="\t", keep_default_na=False)
+        ours = old["measure"].str.startswith("rig_")
+        keep = old[~ours] if replace == "rig_" else old[ours]
+        table = pd.concat([keep, table], ignore_index=True)
+    table.to_csv(path, sep="\t", index=False, float_format="%.4g")
+
+
 def machine() -> str:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     models = [line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line]
@@ -508,10 +521,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--keep", action="store_true", help="keep the simulated data")
     parser.add_argument("--out", type=Path, default=ROOT / "results/benchmarks/performance.tsv")
+    parser.add_argument("--rig", action="store_true", help="796 x 512 rig sessions (rig.py)")
+    parser.add_argument("--rig-frames", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument("--node-cores", type=int, default=32, help="cohort plan: cores a node")
+    parser.add_argument("--node-mem-gb", type=float, default=256, help="cohort plan: GB a node")
     # internal: the measured children
     parser.add_argument("--suite2p-by-hand", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stats-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--suite2p-rig", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.suite2p_rig:
+        import rig
+
+        rig.suite2p_by_hand(*args.suite2p_rig)
+        return 0
+    if args.rig:
+        import rig
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table = pd.DataFrame(rig.main(args), columns=["measure", "value", "goal"])
+        write_measures(table, args.out, replace="rig_")
+        print(f"\nmachine: {machine()}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return 0
     if args.suite2p_by_hand:
         suite2p_by_hand(*args.suite2p_by_hand)
         return 0
@@ -610,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     table = pd.DataFrame(rows, columns=["measure", "value", "goal"])
-    table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
+    write_measures(table, args.out, replace="")
     jobs.to_csv(args.out.with_name("rerun_jobs.tsv"), sep="\t", index=False)
     print(f"\nmachine: {machine()}")
     print(f"benchmark wall time: {time.perf_counter() - started:.0f} s\n")

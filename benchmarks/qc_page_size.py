@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
-from analysis import qc
+from analysis import masks, qc
 
 SHAPE = (512, 512)
 FS_HZ = 15.0
@@ -29,16 +29,14 @@ def _image(rng):
     return gaussian_filter(rng.normal(size=SHAPE), 2) + gaussian_filter(rng.normal(size=SHAPE), 20)
 
 
-def _masks(rng, n_rois, n_sessions):
-    """Disks (radius 5 px) at random places, the same on every session (uint8)."""
+def _masks(rng, sessions, n_rois):
+    """Disks (radius 5 px) at random places, the same on every session (sparse, tracked)."""
     rows, cols = np.indices(SHAPE)
     centres = rng.uniform(10, SHAPE[0] - 10, size=(n_rois, 2))
-    masks = np.stack([np.hypot(rows - r, cols - c) <= 5 for r, c in centres]).astype(np.uint8)
-    return xr.DataArray(
-        np.broadcast_to(masks, (n_sessions, *masks.shape)),
-        dims=("session", "roi", "row", "col"),
-        coords={"roi": np.arange(n_rois)},
-    ), centres
+    disks = masks.from_dense(
+        np.stack([np.hypot(rows - r, cols - c) <= 5 for r, c in centres]).astype(np.float32)
+    )
+    return masks.stack_sessions(disks, dict.fromkeys(sessions, disks)), centres
 
 
 def _traces(rng, n_rois):
@@ -66,8 +64,7 @@ def subject_results(n_days, rng):
     sessions = [f"day{d + 1:02d}" for d in range(n_days)]
     rois, centres = {}, {}
     for plane, n in N_ROIS.items():
-        masks, centres[plane] = _masks(rng, n, n_days)
-        rois[plane] = xr.Dataset({"session_masks": masks.assign_coords(session=sessions)})
+        rois[plane], centres[plane] = _masks(rng, sessions, n)
     registration = xr.Dataset(
         {
             "mean_image": (("row", "col"), _image(rng)),

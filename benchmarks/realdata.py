@@ -67,6 +67,7 @@ from scipy import ndimage
 from analysis.config import load_settings
 from analysis.dims import FRAME, ROI, TIME
 from analysis.extract import deconvolve
+from analysis.masks import select_rois
 from analysis.register import register_movie
 from analysis.segment import detect_somata
 from analysis.validate import compare_rois, compare_shifts
@@ -156,7 +157,7 @@ def score_segmentation(
         settings=settings,
         threads=threads,
     )
-    cells = masks.isel({ROI: masks["is_cell"].values.astype(bool)})
+    cells = select_rois(masks, masks["is_cell"].values.astype(bool))
     scores = {
         PIPELINE_CELLS: _detection_scores(cells, true),
         "pipeline, all ROIs": _detection_scores(masks, true),

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import io, layout
+from analysis.masks import select_rois
 from analysis.register import compute_raw_to_registered_offset
 from analysis.segment import SegmentSettings, detect_somata
 from analysis.session_format import read_truth_session, read_truth_subject
@@ -94,7 +95,7 @@ def main() -> None:
             settings=seg_settings,
         )
         runtime = time.perf_counter() - t0
-        cells = masks.isel(roi=masks.is_cell.values.astype(bool))
+        cells = select_rois(masks, masks.is_cell.values.astype(bool))
         detected[session] = masks
         _, m = compare_rois(
             cells, truth.soma_mask, iou_threshold=args.iou, registration_offset_px=offsets[session]

@@ -8,31 +8,36 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage, sparse
 
-from analysis.dims import MASK_DIMS, ROI, TIME, TRACE_DIMS
-from analysis.extract.common import check_masks, trace_coords
+from analysis import masks as sparse_masks
+from analysis.dims import ROI, TIME, TRACE_DIMS
+from analysis.extract.common import trace_coords
 from analysis.extract.settings import ExtractSettings
+from analysis.masks import check_masks
 from analysis.runlog import Progress
 from analysis.settings import require
 
 log = logging.getLogger(__name__)
 
 
-def compute_neuropil_masks(masks: xr.DataArray, *, settings: ExtractSettings) -> xr.DataArray:
+def compute_neuropil_masks(masks: xr.Dataset, *, settings: ExtractSettings) -> xr.Dataset:
     """Neuropil annulus of each ROI, excluding the pixels of every ROI.
+
+    Each annulus is found on the ROI's bounding box grown by the outer radius: every ROI
+    pixel lies inside it, so distances there equal those over the whole field.
 
     Parameters
     ----------
-    masks : xarray.DataArray (roi, row, col)
-        Non-negative ROI weights (0 outside the ROI).
+    masks : xarray.Dataset
+        Sparse ROI masks (:mod:`analysis.masks`).
     settings : ExtractSettings
 
     Returns
     -------
-    xarray.DataArray (roi, row, col) bool
-        Annulus pixels: distance to the ROI in ``(inner, outer]`` px and in no ROI. The
-        outer radius is grown by 1.5x (up to the FOV diagonal) until the annulus holds
-        ``min_neuropil_pixels``; coordinate ``neuropil_outer_radius_px`` records the
-        radius used.
+    xarray.Dataset
+        Sparse masks of the annulus pixels (weight 1): distance to the ROI in
+        ``(inner, outer]`` px and in no ROI. The outer radius is grown by 1.5x (up to
+        the FOV diagonal) until the annulus holds ``min_neuropil_pixels``; coordinate
+        ``neuropil_outer_radius_px`` records the radius used.
 
     Raises
     ------
@@ -40,37 +45,44 @@ def compute_neuropil_masks(masks: xr.DataArray, *, settings: ExtractSettings) ->
         If an ROI has no neuropil pixel at all (the ROIs cover the whole FOV).
     """
     check_masks(masks)
-    weights = masks.transpose(*MASK_DIMS).to_numpy()
-    in_roi = weights > 0
-    any_roi = in_roi.any(axis=0)
-    n_rows, n_cols = any_roi.shape
-    max_radius = float(np.hypot(n_rows, n_cols))
-    annuli = np.zeros(in_roi.shape, dtype=bool)
-    radii = np.zeros(in_roi.shape[0], dtype=np.float32)
-    for k in range(in_roi.shape[0]):
-        dist = ndimage.distance_transform_edt(~in_roi[k])
+    shape = sparse_masks.field_shape(masks)
+    any_roi = np.zeros(shape, bool)
+    any_roi[masks["pixel_row"].values, masks["pixel_col"].values] = True
+    max_radius = float(np.hypot(*shape))
+    rings, radii = [], np.zeros(masks.sizes[ROI], dtype=np.float32)
+    for k, roi_id in enumerate(masks[ROI].values):
         outer = settings.neuropil_outer_radius_px
         while True:
-            ring = (dist > settings.neuropil_inner_radius_px) & (dist <= outer) & ~any_roi
-            if ring.sum() >= settings.min_neuropil_pixels or outer >= max_radius:
+            rows, cols = _annulus(masks, k, any_roi, settings.neuropil_inner_radius_px, outer)
+            if rows.size >= settings.min_neuropil_pixels or outer >= max_radius:
                 break
             outer *= 1.5
-        roi_id = masks[ROI].values[k]
-        if not ring.any():
+        if not rows.size:
             raise ValueError(
                 f"ROI {roi_id}: no neuropil pixel outside all ROIs; the masks cover the FOV"
             )
-        if ring.sum() < settings.min_neuropil_pixels:
+        if rows.size < settings.min_neuropil_pixels:
             log.warning(
                 "ROI %s: neuropil annulus has only %d pixels (< min_neuropil_pixels %d)",
                 roi_id,
-                int(ring.sum()),
+                rows.size,
                 settings.min_neuropil_pixels,
             )
-        annuli[k] = ring
+        rings.append((rows, cols, np.ones(rows.size, np.float32)))
         radii[k] = outer
-    out = xr.DataArray(annuli, dims=MASK_DIMS, coords={ROI: masks[ROI].values})
+    out = sparse_masks.sparse_masks(rings, shape=shape, roi=masks[ROI].values)
     return out.assign_coords(neuropil_outer_radius_px=(ROI, radii))
+
+
+def _annulus(
+    masks: xr.Dataset, index: int, any_roi: np.ndarray, inner: float, outer: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Field (rows, cols) of ROI ``index``'s annulus ``(inner, outer]`` outside all ROIs."""
+    weights, (r0, c0) = sparse_masks.crop(masks, index, margin=int(np.ceil(outer)) + 1)
+    dist = ndimage.distance_transform_edt(~(weights > 0))
+    box = any_roi[r0 : r0 + weights.shape[0], c0 : c0 + weights.shape[1]]
+    rows, cols = np.nonzero((dist > inner) & (dist <= outer) & ~box)
+    return rows + r0, cols + c0
 
 
 def extract_traces(
@@ -88,8 +100,9 @@ def extract_traces(
     movie : array-like (time, row, col)
         Registered movie (e.g. a read-only ``np.memmap``); only ``batch_frames`` frames
         are in memory at once, converted to float32.
-    masks : xarray.DataArray (roi, row, col)
-        Non-negative ROI weights with integer ``roi`` ids, same (row, col) shape as movie.
+    masks : xarray.Dataset
+        Sparse ROI masks (:mod:`analysis.masks`) with integer ``roi`` ids, on the movie's
+        (row, col) field.
     fs_hz : float
         Frame (volume) rate, Hz.
     settings : ExtractSettings
@@ -109,9 +122,9 @@ def extract_traces(
     --------
     >>> rng = np.random.default_rng(0)
     >>> movie = rng.normal(100, 1, (20, 32, 32)).astype(np.float32)
-    >>> masks = xr.DataArray(np.zeros((1, 32, 32), np.float32), dims=("roi", "row", "col"),
-    ...                      coords={"roi": [0]})
-    >>> masks[0, 10:14, 10:14] = 1
+    >>> from analysis.masks import sparse_masks
+    >>> rows, cols = np.mgrid[10:14, 10:14]
+    >>> masks = sparse_masks([(rows, cols, np.ones(16))], shape=(32, 32))
     >>> extract_traces(movie, masks, fs_hz=10.0, settings=ExtractSettings()).F.shape
     (1, 20)
     """
@@ -121,7 +134,7 @@ def extract_traces(
         )
     check_masks(masks, allow_empty=True)
     n_time, n_rows, n_cols = movie.shape
-    if masks.sizes["row"] != n_rows or masks.sizes["col"] != n_cols:
+    if sparse_masks.field_shape(masks) != (n_rows, n_cols):
         raise ValueError(
             f"extract_traces: masks are {masks.sizes['row']}x{masks.sizes['col']} px but the "
             f"movie is {n_rows}x{n_cols} px; masks must be in the movie's coordinates"
@@ -130,17 +143,15 @@ def extract_traces(
     require(batch_frames >= 1, "extract_traces: batch_frames must be >= 1")
 
     all_rois = masks[ROI].values
-    in_view = (masks.transpose(*MASK_DIMS).to_numpy() > 0).any(axis=(1, 2))
+    in_view = sparse_masks.n_pixels(masks) > 0
     if not in_view.all():
         log.warning("ROIs %s have empty masks (outside the field of view): NaN traces",
                     all_rois[~in_view].tolist())  # fmt: skip
-    masks = masks.isel({ROI: np.flatnonzero(in_view)})
+    masks = sparse_masks.select_rois(masks, in_view)
     n_roi = masks.sizes[ROI]
-    weights = sparse.csr_matrix(
-        masks.transpose(*MASK_DIMS).to_numpy().reshape(n_roi, -1), dtype=np.float32
-    )
+    weights = sparse_masks.mask_matrix(masks)
     neuropil = compute_neuropil_masks(masks, settings=settings)
-    ring = sparse.csr_matrix(neuropil.to_numpy().reshape(n_roi, -1), dtype=np.float32)
+    ring = sparse_masks.mask_matrix(neuropil)
     # One sparse (2 * roi, pixel) matrix of row-normalised weights: each batch is one product.
     projector = sparse.vstack(
         [_normalise_rows(weights), _normalise_rows(ring)], format="csr", dtype=np.float32

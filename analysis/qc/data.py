@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from analysis.dims import ROI, SESSION
+from analysis.masks import crop, select_session
 from analysis.register import compute_raw_to_registered_offset
 
 NAN_CODE = 255  # the byte that stands for NaN in a quantized series
@@ -130,14 +131,15 @@ def _jpeg_uri(image: Any, quality: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def outline_path(mask: np.ndarray) -> str:
-    """SVG path ``d`` (x = col, y = row, pixel centres) around a mask's pixels."""
+def outline_path(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> str:
+    """SVG path ``d`` (x = col, y = row, pixel centres) around a mask's pixels; ``origin``
+    is the field (row, col) of ``mask[0, 0]`` when it is a crop."""
     from skimage.measure import approximate_polygon, find_contours
 
     padded = np.pad(np.asarray(mask) > 0, 1).astype(np.float32)  # closes edge contours
     parts = []
     for contour in find_contours(padded, 0.5):
-        vertices = approximate_polygon(contour - 1, tolerance=0.3)
+        vertices = approximate_polygon(contour - 1 + np.asarray(origin), tolerance=0.3)
         points = " L".join(f"{c:.1f} {r:.1f}" for r, c in vertices[:-1])
         parts.append(f"M{points} Z")
     return " ".join(parts)
@@ -149,13 +151,13 @@ def _finite(value: Any, digits: int = 3) -> float | None:
     return round(value, digits) if np.isfinite(value) else None
 
 
-def _centroid(mask: np.ndarray) -> list[float]:
+def _centroid(mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> list[float]:
     weights = np.asarray(mask, dtype=np.float64)
     rows, cols = np.indices(weights.shape)
     total = weights.sum()
     return [
-        round(float((rows * weights).sum() / total), 1),
-        round(float((cols * weights).sum() / total), 1),
+        round(float((rows * weights).sum() / total + origin[0]), 1),
+        round(float((cols * weights).sum() / total + origin[1]), 1),
     ]
 
 
@@ -201,14 +203,15 @@ def _events_by_roi(events: pd.DataFrame) -> dict[str, list[list[float]]]:
 def _plane_view(results: SubjectResults, session: str, plane: int, settings: Any) -> dict:
     """Images, ROI outlines, traces and registration QC of one session's plane."""
     registration = results.registrations[(session, plane)]
-    masks = results.rois[plane]["session_masks"].sel({SESSION: session})
+    masks = select_session(results.rois[plane], session)
     traces = results.traces[(session, plane)]
     rois, dff, spikes = [], {}, {}
-    for roi, mask in zip(masks[ROI].values, masks.values, strict=True):
+    for index, roi in enumerate(masks[ROI].values):
+        mask, origin = crop(masks, index)
         if not (mask > 0).any():
             continue  # outside this session's field of view: no outline, NaN traces
         key = str(int(roi))
-        rois.append({"id": int(roi), "d": outline_path(mask), "c": _centroid(mask)})
+        rois.append({"id": int(roi), "d": outline_path(mask, origin), "c": _centroid(mask, origin)})
         trace = traces.sel({ROI: roi})
         dff[key] = downsample_minmax(trace["dff"].values, max_points=settings.max_trace_points)
         # a strip under the trace: a quarter of its points is enough

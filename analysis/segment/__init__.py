@@ -2,9 +2,8 @@
 
 Input: one registered plane, a ``(time, row, col)`` int16 array-like (usually a memmap
 from ``analysis.io.open_movie``), its mean image and the volume rate ``fs_hz``.
-Output: an ``xr.DataArray`` of masks with dims ``(roi, row, col)``, float32 weights that
-sum to 1 inside each ROI and are 0 outside, integer ``roi`` ids 0..N-1 and per-roi
-coordinates:
+Output: a sparse mask set (:mod:`analysis.masks`: pixel lists with float32 weights that
+sum to 1 inside each ROI), integer ``roi`` ids 0..N-1 and per-roi coordinates:
 
 - somata (:func:`detect_somata`): ``is_cell``, ``area_px``, ``compactness``, ``skewness``,
   ``mean_brightness``, ``contrast``, ``blob_z``, ``blob_snr``, ``anatomical``,
@@ -25,7 +24,7 @@ fragments at local correlation maxima; fragments of one tuft are merged when the
 traces correlate, and kept when the merged skeleton is long enough.
 
 Modules: ``settings`` (SegmentSettings), ``somata`` (:func:`detect_somata`), ``dendrites``
-(:func:`detect_dendrites`), ``common`` (input checks, the masks DataArray).
+(:func:`detect_dendrites`), ``common`` (input checks, the sparse mask set).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Input checks and the masks DataArray shared by soma and dendrite detection."""
+"""Input checks and the sparse mask set shared by soma and dendrite detection."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
-from analysis.dims import COL, MASK_DIMS, ROI, ROW
+from analysis import masks
 
 
 def check_inputs(movie: Any, mean_image: np.ndarray, fs_hz: float) -> tuple[int, int, int]:
@@ -29,23 +29,15 @@ def check_inputs(movie: Any, mean_image: np.ndarray, fs_hz: float) -> tuple[int,
     return n_frames, n_rows, n_cols
 
 
-def masks_dataarray(
+def masks_dataset(
     weights: list[np.ndarray], shape: tuple[int, int], coords: dict[str, np.ndarray]
-) -> xr.DataArray:
-    masks = np.zeros((len(weights), *shape), np.float32)
-    for k, w in enumerate(weights):
-        masks[k] = w / w.sum()
-    return xr.DataArray(
-        masks,
-        dims=MASK_DIMS,
-        coords={
-            ROI: np.arange(len(weights), dtype=np.int64),
-            ROW: np.arange(shape[0], dtype=np.int64),
-            COL: np.arange(shape[1], dtype=np.int64),
-            **{name: (ROI, values) for name, values in coords.items()},
-        },
-        name="masks",
-    )
+) -> xr.Dataset:
+    """Sparse mask set (:mod:`analysis.masks`) of full-field weights, each summing to 1."""
+    pixels = []
+    for w in weights:
+        r, c = np.nonzero(w)
+        pixels.append((r, c, (w[r, c] / w.sum()).astype(np.float32)))
+    return masks.sparse_masks(pixels, shape=shape, coords=coords)
 
 
 def mask_centroids(weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import xarray as xr
 from scipy import ndimage, sparse, stats
 
 from analysis import io
-from analysis.segment.common import check_inputs, mask_centroids, masks_dataarray
+from analysis.segment.common import check_inputs, mask_centroids, masks_dataset
 from analysis.segment.settings import SegmentSettings
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def _robust_z(image: np.ndarray) -> np.ndarray:
 
 def detect_dendrites(
     movie: Any, *, mean_image: np.ndarray, fs_hz: float, settings: SegmentSettings
-) -> xr.DataArray:
+) -> xr.Dataset:
     """Find thin, elongated, branching dendrite ROIs and merge fragments of one tuft.
 
     Steps: bin the movie in time, subtract the mean image, remove residual motion (fit
@@ -236,8 +236,9 @@ def detect_dendrites(
 
     Returns
     -------
-    xr.DataArray, dims (roi, row, col), float32
-        Uniform weights summing to 1 per ROI. Coordinates on ``roi``: ``area_px``,
+    xr.Dataset
+        Sparse mask set (:mod:`analysis.masks`), uniform weights summing to 1 per ROI.
+        Coordinates on ``roi``: ``area_px``,
         ``length_px`` (skeleton pixels), ``n_fragments`` (merged fragments),
         ``mean_brightness``, ``centroid_row``, ``centroid_col`` (px).
     """
@@ -306,7 +307,7 @@ def detect_dendrites(
         bright.append(float(mean_image[pix].mean()))
     centroid_row, centroid_col = mask_centroids(weights)
     logger.info("detect_dendrites: %d fragments merged into %d ROIs", len(fragments), len(weights))
-    return masks_dataarray(
+    return masks_dataset(
         weights,
         (n_rows, n_cols),
         {

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from analysis.settings import StageSettings, require
+from analysis.settings import StageSettings, check_device, require
+
+# sparsery's memory per binned frame and pixel: about five float32 binned movies at once
+BINNED_BYTES_PER_PIXEL = 20
 
 #: ``segment.classifier`` value for the hand-set rules instead of a trained model
 RULES = "rules"
@@ -34,8 +37,13 @@ class SegmentSettings(StageSettings):
         much (IoU) and the union of the cores fits: two halves of one soma whose dim
         rims spill far, not two somata (their cores do not overlap).
         max_binned_frames: cap on the number of binned frames sparsery gets; longer
-        movies get longer bins. sparsery holds about five binned movies, so this bounds
-        the stage's memory (500: ~0.7 GB at 256 x 256 px) whatever the recording length.
+        movies get longer bins. sparsery holds about five float32 binned movies, 20 bytes
+        per binned frame and pixel (:data:`BINNED_BYTES_PER_PIXEL`), so this bounds the
+        stage's memory whatever the recording length: 500 bins are 0.66 GB at 256 x 256
+        px but 4.1 GB at the rig's 796 x 512 px.
+        max_detection_memory_gb: cap on sparsery's binned movies, GB; fewer bins (at least
+        10) where ``max_binned_frames`` would need more on a large field. The default 3.0
+        leaves 256 x 256 px at 500 bins and gives 368 bins at 796 x 512 px.
         fit_soma_size: grow each sparsery ROI to the bright mean-image blob it sits on (the
         disk of the blob's fitted diameter): sparsery keeps the most active pixels, often a
         fraction of a large soma.
@@ -95,7 +103,8 @@ class SegmentSettings(StageSettings):
         segment 2-3 px wide and ``min_length_px`` long covers more).
         merge_corr_threshold: fragments are merged (average-linkage clustering) while their
         binned traces correlate at least this much on average (one tuft).
-    device: torch device for suite2p ("cpu" on machines without a GPU).
+    device: torch device for suite2p's soma detection: "cpu", "cuda", "cuda:<n>" or "mps"
+        (a GPU the job's machine lacks stops the job with a ConfigError).
     """
 
     section: ClassVar[str] = "segment"
@@ -111,6 +120,7 @@ class SegmentSettings(StageSettings):
     trim_fraction: float = 0.3
     merge_core_iou: float = 0.3
     max_binned_frames: int = 500
+    max_detection_memory_gb: float = 3.0
     fit_soma_size: bool = False
     classifier: str = RULES
     min_cell_probability: float = 0.0
@@ -145,6 +155,7 @@ class SegmentSettings(StageSettings):
         require(self.highpass_neuropil_px >= 1, "segment.highpass_neuropil_px must be >= 1")
         require(0 < self.max_overlap <= 1, "segment.max_overlap must be in (0, 1]")
         require(self.max_binned_frames >= 10, "segment.max_binned_frames must be >= 10")
+        require(self.max_detection_memory_gb > 0, "segment.max_detection_memory_gb must be > 0")
         require(self.merge_distance_fraction >= 0, "segment.merge_distance_fraction must be >= 0")
         require(0 <= self.trim_fraction < 1, "segment.trim_fraction must be in [0, 1)")
         require(0 < self.merge_core_iou <= 1, "segment.merge_core_iou must be in (0, 1]")
@@ -178,4 +189,12 @@ class SegmentSettings(StageSettings):
             -1 <= self.merge_corr_threshold <= 1,
             "segment.merge_corr_threshold must be in [-1, 1]",
         )
-        require(self.device in ("cpu", "cuda", "mps"), "segment.device must be cpu, cuda or mps")
+        check_device(self.device, "segment.device")
+
+    def n_bins(self, shape: tuple[int, int]) -> int:
+        """Binned frames for sparsery on a field of ``shape`` px: ``max_binned_frames``
+        unless ``max_detection_memory_gb`` allows fewer (at least 10)."""
+        fits = int(
+            self.max_detection_memory_gb * 1e9 / (BINNED_BYTES_PER_PIXEL * shape[0] * shape[1])
+        )
+        return max(10, min(self.max_binned_frames, fits))

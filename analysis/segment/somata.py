@@ -12,9 +12,10 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from analysis import suite2p_kernels
-from analysis.segment import classifier
-from analysis.segment.common import check_inputs, mask_centroids, masks_dataarray
+from analysis.segment import anatomy, classifier
+from analysis.segment.common import check_inputs, mask_centroids, masks_dataset
 from analysis.segment.settings import RULES, SegmentSettings
+from analysis.settings import torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def detect_somata(
     fs_hz: float,
     settings: SegmentSettings,
     threads: int | None = None,
-) -> xr.DataArray:
+) -> xr.Dataset:
     """Find somata with suite2p's sparsery functional detection and classify them.
 
     Steps: sparsery on the binned movie (spatial scale from ``diameter_px``); every ROI
@@ -34,10 +35,12 @@ def detect_somata(
     watershed (:func:`_split_blobs`); ROIs whose centroids lie within
     ``merge_distance_fraction * diameter_px`` are merged while the union fits
     ``max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
-    ``trim_fraction`` of each ROI's peak are dropped; cells pass the area, compactness,
-    skewness and contrast rules. With ``anatomical``, mean-image blobs away from those
-    cells are added (:func:`_anatomical_rois`) and are cells when they pass the area and
-    compactness rules.
+    ``trim_fraction`` of each ROI's peak are dropped; with ``fit_soma_size`` each ROI
+    is grown to the mean-image soma it sits on (:func:`anatomy.grow_to_soma`). With
+    ``anatomical``, mean-image blobs of fitted size away from the functional cells are
+    added (:func:`anatomy.anatomical_rois`).
+    Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
+    skewness and contrast; blobs on area and compactness alone) or a trained model.
 
     Parameters
     ----------
@@ -54,13 +57,16 @@ def detect_somata(
 
     Returns
     -------
-    xr.DataArray, dims (roi, row, col), float32
-        suite2p ``lam`` weights (merged, trimmed) normalised to sum 1 per ROI.
+    xr.Dataset
+        Sparse mask set (:mod:`analysis.masks`): suite2p ``lam`` weights (merged,
+        trimmed) normalised to sum 1 per ROI.
         Coordinates on ``roi``: ``is_cell`` (bool), ``area_px`` (int), ``compactness``
         (mean pixel distance from the centroid over a disk's, ~1 = disk), ``skewness`` (of
         the binned ROI trace), ``mean_brightness`` (mean-image units), ``contrast`` (ROI
         over surrounding-ring mean brightness), ``blob_z``, ``blob_snr`` (mean-image blob
-        response at the centroid, see :func:`_blob_images`; negative = dark),
+        response at the centroid, see :func:`analysis.segment.anatomy.blob_images`;
+        negative = dark), ``correlation_contrast`` (local correlation image inside minus
+        around), ``cell_probability`` (the model's; NaN with the rules),
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
         and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
         gives a length-0 ``roi``.
@@ -69,7 +75,7 @@ def detect_somata(
     --------
     >>> masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=15.0,
     ...                       settings=SegmentSettings())  # doctest: +SKIP
-    >>> masks.where(masks.is_cell, drop=True)  # doctest: +SKIP
+    >>> masks.is_cell.sum()  # doctest: +SKIP
     """
     import torch
     from suite2p.detection import detect
@@ -79,7 +85,7 @@ def detect_somata(
         torch.set_num_threads(threads)
     suite2p_kernels.install()
     n_frames, n_rows, n_cols = check_inputs(movie, mean_image, fs_hz)
-    det = _sparsery_settings(settings, n_frames=n_frames, fs_hz=fs_hz)
+    det = _sparsery_settings(settings, n_frames=n_frames, fs_hz=fs_hz, shape=(n_rows, n_cols))
     logger.info("sparsery on binned frames of %d frames", det["bin_size"])
     stat = _run_sparsery(movie, det, settings=settings, fs_hz=fs_hz)
     # the same binned movie again, for the ROI traces (skewness)
@@ -88,26 +94,28 @@ def detect_somata(
         det["bin_size"],
         yrange=[0, n_rows],
         xrange=[0, n_cols],
-        nbins=settings.max_binned_frames,
+        nbins=det["nbins"],
     )
 
     stat = [s for s in stat if s["lam"].sum() > 0]
     weights = _functional_rois(stat, (n_rows, n_cols), settings)
-    noise_sd = _mean_image_noise(binned)
-    blob_z, blob_snr = _blob_images(
+    noise_sd = anatomy.mean_image_noise(binned)
+    blob_z, blob_snr = anatomy.blob_images(
         np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd
     )
-    scales = _scale_images(np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd)
+    scales = anatomy.scale_images(
+        np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd
+    )
     if settings.fit_soma_size:
-        weights = [_grow_to_soma(w, scales) for w in weights]
+        weights = [anatomy.grow_to_soma(w, scales) for w in weights]
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
     is_cell, probability = _classify(feats, settings)
     added = []
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
-        added = _anatomical_rois(
-            _scale_images(np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd),
+        added = anatomy.anatomical_rois(
+            scales,
             [w for w, c in zip(weights, is_cell, strict=True) if c],
             diameter_px=settings.diameter_px,
             min_z=settings.anatomical_min_z,
@@ -130,7 +138,7 @@ def detect_somata(
         len(added),
         is_cell.sum(),
     )
-    return masks_dataarray(
+    return masks_dataset(
         weights,
         (n_rows, n_cols),
         {
@@ -143,7 +151,9 @@ def detect_somata(
     )
 
 
-def _sparsery_settings(settings: SegmentSettings, *, n_frames: int, fs_hz: float) -> dict:
+def _sparsery_settings(
+    settings: SegmentSettings, *, n_frames: int, fs_hz: float, shape: tuple[int, int]
+) -> dict:
     """suite2p's detection settings for sparsery: its defaults with our threshold, high-pass,
     overlap, ROI cap, spatial scale (from ``diameter_px``) and bin size (``tau_s``)."""
     from suite2p.parameters import default_settings
@@ -153,22 +163,19 @@ def _sparsery_settings(settings: SegmentSettings, *, n_frames: int, fs_hz: float
     det["threshold_scaling"] = settings.threshold_scaling
     det["highpass_time"] = settings.highpass_time_bins
     det["max_overlap"] = settings.max_overlap
-    det["nbins"] = settings.max_binned_frames
+    det["nbins"] = settings.n_bins(shape)
     det["sparsery_settings"] = dict(
         det["sparsery_settings"],
         highpass_neuropil=settings.highpass_neuropil_px,
         max_ROIs=settings.max_rois,
         spatial_scale=int(np.clip(np.round(np.log2(settings.diameter_px / 3.0)), 1, 4)),
     )
-    det["bin_size"] = int(
-        max(1, n_frames // settings.max_binned_frames, round(settings.tau_s * fs_hz))
-    )
+    det["bin_size"] = int(max(1, n_frames // det["nbins"], round(settings.tau_s * fs_hz)))
     return det
 
 
 def _run_sparsery(movie: Any, det: dict, *, settings: SegmentSettings, fs_hz: float) -> list:
     """suite2p's ``stat`` of the movie (empty when it finds no ROI)."""
-    import torch
     from suite2p.detection import detect
 
     try:
@@ -180,7 +187,7 @@ def _run_sparsery(movie: Any, det: dict, *, settings: SegmentSettings, fs_hz: fl
             tau=settings.tau_s,
             fs=fs_hz,
             settings=det,
-            device=torch.device(settings.device),
+            device=torch_device(settings.device, "segment.device"),
         )
     except ValueError as err:
         if "no ROIs" not in str(err):
@@ -323,167 +330,6 @@ def _correlation_image(binned: np.ndarray) -> np.ndarray:
         z = (binned[k] - mean - slope * t[k]) / sd
         corr += z * ndimage.convolve(z, kernel, mode="nearest")
     return corr / n
-
-
-def _mean_image_noise(binned: np.ndarray) -> float:
-    """Standard error of a mean-image pixel: the median pixel's frame-to-frame noise of the
-    binned movie (differences, so slow drifts do not count) over sqrt(number of bins)."""
-    if len(binned) < 2:
-        return 0.0
-    sd = np.diff(binned, axis=0).std(axis=0) / np.sqrt(2.0)
-    return float(np.median(sd) / np.sqrt(len(binned)))
-
-
-def _blob_images(
-    mean_image: np.ndarray, diameter_px: float, noise_sd: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Soma-scale blob response of the mean image, as texture z and noise SNR images.
-
-    The scale-normalised Laplacian of Gaussian at ``sigma = diameter / (2 sqrt 2)``
-    (largest for a disk of ``diameter_px``), signed so bright blobs are positive. ``z``:
-    on the locally contrast-normalised mean image (background and local SD from Gaussians
-    of ``diameter_px``, so dim and bright regions weigh alike), in robust SDs (median
-    absolute deviation) over the image. ``snr``: on the mean image minus its background,
-    over the response's standard error when pixels carry independent noise of
-    ``noise_sd``.
-    """
-    sigma = diameter_px / (2.0 * np.sqrt(2.0))
-    high = mean_image - ndimage.gaussian_filter(mean_image, diameter_px)
-    local_sd = np.sqrt(ndimage.gaussian_filter(high**2, diameter_px))
-    lcn = high / np.maximum(local_sd, 1e-6 * max(float(local_sd.max()), 1e-12))
-    response = -ndimage.gaussian_laplace(lcn, sigma)
-    mad = np.median(np.abs(response - np.median(response))) / 0.6745
-    z = (response - np.median(response)) / (mad if mad > 0 else 1.0)
-    # on the background-subtracted image: the discrete kernel's sum is not exactly 0
-    plain = -ndimage.gaussian_laplace(high, sigma)
-    snr = plain / np.maximum(noise_sd * _laplace_noise_gain(mean_image.shape, sigma), 1e-12)
-    return z, snr
-
-
-def _laplace_noise_gain(shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Per-pixel SD of ``ndimage.gaussian_laplace`` of unit white noise.
-
-    Near the edges the mirrored boundary counts pixels twice, which raises the response's
-    noise there; the filter is the sum of two separable terms (second derivative along
-    one axis, smoothing along the other), so its row norms follow from 1-d matrices.
-    """
-    norms = []
-    for n in shape:
-        smooth = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, order=0)
-        second = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, order=2)
-        norms.append(((smooth * smooth).sum(1), (second * smooth).sum(1), (second * second).sum(1)))
-    (s00_r, s02_r, s22_r), (s00_c, s02_c, s22_c) = norms
-    var = np.outer(s22_r, s00_c) + 2 * np.outer(s02_r, s02_c) + np.outer(s00_r, s22_c)
-    return np.sqrt(var)
-
-
-#: soma sizes the mean-image blobs are fitted to, as multiples of ``diameter_px``
-#: (steps of 2 ** (1 / 6))
-BLOB_SCALES = (0.8, 0.9, 1.0, 1.12, 1.26, 1.41, 1.59, 1.78)
-
-
-def _scale_images(
-    mean_image: np.ndarray, diameter_px: float, noise_sd: float
-) -> dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per soma diameter of :data:`BLOB_SCALES`: :func:`_blob_images` (z, SNR) and the
-    scale-normalised response (sigma^2 times the negative Laplacian of Gaussian of the
-    mean image less one wide background), whose largest value over the diameters picks
-    a blob's size: for a disk it peaks at the disk's diameter."""
-    widest = max(BLOB_SCALES) * diameter_px
-    high = mean_image - ndimage.gaussian_filter(mean_image, widest)
-    out = {}
-    for factor in BLOB_SCALES:
-        diameter = factor * diameter_px
-        sigma = diameter / (2.0 * np.sqrt(2.0))
-        z, snr = _blob_images(mean_image, diameter, noise_sd)
-        out[diameter] = (z, snr, -(sigma**2) * ndimage.gaussian_laplace(high, sigma))
-    return out
-
-
-def _grow_to_soma(
-    weight: np.ndarray, scales: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]
-) -> np.ndarray:
-    """A sparsery ROI grown to the bright soma it sits on: the disk of the diameter whose
-    scale-normalised response (:func:`_scale_images`) is strongest at its centroid, added
-    with the ROI's smallest weight. sparsery keeps a soma's most active pixels, often a
-    fraction of a large soma; a ROI on no bright blob is kept as it is."""
-    r, c = np.round(ndimage.center_of_mass(weight)).astype(int)
-    sizes = np.array(list(scales))
-    response = np.array([scales[d][2][r, c] for d in sizes])
-    if response.max() <= 0:
-        return weight
-    rr, cc = np.ogrid[: weight.shape[0], : weight.shape[1]]
-    disk = np.hypot(rr - r, cc - c) <= 0.5 * sizes[response.argmax()]
-    grown = weight.copy()
-    grown[disk & (weight <= 0)] = weight[weight > 0].min()
-    return grown
-
-
-def _anatomical_rois(
-    scales: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]],
-    functional: list[np.ndarray],
-    *,
-    diameter_px: float,
-    min_z: float,
-    min_snr: float,
-    max_distance_px: float,
-) -> list[np.ndarray]:
-    """Bright and dark blobs of the mean image, of any soma size, that no functional cell
-    covers.
-
-    ``scales`` holds the blob z, SNR and scale-normalised response images per diameter
-    (:func:`_scale_images`). Blob centres are local extrema (half the smallest diameter
-    apart) of the strongest z over the diameters, passing ``min_z``; the blob's diameter
-    is the one with the strongest scale-normalised response there, at which its SNR must
-    pass ``min_snr`` with the same sign; each ROI is the connected part of the pixels
-    within half that diameter of the centre whose z at that diameter
-    has the centre's sign. Blobs whose centroid lies within ``max_distance_px`` of a
-    functional cell's, or with over half their pixels inside one, are left to it. Blobs
-    weaker than the strongest response of the other sign within half a diameter (the
-    surround of a stronger blob) are dropped.
-
-    Returns
-    -------
-    list of ndarray (row, col)
-        Uniform weights (1 inside), one per added ROI.
-    """
-    from skimage.feature import peak_local_max
-
-    taken = np.any([w > 0 for w in functional], axis=0) if functional else None
-    centres = np.array([ndimage.center_of_mass(w) for w in functional]).reshape(-1, 2)
-    sizes = np.array(list(scales))
-    z = np.stack([scales[d][0] for d in sizes])
-    response = np.stack([scales[d][2] for d in sizes])
-    rr, cc = np.indices(z.shape[1:])
-    out = []
-    for sign in (1.0, -1.0):
-        signed = sign * z
-        best = signed.max(axis=0)
-        peaks = peak_local_max(
-            best, min_distance=max(1, int(round(sizes.min() / 2))), threshold_abs=min_z
-        )
-        for r, c in peaks:
-            k = int((sign * response[:, r, c]).argmax())
-            if signed[k, r, c] <= 0:
-                continue
-            if sign * scales[sizes[k]][1][r, c] < min_snr:
-                continue
-            near = (signed[k] > 0) & (np.hypot(rr - r, cc - c) <= 0.5 * sizes[k])
-            labels, _ = ndimage.label(near)
-            pix = labels == labels[r, c]
-            centre = np.array(ndimage.center_of_mass(pix))
-            if len(centres) and np.hypot(*(centres - centre).T).min() <= max_distance_px:
-                continue
-            if taken is not None and taken[pix].sum() > 0.5 * pix.sum():
-                continue
-            # the Laplacian's surround of a blob is an extremum of the other sign: a blob
-            # must be stronger than any opposite response within half a diameter
-            ring_px = max(1, int(round(sizes[k] / 2)))
-            surround = ndimage.binary_dilation(pix, iterations=ring_px)
-            if -signed[k][surround].min() >= signed[k][r, c]:
-                continue
-            out.append(pix.astype(np.float64))
-    return out
 
 
 def _disk_area(diameter_px: float) -> float:

@@ -87,7 +87,7 @@ def labelled_features(
             truth["shift_col"].values,
             exclude=reg["bad_frame"].values,
         )
-        masks = io.read_netcdf(layout.path("segment.rois", results, **at))["masks"]
+        masks = io.read_netcdf(layout.path("segment.rois", results, **at))
         matches, _ = compare_rois(
             masks,
             truth["soma_mask"],
@@ -96,7 +96,7 @@ def labelled_features(
         )
         hits = set(matches.loc[matches["hit"], "detected_roi"])
         n_true += truth.sizes["neuron"]
-        rois = {name: masks[name].values for name in masks.coords if name != "roi"}
+        rois = {name: masks[name].values for name in masks.coords if masks[name].dims == ("roi",)}
         features.append(classifier.feature_matrix(rois, diameter_px))
         labels.append(np.isin(masks["roi"].values, list(hits)))
         logger.info(

@@ -9,27 +9,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import ndimage
+from scipy import ndimage, sparse
 
-from analysis.dims import COL, MASK_DIMS, ROI, ROW
-from analysis.track.common import binary_masks, hungarian_matches, iou_matrix, session_transform
+from analysis import masks
+from analysis.dims import ROI
+from analysis.track.common import binary_rows, hungarian_matches, iou_matrix, session_transform
 from analysis.track.settings import TrackSettings
 
 logger = logging.getLogger(__name__)
 
 
 def track_rois(
-    masks_by_session: Mapping[str, xr.DataArray],
+    masks_by_session: Mapping[str, xr.Dataset],
     transforms: xr.Dataset,
     *,
     settings: TrackSettings,
-    protect: np.ndarray | None = None,
+    protect: Any = None,
     to_reference: Any = None,
-) -> tuple[xr.DataArray, pd.DataFrame]:
+) -> tuple[xr.Dataset, pd.DataFrame]:
     """Match ROIs across sessions and build one consensus mask per tracked neuron.
 
     Every session's masks are binarised and mapped to reference coordinates (bilinear,
-    thresholded at 0.5). Sessions are visited in the given order; each session's ROIs
+    thresholded at 0.5), as sparse masks: no ``(roi, row, col)`` array is built.
+    Sessions are visited in the given order; each session's ROIs
     are matched to the current tracks by Hungarian assignment on IoU with the tracks'
     running consensus; matches with IoU >= ``iou_threshold`` join, the rest start new
     tracks. Tracks that overlap (consensus IoU >= ``merge_iou_threshold``) but never
@@ -45,24 +47,25 @@ def track_rois(
 
     Parameters
     ----------
-    masks_by_session : mapping of str to xr.DataArray (roi, row, col)
-        Masks from ``segment`` in each session's coordinates, same (row, col) size.
+    masks_by_session : mapping of str to xr.Dataset
+        Sparse masks (:mod:`analysis.masks`) from ``segment`` in each session's
+        coordinates, same (row, col) field.
     transforms : xr.Dataset
         From ``align_days``: ``shift_row``, ``shift_col``, ``rotation_deg`` over
         ``session`` (reference -> session coordinates).
     settings : TrackSettings
         Tracking settings.
-    protect : array (n, row, col) of bool, optional
+    protect : sparse masks, (n, pixel) CSR matrix or (n, row, col) bool array, optional
         Masks in reference coordinates (e.g. target polygons). "Covers" means the
         track's consensus holds at least ``target_min_score`` of the mask's pixels.
     to_reference : callable, optional
-        ``(masks, transform) -> masks`` in reference coordinates; default
+        ``(sparse masks, transform) -> sparse masks`` in reference coordinates; default
         ``analysis.align_days.to_reference``.
 
     Returns
     -------
-    masks : xr.DataArray, dims (roi, row, col), float32
-        Consensus masks in reference coordinates, ``roi`` ids 0..N-1 ordered by first
+    masks : xr.Dataset
+        Sparse consensus masks in reference coordinates, ``roi`` ids 0..N-1 ordered by first
         appearance; coords ``n_sessions_detected``, ``area_px``, ``centroid_row``,
         ``centroid_col``.
     table : pd.DataFrame
@@ -79,46 +82,53 @@ def track_rois(
 
 
 def _in_reference(
-    masks_by_session: Mapping[str, xr.DataArray],
+    masks_by_session: Mapping[str, xr.Dataset],
     transforms: xr.Dataset,
     settings: TrackSettings,
     to_reference: Any,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[int, int]]:
-    """Per session its ROI ids and binary masks in the reference day's frame; the shape."""
+) -> tuple[dict[str, tuple[np.ndarray, sparse.csr_matrix]], tuple[int, int]]:
+    """Per session its ROI ids and binary ``(roi, pixel)`` masks in the reference day's
+    frame; the shape."""
     if not masks_by_session:
         raise ValueError("masks_by_session is empty: track_rois needs at least one session")
-    shapes = {s: m.shape[1:] for s, m in masks_by_session.items()}
+    for session, m in masks_by_session.items():
+        if not masks.is_sparse(m):
+            raise ValueError(f"session '{session}': masks must be a sparse mask set")
+    shapes = {s: masks.field_shape(m) for s, m in masks_by_session.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"all sessions' masks must share one (row, col) shape, got {shapes}")
     shape = next(iter(shapes.values()))
 
-    per_session: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for session, masks in masks_by_session.items():
-        if tuple(masks.dims) != MASK_DIMS:
-            raise ValueError(f"session '{session}': masks dims {masks.dims} != {MASK_DIMS}")
-        if settings.cells_only and "is_cell" in masks.coords:
-            masks = masks.isel({ROI: masks["is_cell"].values.astype(bool)})
-        ref = to_reference(binary_masks(masks), session_transform(transforms, session))
-        per_session[session] = (np.asarray(masks[ROI].values), np.asarray(ref) >= 0.5)
+    per_session: dict[str, tuple[np.ndarray, sparse.csr_matrix]] = {}
+    for session, m in masks_by_session.items():
+        if settings.cells_only and "is_cell" in m.coords:
+            m = masks.select_rois(m, m["is_cell"].values.astype(bool))
+        binary = m.assign(pixel_weight=xr.ones_like(m["pixel_weight"]))
+        ref = to_reference(binary, session_transform(transforms, session))
+        binary_ref = masks.mask_matrix(masks.at_least(ref, 0.5), binary=True)
+        per_session[session] = (np.asarray(m[ROI].values), binary_ref)
 
     return per_session, shape
 
 
 def _link_sessions(
-    per_session: Mapping[str, tuple[np.ndarray, np.ndarray]], settings: TrackSettings
-) -> tuple[list[dict[str, int]], list[list[np.ndarray]]]:
+    per_session: Mapping[str, tuple[np.ndarray, sparse.csr_matrix]], settings: TrackSettings
+) -> tuple[list[dict[str, int]], list[list[sparse.csr_matrix]]]:
     """Tracks across sessions: each session's ROIs matched (Hungarian, IoU) to the tracks'
     consensus masks so far, new tracks for the rest, then disjoint tracks merged."""
     members: list[dict[str, int]] = []  # track -> {session: session roi index}
-    stacks: list[list[np.ndarray]] = []  # track -> detected masks (reference coords)
+    stacks: list[list[sparse.csr_matrix]] = []  # track -> detected masks (reference coords)
     for session, (_, ref) in per_session.items():
-        consensus = np.array([_consensus(s, settings.consensus_fraction) > 0 for s in stacks])
-        iou = iou_matrix(ref, consensus) if len(stacks) else np.zeros((len(ref), 0))
+        if len(stacks):
+            consensus = sparse.vstack([_consensus(s, settings.consensus_fraction) for s in stacks])
+            iou = iou_matrix(ref, consensus)
+        else:
+            iou = np.zeros((ref.shape[0], 0))
         matched = hungarian_matches(iou, settings.iou_threshold)
         for i, k in matched:
             members[k][session] = i
             stacks[k].append(ref[i])
-        for i in sorted(set(range(len(ref))) - {i for i, _ in matched}):
+        for i in sorted(set(range(ref.shape[0])) - {i for i, _ in matched}):
             members.append({session: i})
             stacks.append([ref[i]])
 
@@ -130,47 +140,42 @@ def _link_sessions(
 
 def _kept_tracks(
     members: list[dict[str, int]],
-    stacks: list[list[np.ndarray]],
-    protect: np.ndarray | None,
+    stacks: list[list[sparse.csr_matrix]],
+    protect: Any,
     shape: tuple[int, int],
     n_sessions: int,
     settings: TrackSettings,
-) -> list[tuple[dict[str, int], np.ndarray, np.ndarray]]:
+) -> list[tuple[dict[str, int], sparse.csr_matrix]]:
     """Tracks seen in enough sessions, plus the best track of each target and targets no
-    detection covers: (members, binary consensus, fractional consensus)."""
+    detection covers: (members, fractional consensus (1, pixel))."""
     min_sessions = min(settings.min_sessions, n_sessions)
-    protect = np.zeros((0, *shape), bool) if protect is None else np.asarray(protect, bool)
-    consensus = [_consensus(s, settings.consensus_fraction) > 0 for s in stacks]
+    n_pixels = shape[0] * shape[1]
+    protect = sparse.csr_matrix((0, n_pixels)) if protect is None else binary_rows(protect)
+    fractions = [_consensus(s, settings.consensus_fraction) for s in stacks]
     keep = np.array([len(m) >= min_sessions for m in members], bool)
     # each target keeps the one track that covers it best, however few its sessions;
     # other short tracks on it (e.g. a soma split in two on one day) would be duplicates
-    for cover in _coverage(protect, consensus):
+    for cover in _coverage(protect, fractions):
         if len(cover) and cover.max() >= settings.target_min_score:
             keep[np.argmax(cover)] = True
-    tracks = [
-        (members[k], consensus[k], _consensus(stacks[k], settings.consensus_fraction))
-        for k in range(len(members))
-        if keep[k]
-    ]
+    tracks = [(members[k], fractions[k]) for k in range(len(members)) if keep[k]]
     # a target no detection covers is tracked from its own polygon (never detected)
-    for mask in protect:
-        kept = [c for _, c, _ in tracks]
-        if not (_coverage(mask[None], kept) >= settings.target_min_score).any():
+    for k in range(protect.shape[0]):
+        mask = protect[k]
+        if not (_coverage(mask, [f for _, f in tracks]) >= settings.target_min_score).any():
             logger.warning("a target polygon covers no detected ROI: tracked from its polygon")
-            tracks.append(({}, mask, mask.astype(np.float32)))
+            tracks.append(({}, mask))
     return tracks
 
 
 def _tracked_masks(
-    tracks: list[tuple[dict[str, int], np.ndarray, np.ndarray]],
-    per_session: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    tracks: list[tuple[dict[str, int], sparse.csr_matrix]],
+    per_session: Mapping[str, tuple[np.ndarray, sparse.csr_matrix]],
     shape: tuple[int, int],
-) -> tuple[xr.DataArray, pd.DataFrame]:
+) -> tuple[xr.Dataset, pd.DataFrame]:
     """The tracked masks (weights summing to 1) and the assignments table."""
-    weights = np.zeros((len(tracks), *shape), np.float32)
     rows = []
-    for new_id, (member, _, frac) in enumerate(tracks):
-        weights[new_id] = frac / frac.sum()
+    for new_id, (member, frac) in enumerate(tracks):
         for session, (ids, ref) in per_session.items():
             i = member.get(session)
             detected = i is not None
@@ -179,47 +184,50 @@ def _tracked_masks(
                     "session": session,
                     "session_roi": int(ids[i]) if detected else -1,
                     "roi": new_id,
-                    "iou": float(iou_matrix(ref[i : i + 1], frac[None] > 0)[0, 0])
-                    if detected
-                    else np.nan,
+                    "iou": float(iou_matrix(ref[i], frac)[0, 0]) if detected else np.nan,
                     "detected": detected,
                 }
             )
-    com = [ndimage.center_of_mass(w) for w in weights]
-    out = xr.DataArray(
-        weights,
-        dims=MASK_DIMS,
+    # one ROI at a time on the whole field: sums and centroids as numpy forms them on
+    # a dense image (the same rounding as before masks were sparse)
+    pixels, centres = [], []
+    for _, frac in tracks:
+        dense = frac.toarray().reshape(shape)
+        weights = dense / dense.sum()
+        r, c = np.nonzero(weights)
+        pixels.append((r, c, weights[r, c]))
+        centres.append(ndimage.center_of_mass(weights))
+    centres_rc = np.array(centres, np.float32).reshape(-1, 2)
+    out = masks.sparse_masks(
+        pixels,
+        shape=shape,
         coords={
-            ROI: np.arange(len(tracks), dtype=np.int64),
-            ROW: np.arange(shape[0], dtype=np.int64),
-            COL: np.arange(shape[1], dtype=np.int64),
-            "n_sessions_detected": (ROI, np.array([len(m) for m, _, _ in tracks], np.int64)),
-            "area_px": (ROI, (weights > 0).sum(axis=(1, 2)).astype(np.int64)),
-            "centroid_row": (ROI, np.array([c[0] for c in com], np.float32)),
-            "centroid_col": (ROI, np.array([c[1] for c in com], np.float32)),
+            "n_sessions_detected": np.array([len(m) for m, _ in tracks], np.int64),
+            "area_px": np.array([r.size for r, _, _ in pixels], np.int64),
+            "centroid_row": centres_rc[:, 0],
+            "centroid_col": centres_rc[:, 1],
         },
-        name="masks",
     )
     table = pd.DataFrame(rows, columns=["session", "session_roi", "roi", "iou", "detected"])
     return out, table
 
 
-def _coverage(masks: np.ndarray, consensus: Sequence[np.ndarray]) -> np.ndarray:
-    """Fraction of each mask (n, row, col) inside each consensus mask -> (n, m)."""
-    if not len(masks) or not len(consensus):
-        return np.zeros((len(masks), len(consensus)))
-    a = np.asarray(masks, np.float32).reshape(len(masks), -1)
-    b = np.asarray(consensus, np.float32).reshape(len(consensus), -1)
-    return (a @ b.T) / np.maximum(a.sum(1, keepdims=True), 1)
+def _coverage(rows: Any, consensus: Sequence[sparse.csr_matrix]) -> np.ndarray:
+    """Fraction of each binary mask (n rows) inside each consensus mask -> (n, m)."""
+    a = binary_rows(rows)
+    if not a.shape[0] or not len(consensus):
+        return np.zeros((a.shape[0], len(consensus)))
+    b = binary_rows(sparse.vstack(consensus))
+    return (a @ b.T).toarray() / np.maximum(a.getnnz(axis=1).astype(np.float32), 1)[:, None]
 
 
 def _merge_disjoint_tracks(
     members: list[dict[str, int]],
-    stacks: list[list[np.ndarray]],
+    stacks: list[list[sparse.csr_matrix]],
     *,
     fraction: float,
     min_iou: float,
-) -> tuple[list[dict[str, int]], list[list[np.ndarray]]]:
+) -> tuple[list[dict[str, int]], list[list[sparse.csr_matrix]]]:
     """Join tracks of one neuron that were started twice because one day's mask moved.
 
     Two tracks are one neuron when their consensus masks overlap with IoU >= ``min_iou``
@@ -229,7 +237,7 @@ def _merge_disjoint_tracks(
     members = [dict(m) for m in members]
     stacks = [list(s) for s in stacks]
     while len(stacks) > 1:
-        consensus = np.array([_consensus(s, fraction) > 0 for s in stacks])
+        consensus = sparse.vstack([_consensus(s, fraction) for s in stacks])
         iou = iou_matrix(consensus, consensus)
         np.fill_diagonal(iou, 0.0)
         disjoint = np.array([[not (a.keys() & b.keys()) for b in members] for a in members])
@@ -243,43 +251,62 @@ def _merge_disjoint_tracks(
     return members, stacks
 
 
-def _consensus(stack: Sequence[np.ndarray], fraction: float) -> np.ndarray:
-    """Fraction of masks covering each pixel where >= ``fraction`` (else 0); (row, col)."""
-    frac = np.mean(stack, axis=0, dtype=np.float32)
-    keep = frac >= min(fraction, frac.max())
-    return np.where(keep, frac, 0.0).astype(np.float32)
+def _consensus(stack: Sequence[sparse.csr_matrix], fraction: float) -> sparse.csr_matrix:
+    """Fraction of masks covering each pixel where >= ``fraction`` (else 0); (1, pixel)."""
+    frac = sparse.csr_matrix(stack[0], dtype=np.float32, copy=True)
+    for other in stack[1:]:
+        frac = frac + other
+    frac.data /= np.float32(len(stack))
+    if frac.nnz:
+        frac.data[frac.data < min(fraction, frac.data.max())] = 0
+        frac.eliminate_zeros()
+    return frac
 
 
 def masks_to_session(
-    reference_masks: xr.DataArray, transform: Mapping[str, float], *, to_session: Any = None
-) -> xr.DataArray:
+    reference_masks: xr.Dataset, transform: Mapping[str, float], *, to_session: Any = None
+) -> xr.Dataset:
     """Map consensus masks from reference to one session's coordinates (same ids).
 
     Parameters
     ----------
-    reference_masks : xr.DataArray, dims (roi, row, col)
-        Output of :func:`track_rois`.
+    reference_masks : xr.Dataset
+        Sparse masks, output of :func:`track_rois`.
     transform : mapping
         ``shift_row``, ``shift_col``, ``rotation_deg`` of the session (reference ->
         session coordinates), e.g. ``transforms.sel(session=s)``.
     to_session : callable, optional
-        ``(masks, transform) -> masks``; default ``analysis.align_days.to_session``.
+        ``(sparse masks, transform) -> sparse masks``; default
+        ``analysis.align_days.to_session``.
 
     Returns
     -------
-    xr.DataArray, dims (roi, row, col), float32
-        Weights in session coordinates, normalised to sum 1 per ROI (all 0 for an ROI
-        mapped entirely outside the field of view, with a warning); coords kept.
+    xr.Dataset
+        Sparse masks in session coordinates, weights normalised to sum 1 per ROI (no
+        pixel for an ROI mapped entirely outside the field of view, with a warning);
+        coords kept.
     """
     if to_session is None:
         from analysis.align_days import to_session
-    if tuple(reference_masks.dims) != MASK_DIMS:
-        raise ValueError(f"reference_masks dims {reference_masks.dims} != {MASK_DIMS}")
+    if not masks.is_sparse(reference_masks):
+        raise ValueError("reference_masks must be a sparse mask set (analysis.masks)")
     plain = {k: float(transform[k]) for k in ("shift_row", "shift_col", "rotation_deg")}
-    moved = np.clip(np.asarray(to_session(reference_masks, plain), np.float32), 0, None)
-    total = moved.sum(axis=(1, 2), keepdims=True)
-    lost = reference_masks[ROI].values[total[:, 0, 0] <= 0]
+    moved = to_session(reference_masks, plain)
+    matrix = masks.mask_matrix(moved)
+    matrix.data = np.clip(matrix.data, 0, None)
+    # summed on the dense field, one ROI at a time: numpy's rounding of the dense sum
+    total = np.array([matrix[k].toarray().sum() for k in range(matrix.shape[0])], np.float32)
+    lost = reference_masks[ROI].values[total <= 0]
     if len(lost):
         logger.warning("ROIs %s fall outside this session's field of view", list(lost))
-    out = reference_masks.copy(data=np.where(total > 0, moved / np.maximum(total, 1e-12), 0))
-    return out.astype(np.float32)
+    normalised = matrix.copy()
+    normalised.data /= np.repeat(np.where(total > 0, total, 1), np.diff(matrix.indptr))
+    per_roi = {
+        k: v.values for k, v in reference_masks.coords.items() if v.dims == (ROI,) and k != ROI
+    }
+    return masks.from_matrix(
+        normalised.astype(np.float32),
+        shape=masks.field_shape(reference_masks),
+        roi=reference_masks[ROI].values,
+        coords=per_roi,
+    )

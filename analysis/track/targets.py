@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis import masks
 from analysis.dims import ROI
-from analysis.track.common import hungarian_matches, iou_matrix
+from analysis.track.common import binary_rows, hungarian_matches, iou_matrix
 from analysis.track.settings import TargetMatchError, TrackSettings
 
 
@@ -58,7 +59,7 @@ def rasterize_targets(
 
 def map_targets(
     targets: Sequence[Mapping[str, Any]],
-    soma_masks: xr.DataArray,
+    soma_masks: xr.Dataset,
     *,
     shape: tuple[int, int],
     settings: TrackSettings,
@@ -70,8 +71,8 @@ def map_targets(
     targets : sequence of dict
         ``targets.json`` entries ``{"id", "group", "polygon": [[row, col], ...]}`` in the
         session's imaging coordinates (other keys, e.g. ``plane``, are ignored).
-    soma_masks : xr.DataArray, dims (roi, row, col)
-        Soma masks in the same session's coordinates.
+    soma_masks : xr.Dataset
+        Sparse soma masks (:mod:`analysis.masks`) in the same session's coordinates.
     shape : (int, int)
         (row, col) size of the imaging plane; polygons are rasterised at this size.
     settings : TrackSettings
@@ -89,15 +90,17 @@ def map_targets(
         A polygon is empty or lies outside the field of view, or a target matches no
         soma with a score >= ``target_min_score``; the message names the target ids.
     """
-    if tuple(soma_masks.shape[1:]) != tuple(shape):
-        raise ValueError(f"soma_masks (row, col) {soma_masks.shape[1:]} != shape {tuple(shape)}")
+    if masks.field_shape(soma_masks) != tuple(shape):
+        raise ValueError(
+            f"soma_masks (row, col) {masks.field_shape(soma_masks)} != shape {tuple(shape)}"
+        )
     if not targets:
         return pd.DataFrame(columns=["target_id", "group", "roi", "iou", "overlap"])
-    tgt = rasterize_targets(targets, shape=shape)
-    soma = np.asarray(soma_masks.values > 0)
-    iou = iou_matrix(tgt, soma) if len(soma) else np.zeros((len(tgt), 0))
-    inter = tgt.reshape(len(tgt), -1).astype(np.float32) @ soma.reshape(len(soma), -1).T
-    overlap = inter / tgt.reshape(len(tgt), -1).sum(1)[:, None]
+    tgt = binary_rows(rasterize_targets(targets, shape=shape))
+    soma = masks.mask_matrix(soma_masks, binary=True)
+    iou = iou_matrix(tgt, soma)
+    inter = (tgt @ soma.T).toarray()
+    overlap = inter / tgt.getnnz(axis=1)[:, None]
     score = iou if settings.target_metric == "iou" else overlap
     matched = dict(hungarian_matches(score, settings.target_min_score))
     missing = [i for i in range(len(targets)) if i not in matched]

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from analysis.masks import is_sparse, to_dense
+
 
 def f1_score(precision: float, recall: float) -> float:
     """Harmonic mean of precision and recall; 0 when both are 0."""
@@ -20,7 +22,12 @@ def ratio(num: float, den: float) -> float:
 
 
 def as_masks(masks: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Binary masks (unit, row, col) and their ids (``roi``/first-dim coord or positions)."""
+    """Binary masks (unit, row, col) and their ids (``roi``/first-dim coord or positions).
+
+    Sparse masks (:mod:`analysis.masks`) are densified: truth fields are small.
+    """
+    if is_sparse(masks):
+        masks = to_dense(masks)
     values = np.asarray(masks.values if isinstance(masks, xr.DataArray) else masks)
     if values.ndim != 3:
         raise ValueError(f"{name} must be 3-D (roi, row, col), got shape {values.shape}")

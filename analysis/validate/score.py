@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from analysis import layout
+from analysis.masks import select_rois, select_session
 from analysis.settings import StageSettings, require
 from analysis.simulate.settings import PRESETS
 from analysis.validate.common import ratio
@@ -202,8 +203,7 @@ def _score_detection(run: _Scoring) -> None:
             out["registration_shift_error_px"].append(m["median_abs_error_px"])
             offsets[plane][session] = (m["offset_row_px"], m["offset_col_px"])
         somata = io.read_netcdf(_artifact(results, "segment.rois", plane=soma_plane, **at))
-        somata = somata["masks"]
-        cells = somata.isel(roi=somata["is_cell"].values.astype(bool))
+        cells = select_rois(somata, somata["is_cell"].values.astype(bool))
         matches, m = compare_rois(
             cells,
             truth["soma_mask"],
@@ -224,7 +224,7 @@ def _score_detection(run: _Scoring) -> None:
         dend = io.read_netcdf(_artifact(results, "segment.rois", plane=dendrite_plane, **at))
         tuft_masks = truth["dendrite_mask"].sel(tuft=sorted(target_tufts))
         _, m = compare_rois(
-            dend["masks"],
+            dend,
             tuft_masks,
             iou_threshold=0.3,
             registration_offset_px=offsets[dendrite_plane][session],
@@ -292,15 +292,13 @@ def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
     soma_plane, dendrite_plane = planes
     true_targets = _truth_targets(subject_truth)[["target_id", "neuron", "group"]]
     tracked = {
-        plane: io.read_netcdf(_artifact(results, "track.rois", subject=subject, plane=plane))[
-            "session_masks"
-        ]
+        plane: io.read_netcdf(_artifact(results, "track.rois", subject=subject, plane=plane))
         for plane in planes
     }
     soma_matches, dendrite_matches = [], []
     for session, truth in truths.items():
         matches, _ = compare_rois(
-            tracked[soma_plane].sel(session=session),
+            select_session(tracked[soma_plane], session),
             truth["soma_mask"],
             iou_threshold=0.5,
             registration_offset_px=offsets[soma_plane][session],
@@ -314,7 +312,7 @@ def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
         merged = true_targets.merge(mapped[["target_id", "roi"]], on="target_id", how="left")
         out["target_soma_recall"] += list(merged["roi"].map(units) == merged["neuron"])
         matches, _ = compare_rois(
-            tracked[dendrite_plane].sel(session=session),
+            select_session(tracked[dendrite_plane], session),
             truth["dendrite_mask"],
             iou_threshold=0.3,
             registration_offset_px=offsets[dendrite_plane][session],

@@ -27,6 +27,7 @@ from analysis import ingest, io, readers
 from analysis.extract import ExtractSettings, compute_dff, deconvolve, detect_events
 from analysis.ingest import IngestError, IngestSettings
 from analysis.io import RawInputError
+from analysis.masks import from_dense
 from analysis.track import TargetMatchError, TrackSettings, map_targets
 
 N_FRAMES = 12
@@ -452,7 +453,7 @@ def test_target_polygon_outside_field_of_view(session):
 def test_target_matching_no_soma_names_the_target():
     rr, cc = np.mgrid[:24, :24]
     soma = (np.hypot(rr - 6, cc - 6) <= 3)[None].astype(np.float32)
-    masks = xr.DataArray(soma, dims=("roi", "row", "col"), coords={"roi": [4]})
+    masks = from_dense(xr.DataArray(soma, dims=("roi", "row", "col"), coords={"roi": [4]}))
     far = [
         {"id": "near", "group": "P+", "polygon": [[4, 4], [4, 8], [8, 8], [8, 4]]},
         {"id": "far", "group": "P-", "polygon": [[16, 16], [16, 20], [20, 20], [20, 16]]},

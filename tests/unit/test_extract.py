@@ -19,6 +19,7 @@ from analysis.extract import (
     extract_traces,
     native_step,
 )
+from analysis.masks import from_dense, to_dense
 from analysis.settings import ConfigError
 
 FS_HZ = 30.0
@@ -110,7 +111,9 @@ def test_extract_recovers_signal_and_neuropil_streaming():
     movie, masks, signals, neuropil = _contaminated_movie(rng)
     counting = _CountingMovie(movie)
     settings = ExtractSettings(neuropil_coefficient=0.7)
-    ds = extract_traces(counting, masks, fs_hz=FS_HZ, settings=settings, batch_frames=64)
+    ds = extract_traces(
+        counting, from_dense(masks), fs_hz=FS_HZ, settings=settings, batch_frames=64
+    )
     assert max(counting.reads) <= 64  # streamed, never the whole movie
     assert ds.F.dims == ("roi", "time") and ds.F.dtype == np.float32
     assert ds.roi.values.tolist() == [5, 9]
@@ -122,7 +125,7 @@ def test_extract_recovers_signal_and_neuropil_streaming():
     out = compute_dff(ds, fs_hz=FS_HZ, settings=settings)
     np.testing.assert_allclose(out.Fcorr.values, signals, rtol=1e-4)
     # batch size does not change the result
-    again = extract_traces(movie, masks, fs_hz=FS_HZ, settings=settings, batch_frames=7)
+    again = extract_traces(movie, from_dense(masks), fs_hz=FS_HZ, settings=settings, batch_frames=7)
     np.testing.assert_allclose(again.F.values, ds.F.values, rtol=1e-6)
 
 
@@ -131,7 +134,7 @@ def test_weighted_mean_uses_mask_weights():
     movie = np.zeros((3, 48, 48), dtype=np.float32)
     movie[:, 30:36, 28:34] = 10.0
     movie[:, 32:34, 30:32] = 40.0  # the weight-1 core
-    ds = extract_traces(movie, masks, fs_hz=FS_HZ, settings=ExtractSettings())
+    ds = extract_traces(movie, from_dense(masks), fs_hz=FS_HZ, settings=ExtractSettings())
     w = masks.values[1]
     expected = (w * movie[0]).sum() / w.sum()
     np.testing.assert_allclose(ds.F.values[1], expected, rtol=1e-6)
@@ -140,7 +143,7 @@ def test_weighted_mean_uses_mask_weights():
 def test_neuropil_annulus_excludes_all_rois_and_gap():
     masks = _masks()
     settings = ExtractSettings(neuropil_inner_radius_px=2.0, neuropil_outer_radius_px=8.0)
-    ring = compute_neuropil_masks(masks, settings=settings).values
+    ring = to_dense(compute_neuropil_masks(from_dense(masks), settings=settings)).values > 0
     any_roi = (masks.values > 0).any(axis=0)
     assert not (ring & any_roi).any()
     # the 2-px gap: pixels adjacent to ROI 0 are not neuropil, pixels 4 px away are
@@ -153,8 +156,8 @@ def test_neuropil_radius_grows_to_min_pixels():
     settings = ExtractSettings(
         neuropil_inner_radius_px=1.0, neuropil_outer_radius_px=2.0, min_neuropil_pixels=300
     )
-    ring = compute_neuropil_masks(_masks(), settings=settings)
-    assert (ring.values.sum(axis=(1, 2)) >= 300).all()
+    ring = compute_neuropil_masks(from_dense(_masks()), settings=settings)
+    assert (to_dense(ring).values.sum(axis=(1, 2)) >= 300).all()
     assert (ring.neuropil_outer_radius_px.values > 2.0).all()
 
 
@@ -162,17 +165,17 @@ def test_extract_bad_inputs():
     masks = _masks()
     settings = ExtractSettings()
     with pytest.raises(ValueError, match="movie's coordinates"):
-        extract_traces(np.zeros((5, 40, 48)), masks, fs_hz=FS_HZ, settings=settings)
+        extract_traces(np.zeros((5, 40, 48)), from_dense(masks), fs_hz=FS_HZ, settings=settings)
     with pytest.raises(ValueError, match="time, row, col"):
-        extract_traces(np.zeros((48, 48)), masks, fs_hz=FS_HZ, settings=settings)
-    bad = masks.copy()
-    bad[0, 0, 0] = -1.0
-    with pytest.raises(ValueError, match="non-negative"):
+        extract_traces(np.zeros((48, 48)), from_dense(masks), fs_hz=FS_HZ, settings=settings)
+    bad = from_dense(masks)
+    bad = bad.assign(pixel_weight=-bad["pixel_weight"])
+    with pytest.raises(ValueError, match="weights > 0"):
         extract_traces(np.zeros((5, 48, 48)), bad, fs_hz=FS_HZ, settings=settings)
     full = xr.DataArray(np.ones((1, 8, 8), np.float32), dims=("roi", "row", "col"))
     with pytest.raises(ValueError, match="cover the FOV"):
-        compute_neuropil_masks(full.assign_coords(roi=[0]), settings=settings)
-    with pytest.raises(ValueError, match="dims"):
+        compute_neuropil_masks(from_dense(full.assign_coords(roi=[0])), settings=settings)
+    with pytest.raises(ValueError, match="sparse mask set"):
         extract_traces(np.zeros((5, 48, 48)), masks.values, fs_hz=FS_HZ, settings=settings)
 
 
@@ -181,7 +184,7 @@ def test_roi_outside_field_of_view_gets_nan_traces():
     masks = _masks()
     masks[1] = 0.0
     movie = np.random.default_rng(1).normal(100, 1, (30, 48, 48)).astype(np.float32)
-    traces = extract_traces(movie, masks, fs_hz=FS_HZ, settings=ExtractSettings())
+    traces = extract_traces(movie, from_dense(masks), fs_hz=FS_HZ, settings=ExtractSettings())
     assert np.isnan(traces["F"].sel(roi=9)).all() and np.isnan(traces["Fneu"].sel(roi=9)).all()
     assert np.isfinite(traces["F"].drop_sel(roi=9)).all()
     assert int(traces["n_pixels"].sel(roi=9)) == 0
@@ -377,7 +380,7 @@ def test_nan_frames_propagate_and_are_skipped():
     movie[bad] = np.nan  # dropped frames
     settings = ExtractSettings(baseline_window_s=20.0)
     ds = compute_dff(
-        extract_traces(movie, masks, fs_hz=FS_HZ, settings=settings),
+        extract_traces(movie, from_dense(masks), fs_hz=FS_HZ, settings=settings),
         fs_hz=FS_HZ,
         settings=settings,
     )
@@ -405,7 +408,9 @@ def test_trace_functions_reject_bad_input():
 def test_extract_logs_progress(caplog):
     movie, masks, _, _ = _contaminated_movie(np.random.default_rng(1))
     with caplog.at_level(logging.INFO, logger="analysis.extract"):
-        extract_traces(movie, masks, fs_hz=FS_HZ, settings=ExtractSettings(), batch_frames=64)
+        extract_traces(
+            movie, from_dense(masks), fs_hz=FS_HZ, settings=ExtractSettings(), batch_frames=64
+        )
     n = movie.shape[0]
     assert f"extraction: {n}/{n} frames (100%)" in caplog.text
     assert "frames/s" in caplog.text

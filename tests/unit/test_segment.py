@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from analysis.masks import is_sparse, to_dense
 from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
 from analysis.segment.dendrites import (
     _block_median,
@@ -62,12 +63,12 @@ def test_detect_somata_recovers_disk_cells():
     movie, truth = _soma_movie(seed=1)
     t0 = time.perf_counter()
     # the disks have radius 6 px: tell the detector their diameter
-    masks = detect_somata(
+    found = detect_somata(
         movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings(diameter_px=12.0)
     )
     runtime = time.perf_counter() - t0
-    assert masks.dims == ("roi", "row", "col")
-    assert masks.dtype == np.float32
+    assert is_sparse(found) and found["pixel_weight"].dtype == np.float32
+    masks = to_dense(found)
     np.testing.assert_allclose(masks.sum(("row", "col")), 1.0, rtol=1e-4)
     cells = masks.where(masks.is_cell, drop=True)
     matched = _hungarian_iou(cells.values > 0, truth)
@@ -125,8 +126,8 @@ def _dendrite_movie(seed: int, size: int = 80, n_frames: int = 900):
 def test_detect_dendrites_merges_tuft_fragments():
     movie, truth = _dendrite_movie(seed=2)
     t0 = time.perf_counter()
-    masks = detect_dendrites(
-        movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings()
+    masks = to_dense(
+        detect_dendrites(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings())
     )
     runtime = time.perf_counter() - t0
     matched = _hungarian_iou(masks.values > 0, truth)
@@ -150,7 +151,7 @@ def test_pure_noise_gives_no_dendrites():
         movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=SegmentSettings()
     )
     assert masks.sizes["roi"] == 0
-    assert masks.dims == ("roi", "row", "col")
+    assert is_sparse(masks)
 
 
 def test_pure_noise_gives_no_cells():
@@ -158,7 +159,7 @@ def test_pure_noise_gives_no_cells():
     movie = (200 + rng.normal(0, 10, (600, 48, 48))).astype(np.int16)
     settings = SegmentSettings(anatomical=True)
     masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
-    assert masks.dims == ("roi", "row", "col")
+    assert is_sparse(masks)
     assert not masks.is_cell.any()
 
 
@@ -343,7 +344,7 @@ def test_silent_bright_and_dark_somata_found_in_the_mean_image():
         movie[:, mask] += sign * 80
     movie = movie.astype(np.int16)
     settings = SegmentSettings(anatomical=True)
-    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+    masks = to_dense(detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings))
     cells = masks.where(masks.is_cell, drop=True)
     assert bool(cells.anatomical.all())
     assert cells.sizes["roi"] == len(truth)
@@ -367,7 +368,9 @@ def test_mean_image_blobs_take_the_size_of_their_soma():
     movie[:, truth.any(0)] += 80
     movie = movie.astype(np.int16)
     settings = SegmentSettings(anatomical=True, max_area_fraction=4.0)
-    masks = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+    masks = to_dense(
+        detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+    )
     cells = masks.where(masks.is_cell, drop=True)
     assert cells.sizes["roi"] == len(truth)
     assert (_hungarian_iou(cells.values > 0, truth) >= 0.7).all()

@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 from analysis.align_days import to_session
+from analysis.masks import from_dense, is_sparse, mask_matrix, to_dense
 from analysis.settings import ConfigError
 from analysis.track import (
     TargetMatchError,
@@ -23,8 +24,10 @@ CENTRES = [(12, 12), (12, 40), (30, 24), (32, 50), (50, 14), (50, 40)]
 SHIFTS = {"day01": (0, 0), "day02": (3, -2), "day03": (-4, 5)}
 
 
-def _shift(masks: xr.DataArray, transform) -> xr.DataArray:
+def _shift(masks, transform):
     """Integer-shift stand-in for align_days.to_session: ref (r, c) -> session (r+dr, c+dc)."""
+    if is_sparse(masks):
+        return from_dense(_shift(to_dense(masks), transform))
     dr, dc = int(transform["shift_row"]), int(transform["shift_col"])
     out = np.zeros_like(np.asarray(masks))
     src = np.asarray(masks)
@@ -47,14 +50,11 @@ def _disks(centres, shift=(0, 0), radius=6.0) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _masks(data: np.ndarray, ids=None, **coords) -> xr.DataArray:
+def _masks(data: np.ndarray, ids=None, **coords) -> xr.Dataset:
+    """Sparse masks (analysis.masks) of dense weights."""
     ids = np.arange(len(data)) if ids is None else np.asarray(ids)
     w = data / np.maximum(data.sum(axis=(1, 2), keepdims=True), 1)
-    return xr.DataArray(
-        w.astype(np.float32),
-        dims=("roi", "row", "col"),
-        coords={"roi": ids, **{k: ("roi", v) for k, v in coords.items()}},
-    )
+    return from_dense(w.astype(np.float32), roi=ids, coords=coords)
 
 
 def _transforms() -> xr.Dataset:
@@ -93,10 +93,11 @@ def _sessions(seed: int = 0):
 
 def test_track_rois_stable_ids_and_absent_day():
     by_session, truth_ids = _sessions()
-    masks, table = track_rois(
+    tracked, table = track_rois(
         by_session, _transforms(), settings=TrackSettings(min_sessions=2), to_reference=_unshift
     )
-    assert masks.dims == ("roi", "row", "col") and masks.dtype == np.float32
+    assert is_sparse(tracked) and tracked["pixel_weight"].dtype == np.float32
+    masks = to_dense(tracked)
     assert list(masks.roi.values) == list(range(len(CENTRES)))
     np.testing.assert_allclose(masks.sum(("row", "col")), 1.0, rtol=1e-5)
     truth = _disks(CENTRES)
@@ -131,7 +132,7 @@ def test_masks_to_session_and_silent_target_day():
         by_session, _transforms(), settings=TrackSettings(min_sessions=2), to_reference=_unshift
     )
     transform = _transforms().sel(session="day02")
-    day2 = masks_to_session(ref_masks, transform, to_session=_shift)
+    day2 = to_dense(masks_to_session(ref_masks, transform, to_session=_shift))
     assert list(day2.roi.values) == list(ref_masks.roi.values)
     np.testing.assert_allclose(day2.sum(("row", "col")), 1.0, rtol=1e-5)
     # neuron 2 was not detected on day02 but its target still maps (silent target day)
@@ -145,7 +146,7 @@ def test_masks_to_session_and_silent_target_day():
         },
         {"id": "t0", "group": "P-", "plane": 0, "polygon": [[10, 8], [10, 14], [16, 14], [16, 8]]},
     ]
-    table = map_targets(targets, day2, shape=(SIZE, SIZE), settings=TrackSettings())
+    table = map_targets(targets, from_dense(day2), shape=(SIZE, SIZE), settings=TrackSettings())
     assert list(table.columns) == ["target_id", "group", "roi", "iou", "overlap"]
     expected = {
         "t2": int(day2.roi[np.argmax(day2.values[:, r, c])]),
@@ -265,14 +266,16 @@ def test_bad_inputs():
 def test_stand_in_shift_matches_align_days_convention():
     masks = _masks(_disks(CENTRES))
     transform = {"shift_row": 3.0, "shift_col": -2.0, "rotation_deg": 0.0}
-    np.testing.assert_allclose(to_session(masks, transform), _shift(masks, transform), atol=1e-6)
+    np.testing.assert_allclose(
+        to_dense(to_session(masks, transform)), to_dense(_shift(masks, transform)), atol=1e-6
+    )
 
 
 def test_with_align_days_rotation_round_trip():
     ref = _masks(_disks(CENTRES))
     transform = {"shift_row": 2.5, "shift_col": -3.0, "rotation_deg": 2.0}
     session = masks_to_session(ref, transform)
-    assert session.dtype == np.float32
+    assert session["pixel_weight"].dtype == np.float32
     transforms = xr.Dataset(
         {k: ("session", [0.0, v]) for k, v in transform.items()}, coords={"session": ["a", "b"]}
     )
@@ -285,7 +288,7 @@ def test_with_align_days_rotation_round_trip():
 
 
 def test_merge_disjoint_tracks_joins_one_neuron_not_two_cells():
-    a, b, far = _disks([(20, 20), (20, 23), (45, 45)]).astype(bool)
+    a, b, far = mask_matrix(_masks(_disks([(20, 20), (20, 23), (45, 45)])), binary=True)
     members = [{"day01": 0}, {"day01": 1}, {"day03": 2}, {"day02": 4}]
     stacks = [[a], [b], [far], [a]]
     merged, merged_stacks = _merge_disjoint_tracks(members, stacks, fraction=0.5, min_iou=0.2)
@@ -335,7 +338,7 @@ def test_track_rois_keeps_a_protected_one_day_roi():
     # polygon over it (reference coordinates) keeps it despite min_sessions=2
     by_session, _ = _sessions()
     protect = _disks([(22, 4)]) > 0
-    masks, _ = _track_with_targets(by_session, protect)
+    masks = to_dense(_track_with_targets(by_session, protect)[0])
     assert masks.sizes["roi"] == len(CENTRES) + 1
     kept = masks.values[-1] > 0
     assert (kept & protect[0]).sum() / protect[0].sum() >= 0.5
@@ -349,11 +352,11 @@ def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
     shift = SHIFTS["day03"]
     half = _disks([CENTRES[0]], shift) * (cc < CENTRES[0][1] + shift[1])
     day03 = by_session["day03"]
-    by_session["day03"] = xr.concat(
-        [day03, _masks(half, ids=[999], is_cell=np.array([True]))], dim="roi"
+    by_session["day03"] = from_dense(
+        xr.concat([to_dense(day03), to_dense(_masks(half, ids=[999], is_cell=[True]))], dim="roi")
     )
     protect = _disks([CENTRES[0]]) > 0
-    masks, _ = _track_with_targets(by_session, protect)
+    masks = to_dense(_track_with_targets(by_session, protect)[0])
     assert masks.sizes["roi"] == len(CENTRES)
     target = masks.values[np.argmax((masks.values > 0)[:, protect[0]].sum(axis=1))] > 0
     assert (target & protect[0]).sum() / (target | protect[0]).sum() >= 0.8
@@ -362,7 +365,8 @@ def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
 def test_track_rois_tracks_an_undetected_target_from_its_polygon():
     by_session, _ = _sessions()
     polygon = _disks([(40, 8)]) > 0  # no ROI was ever detected there
-    masks, table = _track_with_targets(by_session, polygon)
+    tracked, table = _track_with_targets(by_session, polygon)
+    masks = to_dense(tracked)
     assert masks.sizes["roi"] == len(CENTRES) + 1
     new = masks.isel(roi=-1)
     assert int(new.n_sessions_detected) == 0

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from analysis import layout, stats
+from analysis.masks import n_pixels, select_session
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.workflow]
@@ -123,6 +124,19 @@ def test_dry_run_plans_every_stage(workdir):
     out = snakemake(workdir, "-n", "--cores", "2").stdout
     for rule in RULES:
         assert f"rule {rule}:" in out or f"\n{rule} " in out, rule
+
+
+def test_keep_movie_false_marks_the_registered_movie_temporary(workdir, tmp_path):
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["register"]["keep_movie"] = False
+    drop = tmp_path / "drop.yaml"
+    drop.write_text(yaml.safe_dump(config))
+    dropped = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(drop)).stdout
+    kept = snakemake(workdir, "-n", "--cores", "2").stdout
+    removed = re.compile(r"Would remove temporary output \S*register/\S*/movie\.bin$", re.MULTILINE)
+    assert removed.search(dropped) and not removed.search(kept)
+    # the ingest copy of each plane never stays
+    assert re.search(r"Would remove temporary output \S*ingest/\S*/movie\.bin$", kept, re.MULTILINE)
 
 
 def test_mistyped_config_key_stops_at_start(workdir, tmp_path):
@@ -395,8 +409,8 @@ def outlines_in_results(results, subject):
         session = io.read_json(record)
         for plane, role in session["plane_roles"].items():
             rois = io.read_netcdf(artifact(results, "track.rois", subject=subject, plane=plane))
-            masks = rois["session_masks"].sel(session=session["session"])
-            counts[role] += int((masks > 0).any(("row", "col")).sum())
+            masks = select_session(rois, session["session"])
+            counts[role] += int((n_pixels(masks) > 0).sum())
         at = {"subject": subject, "session": session["session"]}
         targets = io.read_json(artifact(results, "ingest.targets", **at))["targets"]
         counts["target"] += sum(t["plane"] == session["bci_plane"] for t in targets)

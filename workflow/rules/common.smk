@@ -73,8 +73,11 @@ def session_dir(wildcards):
     return row["session_dir"].iloc[0]
 
 
-def stage_settings(section):
-    return dataclasses.asdict(SETTINGS[section])
+def stage_settings(section, exclude=()):
+    """A section's settings as rule params; ``exclude``: fields that do not change the
+    rule's outputs (so changing them reruns nothing)."""
+    settings = dataclasses.asdict(SETTINGS[section])
+    return {k: v for k, v in settings.items() if k not in exclude}
 
 
 def artifact(key, **wildcards):

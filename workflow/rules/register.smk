@@ -21,11 +21,16 @@ for _planes in PLANE_SETS:
             movies=_of_planes(rules.ingest_plane.output.movie, _planes),
             headers=_of_planes(rules.ingest_plane.output.header, _planes),
         output:
-            movies=_of_planes(artifact("register.movie"), _planes),
+            # the registered movie is the largest result: temp() drops it after extract
+            movies=(
+                _of_planes(artifact("register.movie"), _planes)
+                if SETTINGS["register"].keep_movie
+                else temp(_of_planes(artifact("register.movie"), _planes))
+            ),
             headers=_of_planes(artifact("register.header"), _planes),
             registrations=_of_planes(artifact("register.registration"), _planes),
         params:
-            settings=stage_settings("register"),
+            settings=stage_settings("register", exclude=("keep_movie",)),
             planes=list(_planes),
         wildcard_constraints:
             subject="|".join(re.escape(s) for s in SUBJECTS if tuple(planes_of(s)) == _planes),

@@ -3,7 +3,8 @@
 import numpy as np
 
 from analysis import export, io
-from analysis.dims import ROI, SESSION
+from analysis.dims import ROI
+from analysis.masks import select_session, to_dense
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -22,7 +23,8 @@ with rule_log(sm.log[0], rule="export_nwb", inputs=sm.input) as log:
         sm.input.registrations,
         strict=True,
     ):
-        masks = io.read_netcdf(rois)["session_masks"].sel({SESSION: session}, drop=True)
+        # NWB's image_mask is dense (roi, row, col): built here, for one session only
+        masks = to_dense(select_session(io.read_netcdf(rois), session))
         table = io.read_tsv(assignments, dtype={"session": str})
         found = table.loc[(table["session"] == session) & table["detected"], "roi"]
         planes.append(

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from analysis import export, io
-from analysis.dims import SESSION
+from analysis.masks import select_session, to_dense
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -29,9 +29,7 @@ with rule_log(sm.log[0], rule="export_suite2p", inputs=sm.input) as log:
     extract_settings = json.loads(traces.attrs["settings"])
     folder = Path(sm.output.stat).parent
     contents = export.compute_suite2p_plane(
-        io.read_netcdf(sm.input.rois)["session_masks"].sel(
-            {SESSION: sm.wildcards.session}, drop=True
-        ),
+        to_dense(select_session(io.read_netcdf(sm.input.rois), sm.wildcards.session)),
         traces,
         registration,
         correlation_image=correlation,

@@ -3,8 +3,7 @@
 import numpy as np
 import xarray as xr
 
-from analysis import extract, io
-from analysis.dims import SESSION
+from analysis import extract, io, masks
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -12,9 +11,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
     settings = extract.ExtractSettings.from_mapping(sm.params.settings)
     movie, header = io.open_movie(sm.input.movie)
-    masks = io.read_netcdf(sm.input.rois)["session_masks"].sel(
-        {SESSION: sm.wildcards.session}, drop=True
-    )
+    rois = masks.select_session(io.read_netcdf(sm.input.rois), sm.wildcards.session)
     dropped = io.read_tsv(sm.input.frames)["dropped"].to_numpy(bool)
     if len(dropped) != header.n_frames:
         raise ValueError(
@@ -23,7 +20,7 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
             "`snakemake --forcerun ingest_plane`."
         )
     bad = io.read_netcdf(sm.input.registration)["bad_frame"].to_numpy().astype(bool)
-    traces = extract.extract_traces(movie, masks, fs_hz=header.fs_hz, settings=settings)
+    traces = extract.extract_traces(movie, rois, fs_hz=header.fs_hz, settings=settings)
     log.info("%d dropped and %d bad (register) frames", dropped.sum(), bad.sum())
     traces = extract.blank_frames(traces, dropped | bad)
     traces = extract.compute_dff(traces, fs_hz=header.fs_hz, settings=settings)

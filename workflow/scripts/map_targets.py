@@ -1,7 +1,6 @@
 """Map one session's online target polygons onto tracked somata."""
 
-from analysis import io
-from analysis.dims import SESSION
+from analysis import io, masks
 from analysis.register import compute_raw_to_registered_offset
 from analysis.runlog import rule_log
 from analysis.track import TrackSettings, map_targets, shift_targets
@@ -18,7 +17,7 @@ with rule_log(sm.log[0], rule="map_targets", inputs=sm.input) as log:
     targets = [
         t for t in io.read_json(sm.input.targets)["targets"] if t["plane"] == record["bci_plane"]
     ]
-    soma_masks = io.read_netcdf(sm.input.rois)["session_masks"].sel({SESSION: sm.wildcards.session})
+    soma_masks = masks.select_session(io.read_netcdf(sm.input.rois), sm.wildcards.session)
     table = map_targets(
         shift_targets(targets, offset), soma_masks, shape=tuple(record["shape"]), settings=settings
     )

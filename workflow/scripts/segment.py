@@ -19,6 +19,4 @@ with rule_log(sm.log[0], rule="segment", inputs=sm.input) as log:
             movie, mean_image=mean_image, fs_hz=header.fs_hz, settings=settings
         )
     log.info("%s plane: %d ROIs", sm.params.role, masks.sizes["roi"])
-    io.write_netcdf(
-        masks.rename("masks"), sm.output.rois, stage="segment", settings=settings, inputs=sm.input
-    )
+    io.write_netcdf(masks, sm.output.rois, stage="segment", settings=settings, inputs=sm.input)
