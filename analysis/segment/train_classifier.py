@@ -73,20 +73,14 @@ def labelled_features(
     the number of simulated somata."""
     from analysis import io
     from analysis.session_format import read_truth_session
-    from analysis.validate import compare_rois, compare_shifts
+    from analysis.validate import compare_registration, compare_rois
 
     features, labels, n_true = [], [], 0
     for subject, session in sessions:
         at = {"subject": subject, "session": session, "plane": 0}
         truth = read_truth_session(cohort, subject, session)[0]
         reg = io.read_netcdf(layout.path("register.registration", results, **at))
-        shifts = compare_shifts(
-            reg["shift_row"].values,
-            reg["shift_col"].values,
-            truth["shift_row"].values,
-            truth["shift_col"].values,
-            exclude=reg["bad_frame"].values,
-        )
+        shifts = compare_registration(reg, truth)
         masks = io.read_netcdf(layout.path("segment.rois", results, **at))
         matches, _ = compare_rois(
             masks,

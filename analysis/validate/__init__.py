@@ -22,7 +22,8 @@ right frame.
 
 Outputs
 -------
-- :func:`compare_shifts`: median absolute error of within-session shifts, px.
+- :func:`compare_shifts`: median absolute error of within-session shifts, px
+  (:func:`compare_registration`: of a ``registration.nc`` against a simulated truth).
 - :func:`compare_rois`: IoU / centroid-distance matches and precision, recall, F1.
 - :func:`compare_transforms`: cross-day mapping error of points, px.
 - :func:`compare_traces`: Pearson r of each matched ROI's trace with the true calcium.
@@ -39,7 +40,13 @@ imaging metrics, :func:`score_run`), ``common`` (shared checks).
 from __future__ import annotations
 
 from analysis.validate.identity import compare_pairing, compare_targets, compare_tracking
-from analysis.validate.rois import TRANSFORM_KEYS, compare_rois, compare_shifts, compare_transforms
+from analysis.validate.rois import (
+    TRANSFORM_KEYS,
+    compare_registration,
+    compare_rois,
+    compare_shifts,
+    compare_transforms,
+)
 from analysis.validate.score import (
     IMAGING_GOALS,
     ValidateSettings,
@@ -55,6 +62,7 @@ __all__ = [
     "ValidateSettings",
     "compare_pairing",
     "compare_rois",
+    "compare_registration",
     "compare_shifts",
     "compare_spikes",
     "compare_targets",

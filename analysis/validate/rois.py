@@ -106,6 +106,18 @@ def _centroids(masks: np.ndarray) -> np.ndarray:
                          (masks * cc).sum(axis=(1, 2)) / area], axis=1)  # fmt: skip
 
 
+def compare_registration(registration: Any, truth: Any) -> dict[str, float]:
+    """:func:`compare_shifts` of a ``registration.nc`` (its bad frames left out) against
+    a simulated session's truth (``shift_row``, ``shift_col``)."""
+    return compare_shifts(
+        registration["shift_row"].values,
+        registration["shift_col"].values,
+        truth["shift_row"].values,
+        truth["shift_col"].values,
+        exclude=registration["bad_frame"].values,
+    )
+
+
 def compare_rois(
     detected: Any,
     true: Any,

@@ -17,7 +17,11 @@ from analysis.settings import StageSettings, require
 from analysis.simulate.settings import PRESETS
 from analysis.validate.common import ratio
 from analysis.validate.identity import compare_pairing, compare_tracking
-from analysis.validate.rois import compare_rois, compare_shifts, compare_transforms
+from analysis.validate.rois import (
+    compare_registration,
+    compare_rois,
+    compare_transforms,
+)
 from analysis.validate.signals import compare_spikes, compare_traces
 
 
@@ -193,13 +197,7 @@ def _score_detection(run: _Scoring) -> None:
         at = {"subject": subject, "session": session}
         for plane in (soma_plane, dendrite_plane):
             reg = io.read_netcdf(_artifact(results, "register.registration", plane=plane, **at))
-            m = compare_shifts(
-                reg["shift_row"].values,
-                reg["shift_col"].values,
-                truth["shift_row"].values,
-                truth["shift_col"].values,
-                exclude=reg["bad_frame"].values,
-            )
+            m = compare_registration(reg, truth)
             out["registration_shift_error_px"].append(m["median_abs_error_px"])
             offsets[plane][session] = (m["offset_row_px"], m["offset_col_px"])
         somata = io.read_netcdf(_artifact(results, "segment.rois", plane=soma_plane, **at))
