@@ -1,8 +1,9 @@
 """Train the soma classifier (:mod:`analysis.segment.classifier`) on simulated sessions.
 
-``python -m analysis.segment.train_classifier --work DIR [--out FILE] [--preset realistic]
-[--seed 101] [--subjects 2] [--days 2] [--frames 3000]`` simulates a training cohort (its
-own seed: never the validation cohort's), runs this workflow on it up to ``segment`` with
+``python -m analysis.segment.train_classifier --work DIR [--out FILE] [--seed 101]
+[--cohort preset:subjects:days:frames ...]`` simulates each training cohort (default
+:data:`DEFAULT_COHORTS`; seed 101, never the validation cohort's 1) into
+``DIR/<preset>/cohort``, runs this workflow on it up to ``segment`` (``DIR/<preset>/run``) with
 mean-image candidates on and the rule classifier (so every candidate is stored with its
 features), labels each soma-plane candidate by the Hungarian IoU match of
 :func:`analysis.validate.compare_rois` against the simulated somata (a cell when IoU >=
@@ -19,6 +20,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,16 +32,33 @@ logger = logging.getLogger("train_classifier")
 IOU_CELL = 0.5
 #: the candidate settings the model is trained for (and must be used with)
 TRAINING_CANDIDATES = {"anatomical": True, "fit_soma_size": True}
+#: the builtin model's training cohorts: the realistic field, and the bundled sample's tidy
+#: one so that a model trained for hard fields does not fail on easy ones
+DEFAULT_COHORTS = ("realistic:2:2:3000", "sample:2:2:950")
 
 
-def simulate_cohort(out: Path, args: argparse.Namespace) -> None:
-    """The training cohort, written by the simulator's CLI."""
+def simulate_cohort(out: Path, cohort: dict[str, Any], seed: int) -> None:
+    """A training cohort (:func:`parse_cohort`), written by the simulator's CLI."""
     cmd = [
-        sys.executable, "-m", "analysis.simulate", "--out", str(out), "--seed", str(args.seed),
-        "--preset", args.preset, "--subjects", str(args.subjects), "--days", str(args.days),
-        "--frames", str(args.frames), "--tiff-compression", "zlib-fast",
+        sys.executable, "-m", "analysis.simulate", "--out", str(out), "--seed", str(seed),
+        "--preset", cohort["preset"], "--subjects", str(cohort["subjects"]),
+        "--days", str(cohort["days"]), "--frames", str(cohort["frames"]),
+        "--tiff-compression", "zlib-fast",
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
+
+
+def parse_cohort(spec: str) -> dict[str, Any]:
+    """``preset:subjects:days:frames`` (e.g. ``realistic:2:2:3000``) as a dict."""
+    parts = spec.split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+        raise argparse.ArgumentTypeError(
+            f"--cohort '{spec}': expected preset:subjects:days:frames, e.g. realistic:2:2:3000"
+        )
+    return {
+        "preset": parts[0],
+        **dict(zip(("subjects", "days", "frames"), map(int, parts[1:]), strict=True)),
+    }
 
 
 def segment_cohort(cohort: Path, work: Path, cores: int) -> list[tuple[str, str]]:
@@ -101,38 +120,48 @@ def labelled_features(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, required=True, help="folder for cohort and run")
+    parser.add_argument("--work", type=Path, required=True, help="folder for cohorts and runs")
     parser.add_argument(
         "--out",
         type=Path,
         default=Path(__file__).with_name(classifier.BUILTIN_FILE),
         help="model file to write (default: the package's builtin model)",
     )
-    parser.add_argument("--preset", default="realistic")
+    parser.add_argument(
+        "--cohort",
+        type=parse_cohort,
+        action="append",
+        help="preset:subjects:days:frames, repeatable (default: "
+        + " and ".join(DEFAULT_COHORTS)
+        + ")",
+    )
     parser.add_argument("--seed", type=int, default=101)
-    parser.add_argument("--subjects", type=int, default=2)
-    parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     from analysis.config import load_settings
 
-    cohort = args.work / "cohort"
-    if not (cohort / "raw").is_dir():
-        simulate_cohort(cohort, args)
-    sessions = segment_cohort(cohort, args.work / "run", args.cores)
+    cohorts = args.cohort or [parse_cohort(spec) for spec in DEFAULT_COHORTS]
     diameter = load_settings({})["segment"].diameter_px
-    features, labels, n_true = labelled_features(
-        args.work / "run" / "results", cohort, sessions, diameter
-    )
+    parts, n_true, n_sessions = [], 0, 0
+    for cohort in cohorts:
+        folder = args.work / cohort["preset"]
+        if not (folder / "cohort" / "raw").is_dir():
+            simulate_cohort(folder / "cohort", cohort, args.seed)
+        sessions = segment_cohort(folder / "cohort", folder / "run", args.cores)
+        x, y, n = labelled_features(
+            folder / "run" / "results", folder / "cohort", sessions, diameter
+        )
+        parts.append((x, y))
+        n_true, n_sessions = n_true + n, n_sessions + len(sessions)
+    features = np.concatenate([x for x, _ in parts])
+    labels = np.concatenate([y for _, y in parts])
     provenance = {
         "command": "python -m analysis.segment.train_classifier "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "preset": args.preset,
+        "cohorts": cohorts,
         "seed": args.seed,
-        "sessions": len(sessions),
-        "frames": args.frames,
+        "sessions": n_sessions,
         "candidates": int(len(labels)),
         "somata": n_true,
         "cells": int(labels.sum()),

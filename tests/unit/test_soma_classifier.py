@@ -46,7 +46,7 @@ def test_fit_then_probability_separates_the_classes(tmp_path):
 def test_builtin_model_loads_and_a_stale_or_missing_one_says_what_to_do(tmp_path):
     model = classifier.load(classifier.BUILTIN)
     assert model["features"] == list(classifier.FEATURES)
-    assert model["training"]["preset"]
+    assert model["training"]["cohorts"]
     stale = tmp_path / "stale.json"
     stale.write_text(json.dumps({**model, "features": ["area"]}))
     with pytest.raises(ValueError, match="retrain it"):
