@@ -74,8 +74,8 @@ def session_dir(wildcards):
 
 
 def stage_settings(section, exclude=()):
-    """A section's settings as rule params; ``exclude``: fields that do not change the
-    rule's outputs (so changing them reruns nothing)."""
+    """A section's settings as the params of a rule. Fields named in ``exclude`` do not
+    change its outputs, so changing them reruns nothing."""
     settings = dataclasses.asdict(SETTINGS[section])
     return {k: v for k, v in settings.items() if k not in exclude}
 
