@@ -28,6 +28,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from analysis import io, layout
+from analysis.masks import to_dense
 from analysis.segment import SegmentSettings, detect_dendrites
 from analysis.session_format import read_truth_session, read_truth_subject
 from analysis.track import TrackSettings, masks_to_session, track_rois
@@ -95,7 +96,7 @@ def main() -> None:
         )
         runtime = time.perf_counter() - t0
         detected[session] = masks
-        per_truth, tp = score(masks.values > 0, truth, args.iou)
+        per_truth, tp = score(to_dense(masks).values > 0, truth, args.iou)
         hit = per_truth >= args.iou
         rows.append(
             {
@@ -120,7 +121,7 @@ def main() -> None:
             t = transforms.sel(session=session)
             transform = {k: float(t[k]) for k in ("shift_row", "shift_col", "rotation_deg")}
             masks = masks_to_session(tracked, transform)
-            per_truth, tp = score(masks.values > 0, truths[session], args.iou)
+            per_truth, tp = score(to_dense(masks).values > 0, truths[session], args.iou)
             hit = per_truth >= args.iou
             rows.append(
                 {
