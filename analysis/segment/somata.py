@@ -100,11 +100,15 @@ def detect_somata(
     stat = [s for s in stat if s["lam"].sum() > 0]
     weights = _functional_rois(stat, (n_rows, n_cols), settings)
     noise_sd = anatomy.mean_image_noise(binned)
-    blob_z, blob_snr = anatomy.blob_images(
-        np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd
-    )
-    scales = anatomy.scale_images(
-        np.asarray(mean_image, np.float64), settings.diameter_px, noise_sd
+    mean64 = np.asarray(mean_image, np.float64)
+    scales = {}
+    if settings.fit_soma_size or settings.anatomical:
+        scales = anatomy.scale_images(mean64, settings.diameter_px, noise_sd)
+    # the expected diameter is one of the fitted sizes: its blob images are already there
+    blob_z, blob_snr = (
+        scales[settings.diameter_px][:2]
+        if scales
+        else anatomy.blob_images(mean64, settings.diameter_px, noise_sd)
     )
     if settings.fit_soma_size:
         weights = [anatomy.grow_to_soma(w, scales) for w in weights]
