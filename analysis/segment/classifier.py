@@ -97,8 +97,9 @@ def fit(
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale == 0] = 1.0
-    reg = LogisticRegression(C=1.0, max_iter=2000).fit((features - mean) / scale, labels)
-    p = reg.predict_proba((features - mean) / scale)[:, 1]
+    standardised = (features - mean) / scale
+    reg = LogisticRegression(C=1.0, max_iter=2000).fit(standardised, labels)
+    p = reg.predict_proba(standardised)[:, 1]
     cuts = np.unique(np.round(p, 3))
     hits = np.array([(labels & (p >= c)).sum() for c in cuts])
     called = np.array([(p >= c).sum() for c in cuts])

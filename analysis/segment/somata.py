@@ -113,8 +113,9 @@ def detect_somata(
     if settings.fit_soma_size:
         weights = [anatomy.grow_to_soma(w, scales) for w in weights]
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
+    model = None if settings.classifier == RULES else classifier.load(settings.classifier)
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
-    is_cell, probability = _classify(feats, settings)
+    is_cell, probability = _classify(feats, settings, model)
     added = []
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
@@ -127,13 +128,12 @@ def detect_somata(
             max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
         )
         extra = _candidate_features(added, images, blob_z, blob_snr, settings, anatomical=True)
-        extra_cell, extra_probability = _classify(extra, settings)
+        extra_cell, extra_probability = _classify(extra, settings, model)
         feats = {k: np.concatenate([feats[k], extra[k]]) for k in feats}
         is_cell = np.concatenate([is_cell, extra_cell])
         probability = np.concatenate([probability, extra_probability])
     n_functional = len(weights)
     weights = weights + added
-    centroid_row, centroid_col = mask_centroids(weights)
     logger.info(
         "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
         "%d classified as cells",
@@ -149,8 +149,6 @@ def detect_somata(
             "is_cell": is_cell,
             "cell_probability": probability,
             **feats,
-            "centroid_row": centroid_row,
-            "centroid_col": centroid_col,
         },
     )
 
@@ -230,9 +228,9 @@ def _candidate_features(
     *,
     anatomical: bool,
 ) -> dict[str, np.ndarray]:
-    """:func:`_roi_features` of the candidates plus the blob response at their centroids
-    and whether they came from the mean image; ``images`` are the binned frames x pixels,
-    the mean image and the local correlation image."""
+    """:func:`_roi_features` of the candidates plus their centroids, the blob response
+    there and whether they came from the mean image; ``images`` are the binned frames x
+    pixels, the mean image and the local correlation image."""
     ring_px = max(1, int(round(settings.diameter_px / 2)))
     feats = _roi_features(weights, *images, ring_px)
     rows, cols = mask_centroids(weights)
@@ -240,27 +238,28 @@ def _candidate_features(
     feats["blob_z"] = blob_z[at].astype(np.float32)
     feats["blob_snr"] = blob_snr[at].astype(np.float32)
     feats["anatomical"] = np.full(len(weights), anatomical)
+    feats["centroid_row"], feats["centroid_col"] = rows, cols
     return feats
 
 
 def _classify(
-    feats: dict[str, np.ndarray], settings: SegmentSettings
+    feats: dict[str, np.ndarray], settings: SegmentSettings, model: dict | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``is_cell`` and the cell probability of each candidate.
 
-    With a trained model (``segment.classifier``), a cell has probability >=
-    ``min_cell_probability`` (0: the model's threshold). With ``rules``: sparsery ROIs
-    pass the area, compactness, skewness and contrast rules, mean-image blobs the area
-    and compactness rules alone (they may be nearly silent); the probability is then NaN.
+    With a trained ``model`` (``segment.classifier``; None with the rules), a cell has
+    probability >= ``min_cell_probability`` (0: the model's threshold). With the rules:
+    sparsery ROIs pass the area, compactness, skewness and contrast rules, mean-image blobs
+    the area and compactness rules alone (they may be nearly silent); the probability is
+    then NaN.
     """
-    if settings.classifier == RULES:
+    if model is None:
         shape_ok = _passes_shape_rules(feats, settings)
         active_ok = (feats["skewness"] >= settings.min_skewness) & (
             feats["contrast"] >= settings.min_contrast
         )
         is_cell = shape_ok & (active_ok | feats["anatomical"])
         return is_cell.astype(bool), np.full(len(is_cell), np.nan, np.float32)
-    model = classifier.load(settings.classifier)
     probability = classifier.probability(
         model, classifier.feature_matrix(feats, settings.diameter_px)
     )
