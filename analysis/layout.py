@@ -26,18 +26,16 @@ _PLANE = "{subject}/{session}/plane{plane}"
 
 #: ``<stage>.<artifact>`` -> path template relative to the results root.
 ARTIFACTS: dict[str, str] = {
-    # ingest: the checked session, and each plane as a binary movie
+    # ingest: the checked session
     "ingest.session": f"ingest/{_SESSION}/session.json",
     "ingest.bci_frames": f"ingest/{_SESSION}/bci_frames.tsv",
     "ingest.bci_meta": f"ingest/{_SESSION}/bci_meta.json",
     "ingest.targets": f"ingest/{_SESSION}/targets.json",
-    "ingest.movie": f"ingest/{_PLANE}/movie.bin",
-    "ingest.header": f"ingest/{_PLANE}/movie.bin.json",
-    "ingest.frames": f"ingest/{_PLANE}/frames.tsv",
-    # register
+    # register: each plane read from the raw files, flagged and registered in place
     "register.movie": f"register/{_PLANE}/movie.bin",
     "register.header": f"register/{_PLANE}/movie.bin.json",
     "register.registration": f"register/{_PLANE}/registration.nc",
+    "register.frames": f"register/{_PLANE}/frames.tsv",
     # align_days (per subject and plane)
     "align_days.transforms": "align_days/{subject}/plane{plane}/transforms.nc",
     # segment

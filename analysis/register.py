@@ -2,11 +2,13 @@
 
 Contract
 --------
-Input: one plane of one session, ``raw`` ``(time, row, col)`` int16 (the ingest stage's
-movie, an :class:`analysis.io.MovieFile`) and a writable int16 array ``out`` of the same
-shape that receives the registered frames. :func:`register_movie` builds the reference
-image from ``reference_frames`` sampled frames, then streams both movies in batches of
-``batch_size_frames`` through suite2p's ``registration_wrapper`` (rigid phase
+Input: one plane of one session, ``raw`` ``(time, row, col)`` int16 and a writable int16
+array ``out`` of the same shape that receives the registered frames; ``out`` may be
+``raw`` itself, registered in place (the register rule converts the raw plane into its
+output movie and registers it there, as suite2p does, so a session writes one movie).
+:func:`register_movie` builds the reference image from ``reference_frames`` sampled
+frames, then streams the movie in batches of ``batch_size_frames`` through suite2p's
+``registration_wrapper`` (rigid phase
 correlation, nonrigid block phase correlation with subpixel upsampling) and then makes one
 more streaming pass over ``out`` for the summary images and per-frame quality. The whole
 movie is never in memory. Two of suite2p's inner kernels (the whitened phase correlation
@@ -264,9 +266,10 @@ def _check_movies(raw: Any, out: Any) -> None:
         raise ValueError(f"register_movie: need at least 3 frames, got {raw.shape[0]}")
     if min(raw.shape[1:]) < 16:
         raise ValueError(f"register_movie: frames must be at least 16 x 16 px, got {raw.shape[1:]}")
-    if isinstance(raw, np.ndarray) and isinstance(out, np.ndarray) and np.shares_memory(raw, out):
+    in_place = raw is out
+    if not in_place and isinstance(raw, np.ndarray) and np.shares_memory(raw, out):
         raise ValueError(
-            "register_movie: out must not share memory with raw (inputs are read-only)"
+            "register_movie: out must be raw itself (in place) or not share memory with it"
         )
 
 
@@ -310,11 +313,10 @@ def register_movie(
     Parameters
     ----------
     raw : array-like, (time, row, col), int16
-        Raw movie of one plane, e.g. a read-only :class:`analysis.io.MovieFile`; read in
-        batches, never modified.
+        Raw movie of one plane; read in batches, never modified unless it is ``out``.
     out : array-like, (time, row, col), int16
         Writable array of the same shape (e.g. from ``analysis.io.create_movie``) that
-        receives the registered frames.
+        receives the registered frames; ``out is raw`` registers in place.
     fs_hz : float
         Frame (volume) rate, Hz; sets the ``time`` coordinate (s).
     settings : RegisterSettings
@@ -332,8 +334,8 @@ def register_movie(
     Raises
     ------
     ValueError
-        If the movies are not 3-D int16 of equal shape, share memory, have fewer than 3
-        frames, or ``fs_hz`` is not positive.
+        If the movies are not 3-D int16 of equal shape, share memory without being the
+        same object, have fewer than 3 frames, or ``fs_hz`` is not positive.
 
     References
     ----------
@@ -375,7 +377,7 @@ def register_movie(
     reg = s2p_register.registration_wrapper(
         # two-step registration writes every frame twice
         _Frames(out, Progress(logger, "registration", n_frames * (1 + settings.two_step))),
-        f_raw=_Frames(raw),
+        f_raw=None if raw is out else _Frames(raw),
         refImg=ref_image,
         settings=s2p_settings,
         device=device,

@@ -12,7 +12,7 @@ counted once):
 
 1. one 256 x 256 two-plane session (``--frames``, default 5000 volumes), ingest through
    traces: ``snakemake --cores 2`` on a one-session workdir with the two planes'
-   ``extract`` outputs as targets (ingest, ingest_plane, register, segment, align_days,
+   ``extract`` outputs as targets (ingest, register, segment, align_days,
    track, extract: the jobs Snakemake runs for them; the planes run in parallel, as
    threads of one register job and as separate segment and extract jobs), against
    suite2p 1.1.0's ``run_s2p`` run by hand on the same two plane TIFFs, one plane after

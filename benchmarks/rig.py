@@ -49,7 +49,7 @@ RIG_SHAPE = (796, 512)
 RIG_FRAMES = 54_000  # volumes of an hour-long session at 15 volumes/s
 COHORT = {"subjects": 6, "days": 14}
 NODES = (1, 4, 16)
-PER_SESSION = ("ingest", "ingest_plane", "register", "segment", "map_targets", "extract", "bci")
+PER_SESSION = ("ingest", "register", "segment", "map_targets", "extract", "bci")
 PER_SUBJECT = ("align_days", "track", "pair", "figures_qc", "qc_subject")
 PER_COHORT = ("stats", "figures", "qc")
 SEED = 6
@@ -251,11 +251,7 @@ def _cohort_jobs(jobs: pd.DataFrame, frames: int) -> list[tuple[str, str, float,
         for d in range(days):
             at = f"{s}/{d}"
             out.append((f"ingest {at}", "ingest", cost("ingest"), []))
-            for p in (0, 1):
-                out.append((f"ingest_plane {at}/{p}", "ingest_plane", cost("ingest_plane"),
-                            [f"ingest {at}"]))  # fmt: skip
-            out.append((f"register {at}", "register", cost("register"),
-                        [f"ingest_plane {at}/{p}" for p in (0, 1)]))  # fmt: skip
+            out.append((f"register {at}", "register", cost("register"), [f"ingest {at}"]))
             for p in (0, 1):
                 out.append((f"segment {at}/{p}", "segment", cost("segment"), [f"register {at}"]))
         for p in (0, 1):

@@ -4,7 +4,7 @@ the field and the fix, or be handled as documented (see docs/bad_inputs.md).
 Sessions are built in ``tmp_path`` in the plain session format and checked with
 :func:`analysis.ingest.inspect_session`, the code path of the ``ingest`` rule; plane
 splitting uses :func:`analysis.ingest.fill_plane` on :func:`analysis.readers.iter_plane`
-as the ``ingest_plane`` rule does. Config-key and sessions-table cases live in
+as the ``register`` rule does. Config-key and sessions-table cases live in
 tests/unit/test_config.py and test_settings.py and are only referenced here.
 """
 

@@ -150,10 +150,20 @@ def test_bad_movies_rejected(raw, out, message):
         register_movie(raw, out, fs_hz=FS_HZ, settings=RegisterSettings())
 
 
-def test_in_place_and_bad_rate_rejected():
-    movie = np.zeros((5, 32, 32), np.int16)
+def test_in_place_registration_equals_a_separate_output():
+    rng = np.random.default_rng(5)
+    raw = _movie(rng, rng.uniform(-3, 3, size=(40, 2)))
+    out = np.zeros_like(raw)
+    separate = register_movie(raw, out, fs_hz=FS_HZ, settings=RegisterSettings())
+    in_place = register_movie(raw, raw, fs_hz=FS_HZ, settings=RegisterSettings())
+    np.testing.assert_array_equal(raw, out)
+    xr.testing.assert_identical(in_place, separate)
+
+
+def test_overlapping_views_and_bad_rate_rejected():
+    movie = np.zeros((6, 32, 32), np.int16)
     with pytest.raises(ValueError, match="share memory"):
-        register_movie(movie, movie, fs_hz=FS_HZ, settings=RegisterSettings())
+        register_movie(movie[:5], movie[1:], fs_hz=FS_HZ, settings=RegisterSettings())
     with pytest.raises(ValueError, match="fs_hz"):
         register_movie(movie, movie.copy(), fs_hz=0.0, settings=RegisterSettings())
 

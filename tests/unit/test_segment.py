@@ -368,9 +368,7 @@ def test_mean_image_blobs_take_the_size_of_their_soma():
     movie[:, truth.any(0)] += 80
     movie = movie.astype(np.int16)
     settings = SegmentSettings(anatomical=True, max_area_fraction=4.0)
-    masks = to_dense(
-        detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
-    )
+    masks = to_dense(detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings))
     cells = masks.where(masks.is_cell, drop=True)
     assert cells.sizes["roi"] == len(truth)
     assert (_hungarian_iou(cells.values > 0, truth) >= 0.7).all()

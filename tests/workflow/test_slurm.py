@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.workflow]
 NOT_JOBS = {"all", "export"}
 # Rules of `snakemake` (rule all) on the sample; calibrate runs only when asked for.
 RUN_RULES = {
-    "ingest", "ingest_plane", "register", "align_days", "segment", "track", "map_targets",
+    "ingest", "register", "align_days", "segment", "track", "map_targets",
     "extract", "pair", "bci", "stats", "figures_qc", "figures",
 }  # fmt: skip
 

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.workflow]
 # is expected; any other lint fails the test.
 ACCEPTED_LINTS = {"Specify a conda environment or container for each rule."}
 RULES = (
-    "ingest", "ingest_plane", "register", "align_days", "segment", "track", "map_targets",
+    "ingest", "register", "align_days", "segment", "track", "map_targets",
     "extract", "pair", "bci", "stats", "figures_qc", "figures", "qc_subject", "qc",
 )  # fmt: skip
 PAPER_FIGURES = (
@@ -135,8 +135,8 @@ def test_keep_movie_false_marks_the_registered_movie_temporary(workdir, tmp_path
     kept = snakemake(workdir, "-n", "--cores", "2").stdout
     removed = re.compile(r"Would remove temporary output \S*register/\S*/movie\.bin$", re.MULTILINE)
     assert removed.search(dropped) and not removed.search(kept)
-    # the ingest copy of each plane never stays
-    assert re.search(r"Would remove temporary output \S*ingest/\S*/movie\.bin$", kept, re.MULTILINE)
+    # register reads the raw files: no other copy of the movie is written
+    assert "Would remove temporary output" not in kept
 
 
 def test_mistyped_config_key_stops_at_start(workdir, tmp_path):
@@ -218,7 +218,7 @@ def test_full_run_on_reduced_sample(workdir, finished_run):
 # --- interruptions and determinism ------------------------------------------------------
 
 # Rules killed mid-job, in DAG order; each kill lands in a different rule.
-KILL_POINTS = ("ingest_plane", "register", "segment", "track", "extract", "bci", "stats")
+KILL_POINTS = ("ingest", "register", "segment", "track", "extract", "bci", "stats")
 
 
 def fresh_workdir(workdir, name):

@@ -7,7 +7,7 @@ rule extract:
         header=artifact("register.header"),
         registration=artifact("register.registration"),
         rois=rules.track.output.rois,
-        frames=rules.ingest_plane.output.frames,
+        frames=artifact("register.frames"),
     output:
         traces=artifact("extract.traces"),
         events=artifact("extract.events"),

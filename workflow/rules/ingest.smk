@@ -1,4 +1,4 @@
-# ingest: check each raw session (imaging, BCI log, targets) and split planes to binary.
+# ingest: check each raw session (imaging, BCI log, targets); register reads the planes.
 
 
 rule ingest:
@@ -20,19 +20,3 @@ rule ingest:
     script:
         "../scripts/ingest.py"
 
-
-rule ingest_plane:
-    input:
-        session=rules.ingest.output.session,
-    output:
-        movie=temp(artifact("ingest.movie")),
-        header=temp(artifact("ingest.header")),
-        frames=artifact("ingest.frames"),
-    params:
-        settings=stage_settings("ingest"),
-    log:
-        f"{RESULTS}/logs/ingest_plane/{{subject}}/{{session}}/plane{{plane}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/ingest_plane/{{subject}}/{{session}}/plane{{plane}}.tsv"
-    script:
-        "../scripts/ingest_plane.py"

@@ -1,6 +1,8 @@
-# register: suite2p rigid + nonrigid registration, all planes of a session in one job. The
-# planes run side by side in threads of one process, which imports torch and suite2p
-# once (~0.5 GB of private memory per import) instead of once per plane.
+# register: each plane read from the raw files into its movie (int16, frames flagged) and
+# registered there in place with suite2p (rigid + nonrigid), so a session writes one movie,
+# as suite2p does. All planes of a session in one job: they run side by side in threads of
+# one process, which imports torch and suite2p once (~0.5 GB of private memory per import)
+# instead of once per plane.
 
 
 def _of_planes(pattern, planes):
@@ -18,8 +20,7 @@ for _planes in PLANE_SETS:
         name:
             "register" if _planes == PLANE_SETS[0] else f"register_planes_{'_'.join(map(str, _planes))}"
         input:
-            movies=_of_planes(rules.ingest_plane.output.movie, _planes),
-            headers=_of_planes(rules.ingest_plane.output.header, _planes),
+            session=rules.ingest.output.session,
         output:
             # the registered movie is the largest result: temp() drops it after extract
             movies=(
@@ -29,8 +30,10 @@ for _planes in PLANE_SETS:
             ),
             headers=_of_planes(artifact("register.header"), _planes),
             registrations=_of_planes(artifact("register.registration"), _planes),
+            frames=_of_planes(artifact("register.frames"), _planes),
         params:
             settings=stage_settings("register", exclude=("keep_movie",)),
+            ingest_settings=stage_settings("ingest"),
             planes=list(_planes),
         wildcard_constraints:
             subject="|".join(re.escape(s) for s in SUBJECTS if tuple(planes_of(s)) == _planes),

@@ -17,7 +17,7 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
         raise ValueError(
             f"{sm.input.frames} lists {len(dropped)} frames but the registered movie "
             f"{sm.input.movie} has {header.n_frames}: one of them is stale; rerun both with "
-            "`snakemake --forcerun ingest_plane`."
+            "`snakemake --forcerun register`."
         )
     bad = io.read_netcdf(sm.input.registration)["bad_frame"].to_numpy().astype(bool)
     traces = extract.extract_traces(movie, rois, fs_hz=header.fs_hz, settings=settings)

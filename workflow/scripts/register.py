@@ -1,10 +1,15 @@
-"""Register every plane of one session with suite2p (rigid + nonrigid), streaming; the
-planes run in parallel threads (torch releases the GIL in its kernels)."""
+"""Register every plane of one session with suite2p (rigid + nonrigid), streaming: each
+plane is read from the raw files into its output movie (int16, dropped and saturated
+frames flagged) and registered there in place. The planes run in parallel threads (torch
+releases the GIL in its kernels)."""
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from analysis import io
+import numpy as np
+import pandas as pd
+
+from analysis import ingest, io, readers
 from analysis.register import RegisterSettings, register_movie
 from analysis.runlog import rule_log
 
@@ -12,21 +17,44 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 
 def register_plane(index: int) -> None:
-    threading.current_thread().name = f"plane{planes[index]}"  # tags its log lines
-    raw, header = io.open_movie(sm.input.movies[index])
-    registered = io.create_movie(sm.output.movies[index], header)
-    result = register_movie(
-        raw, registered, fs_hz=header.fs_hz, settings=settings, threads=threads_per_plane
+    plane = planes[index]
+    threading.current_thread().name = f"plane{plane}"  # tags its log lines
+    n_frames = record["n_frames"]
+    header = io.MovieHeader(n_frames, *record["shape"], dtype="int16", fs_hz=record["fs_hz"])
+    movie = io.create_movie(sm.output.movies[index], header)
+    flags = ingest.fill_plane(
+        readers.iter_plane(
+            record["imaging"]["planes"][str(plane)], batch_frames=ingest_settings.batch_frames
+        ),
+        movie,
+        settings=ingest_settings,
+        source=f"{record['session_dir']} ({record['imaging']['format']}, plane {plane})",
     )
-    registered.flush()
-    inputs = [sm.input.movies[index], sm.input.headers[index]]
+    log.info(
+        "plane %d: %d frames read, %d dropped, %d saturated",
+        plane,
+        n_frames,
+        flags["dropped"].sum(),
+        flags["saturated"].sum(),
+    )
+    io.write_tsv(pd.DataFrame({"frame": np.arange(n_frames), **flags}), sm.output.frames[index])
+    result = register_movie(
+        movie, movie, fs_hz=header.fs_hz, settings=settings, threads=threads_per_plane
+    )
+    movie.flush()
     io.write_netcdf(
-        result, sm.output.registrations[index], stage="register", settings=settings, inputs=inputs
+        result,
+        sm.output.registrations[index],
+        stage="register",
+        settings=settings,
+        inputs=[sm.input.session],
     )
 
 
 with rule_log(sm.log[0], rule="register", inputs=sm.input) as log:
     settings = RegisterSettings.from_mapping(sm.params.settings)
+    ingest_settings = ingest.IngestSettings.from_mapping(sm.params.ingest_settings)
+    record = io.read_json(sm.input.session)
     planes = sm.params.planes
     workers = max(1, min(sm.threads, len(planes)))
     threads_per_plane = max(1, sm.threads // len(planes))
