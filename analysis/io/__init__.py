@@ -6,13 +6,15 @@ registered movies as raw binary with a JSON header. Every write goes to a tempor
 file first and is renamed into place, so an interrupted run never leaves a partial file
 under a finished name.
 
-Modules: ``results`` (result files, atomic, with provenance), ``movies`` (binary movies),
-``raw`` (raw session input, read-only), ``tiff`` (TIFF stacks).
+Modules: ``results`` (result files, atomic, with provenance), ``netcdf`` (NetCDF written
+block by block, atomic), ``scratch`` (temporary on-disk arrays beside an output),
+``movies`` (binary movies), ``raw`` (raw session input, read-only), ``tiff`` (TIFF stacks).
 """
 
 from __future__ import annotations
 
 from analysis.io.movies import MovieFile, MovieHeader, create_movie, movie_header_path, open_movie
+from analysis.io.netcdf import NetcdfWriter
 from analysis.io.raw import (
     RawInputError,
     raw_read_errors,
@@ -36,12 +38,15 @@ from analysis.io.results import (
     write_text,
     write_tsv,
 )
+from analysis.io.scratch import DiskArray, scratch_array
 from analysis.io.tiff import iter_tiff_frames, tiff_page_shapes, tiff_scanimage_metadata
 
 __all__ = [
     "raw_read_errors",
+    "DiskArray",
     "MovieFile",
     "MovieHeader",
+    "NetcdfWriter",
     "OutputWriteError",
     "RawInputError",
     "atomic_path",
@@ -59,6 +64,7 @@ __all__ = [
     "read_tsv",
     "read_yaml",
     "save_figure",
+    "scratch_array",
     "sha256_file",
     "tiff_page_shapes",
     "tiff_scanimage_metadata",

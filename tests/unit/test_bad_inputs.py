@@ -649,6 +649,19 @@ def full_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+def _write_netcdf_blocks(path):
+    x = np.random.default_rng(0).random((200, 200))
+    ds = xr.Dataset({"x": (("a", "b"), x)}, coords={"a": np.arange(200)})
+    with io.NetcdfWriter(path, xr.Dataset(coords=ds.coords), dim="a", stage="test") as nc:
+        for start in range(0, 200, 50):
+            nc.write(ds.isel(a=slice(start, start + 50)))
+
+
+def _use_scratch_array(path):
+    with io.scratch_array(path, (1000, 1000)):
+        pass
+
+
 @pytest.mark.parametrize(
     "write",
     [
@@ -659,8 +672,10 @@ def full_disk(tmp_path):
             stage="test",
         ),
         lambda path: io.create_movie(path, io.MovieHeader(100, 64, 64, "int16", 10.0)),
+        _write_netcdf_blocks,
+        _use_scratch_array,
     ],
-    ids=["tsv", "netcdf", "movie"],
+    ids=["tsv", "netcdf", "movie", "netcdf_blocks", "scratch"],
 )
 def test_disk_full_on_output(full_disk, write):
     path = full_disk / "stage" / "output"
