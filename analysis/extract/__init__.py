@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from analysis.extract.dff import compute_dff, maximin_baseline
 from analysis.extract.events import deconvolve, detect_events, native_step
+from analysis.extract.plane import concat_events, extract_plane, process_block, roi_blocks
 from analysis.extract.settings import ExtractSettings
 from analysis.extract.traces import blank_frames, compute_neuropil_masks, extract_traces
 
@@ -51,9 +52,13 @@ __all__ = [
     "blank_frames",
     "compute_dff",
     "compute_neuropil_masks",
+    "concat_events",
     "deconvolve",
     "detect_events",
+    "extract_plane",
     "extract_traces",
     "maximin_baseline",
     "native_step",
+    "process_block",
+    "roi_blocks",
 ]

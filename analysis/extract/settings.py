@@ -11,6 +11,10 @@ from analysis.settings import StageSettings, require
 # linearly in between: the baseline cannot vary faster than the window anyway.
 BASELINE_POINTS_PER_WINDOW = 20
 
+# Peak bytes per ROI and frame of the per-ROI steps (blanking, dF/F, deconvolution,
+# events and the float32 result) on one block of ROIs, measured with tracemalloc, rounded up.
+BLOCK_BYTES_PER_ROI_FRAME = 200
+
 
 @dataclasses.dataclass(frozen=True)
 class ExtractSettings(StageSettings):
@@ -81,6 +85,10 @@ class ExtractSettings(StageSettings):
     event_onset_fraction : float
         Event onset = first frame after the preceding minimum where the smoothed trace
         has risen by this fraction of the amplitude.
+    max_memory_gb : float
+        Memory for the per-ROI steps, GB: ROIs are processed and written in blocks of
+        as many as fit (:meth:`roi_block`, at least one), so memory does not grow with
+        the number of ROIs. Does not change the results.
     """
 
     section = "extract"
@@ -108,6 +116,7 @@ class ExtractSettings(StageSettings):
     event_rise_s: float = 0.2
     event_lookback_s: float = 0.2
     event_onset_fraction: float = 0.5
+    max_memory_gb: float = 1.0
 
     def __post_init__(self) -> None:
         require(
@@ -150,3 +159,10 @@ class ExtractSettings(StageSettings):
         require(self.event_rise_s > 0, "extract.event_rise_s must be > 0")
         require(self.event_lookback_s > 0, "extract.event_lookback_s must be > 0")
         require(0 < self.event_onset_fraction < 1, "extract.event_onset_fraction must be in (0, 1)")
+        require(self.max_memory_gb > 0, "extract.max_memory_gb must be > 0 GB")
+
+    def roi_block(self, n_frames: int) -> int:
+        """ROIs per block for traces of ``n_frames`` frames: as many as fit in
+        ``max_memory_gb`` at ``BLOCK_BYTES_PER_ROI_FRAME`` each (at least 1)."""
+        per_roi = BLOCK_BYTES_PER_ROI_FRAME * max(1, n_frames)
+        return max(1, int(self.max_memory_gb * 1e9 // per_roi))

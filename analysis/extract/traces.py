@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -92,6 +93,7 @@ def extract_traces(
     fs_hz: float,
     settings: ExtractSettings,
     batch_frames: int = 128,
+    out: Any = None,
 ) -> xr.Dataset:
     """ROI and neuropil fluorescence, streamed over the movie in batches of frames.
 
@@ -108,6 +110,11 @@ def extract_traces(
     settings : ExtractSettings
     batch_frames : int
         Frames read per batch.
+    out : array-like (2 * roi, time), optional
+        Where to write the traces instead of memory (e.g. an
+        :func:`analysis.io.scratch_array`, float32): rows ``0..n_roi-1`` get ``F``, rows
+        ``n_roi..2 n_roi-1`` ``Fneu``, ROIs in the order of ``masks``. It takes
+        ``out[rows, start:stop] = values`` for batches of frames.
 
     Returns
     -------
@@ -116,7 +123,8 @@ def extract_traces(
         the neuropil annulus (both float32, movie units). Coordinates ``time`` (s),
         ``frame`` (int), ``roi``, ``n_pixels(roi)``, ``n_neuropil_pixels(roi)``,
         ``neuropil_outer_radius_px(roi)``; attr ``fs_hz``. An ROI whose mask is empty
-        (a tracked neuron outside this day's field of view) gets NaN traces.
+        (a tracked neuron outside this day's field of view) gets NaN traces. With
+        ``out``, the coordinates and attrs only: the traces are in ``out``.
 
     Examples
     --------
@@ -141,14 +149,19 @@ def extract_traces(
         )
     require(fs_hz > 0, "extract_traces: fs_hz must be > 0")
     require(batch_frames >= 1, "extract_traces: batch_frames must be >= 1")
+    n_all = masks.sizes[ROI]
+    if out is not None and tuple(np.shape(out)) != (2 * n_all, n_time):
+        raise ValueError(f"extract_traces: out must be (2 x {n_all} ROIs, {n_time} frames), "
+                         f"got {np.shape(out)}")  # fmt: skip
+    traces = np.empty((2 * n_all, n_time), dtype=np.float32) if out is None else out
 
     all_rois = masks[ROI].values
     in_view = sparse_masks.n_pixels(masks) > 0
     if not in_view.all():
         log.warning("ROIs %s have empty masks (outside the field of view): NaN traces",
                     all_rois[~in_view].tolist())  # fmt: skip
+        traces[np.flatnonzero(np.tile(~in_view, 2)), :] = np.nan
     masks = sparse_masks.select_rois(masks, in_view)
-    n_roi = masks.sizes[ROI]
     weights = sparse_masks.mask_matrix(masks)
     neuropil = compute_neuropil_masks(masks, settings=settings)
     ring = sparse_masks.mask_matrix(neuropil)
@@ -156,35 +169,32 @@ def extract_traces(
     projector = sparse.vstack(
         [_normalise_rows(weights), _normalise_rows(ring)], format="csr", dtype=np.float32
     )
-
-    out = np.empty((2 * n_roi, n_time), dtype=np.float32)
+    rows = slice(None) if in_view.all() else np.flatnonzero(np.tile(in_view, 2))
     progress = Progress(log, "extraction", n_time)
     for start in range(0, n_time, batch_frames):
         stop = min(start + batch_frames, n_time)
         block = np.asarray(movie[start:stop], dtype=np.float32).reshape(stop - start, -1)
-        out[:, start:stop] = projector @ block.T
+        traces[rows, start:stop] = projector @ block.T
         progress.update(stop - start)
-    log.info("extracted %d ROIs over %d frames", n_roi, n_time)
+    log.info("extracted %d ROIs over %d frames", masks.sizes[ROI], n_time)
 
     coords = trace_coords(n_time, fs_hz)
     coords[ROI] = masks[ROI].values
-    ds = xr.Dataset(
-        {"F": (TRACE_DIMS, out[:n_roi]), "Fneu": (TRACE_DIMS, out[n_roi:])}, coords=coords
-    )
-    ds = ds.assign_coords(
+    layout = xr.Dataset(coords=coords).assign_coords(
         n_pixels=(ROI, weights.getnnz(axis=1)),
         n_neuropil_pixels=(ROI, ring.getnnz(axis=1)),
         neuropil_outer_radius_px=(ROI, neuropil["neuropil_outer_radius_px"].values),
-    ).assign_attrs(fs_hz=float(fs_hz))
-    return ds.reindex(
+    )
+    layout = layout.reindex(
         {ROI: all_rois},
-        fill_value={
-            "F": np.nan,
-            "Fneu": np.nan,
-            "n_pixels": 0,
-            "n_neuropil_pixels": 0,
-            "neuropil_outer_radius_px": np.nan,
-        },
+        fill_value={"n_pixels": 0, "n_neuropil_pixels": 0, "neuropil_outer_radius_px": np.nan},
+    ).assign_attrs(fs_hz=float(fs_hz))
+    if out is not None:
+        return layout
+    return xr.Dataset(
+        {"F": (TRACE_DIMS, traces[:n_all]), "Fneu": (TRACE_DIMS, traces[n_all:])},
+        coords=layout.coords,
+        attrs=layout.attrs,
     )
 
 

@@ -1,7 +1,9 @@
-"""Extract one plane's traces: F, neuropil, dF/F, OASIS deconvolution and events."""
+"""Extract one plane's traces: F, neuropil, dF/F, OASIS deconvolution and events.
 
-import numpy as np
-import xarray as xr
+The per-ROI steps run on blocks of ROIs sized by ``extract.max_memory_gb`` and each block
+is written to traces.nc as it is done (``extract.extract_plane``), so memory does not
+grow with the session's length times its ROIs.
+"""
 
 from analysis import extract, io, masks
 from analysis.runlog import rule_log
@@ -20,20 +22,14 @@ with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
             "`snakemake --forcerun register`."
         )
     bad = io.read_netcdf(sm.input.registration)["bad_frame"].to_numpy().astype(bool)
-    traces = extract.extract_traces(movie, rois, fs_hz=header.fs_hz, settings=settings)
     log.info("%d dropped and %d bad (register) frames", dropped.sum(), bad.sum())
-    traces = extract.blank_frames(traces, dropped | bad)
-    traces = extract.compute_dff(traces, fs_hz=header.fs_hz, settings=settings)
-    traces = xr.merge(
-        [traces, extract.deconvolve(traces["dff"], fs_hz=header.fs_hz, settings=settings)]
-    )
-    events = extract.detect_events(traces["dff"], fs_hz=header.fs_hz, settings=settings)
-    log.info("%d ROIs, %d events", traces.sizes["roi"], len(events))
-    io.write_netcdf(
-        traces.astype(np.float32),
-        sm.output.traces,
-        stage="extract",
+    events = extract.extract_plane(
+        movie,
+        rois,
+        exclude=dropped | bad,
+        fs_hz=header.fs_hz,
         settings=settings,
+        path=sm.output.traces,
         inputs=sm.input,
     )
     io.write_tsv(events, sm.output.events)
