@@ -61,8 +61,9 @@ def extract_plane(
     """
     n_roi, n_time = masks.sizes[ROI], movie.shape[0]
     block = settings.roi_block(n_time)
-    log.info("%d ROIs x %d frames: per-ROI steps in blocks of %d ROIs (max_memory_gb %g)",
-             n_roi, n_time, block, settings.max_memory_gb)  # fmt: skip
+    log.info("%d ROIs x %d frames: per-ROI steps in %d block(s) of up to %d ROIs "
+             "(max_memory_gb %g)", n_roi, n_time, len(roi_blocks(n_roi, block)),
+             min(block, n_roi), settings.max_memory_gb)  # fmt: skip
     tables = []
     with io.scratch_array(path, (2 * n_roi, n_time), np.float32) as scratch:
         layout = extract_traces(movie, masks, fs_hz=fs_hz, settings=settings, out=scratch)
