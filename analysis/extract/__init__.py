@@ -26,6 +26,14 @@ Contract (docs/contracts.md "extract.py"):
 - :func:`detect_events` -> table ``roi, frame, peak_frame, time_s, amplitude, peak_dff,
   noise_sd``.
 
+Memory. :func:`extract_plane` runs the stage for one plane without holding every ROI's
+traces: :func:`extract_traces` streams the movie in batches of frames and writes ``F`` and
+``Fneu`` to a scratch file (``out``), then the per-ROI steps (:func:`blank_frames`,
+:func:`compute_dff`, :func:`deconvolve`, :func:`detect_events`, :func:`process_block`)
+run on blocks of ``ExtractSettings.roi_block(n_frames)`` ROIs (``max_memory_gb``), each
+written to the traces file as it is done. Every step is per ROI, so the result is the
+same as on all ROIs at once.
+
 Every trace carries ``time`` in seconds (``frame / fs_hz``) and an integer ``frame``
 coordinate on the ``time`` dim.
 
@@ -36,7 +44,8 @@ samples (NaN-aware smoothing and percentiles), so ``dff`` is NaN exactly where `
 fit and set back to NaN in ``spikes`` and ``denoised``. Events cannot peak on a NaN frame.
 
 Modules: ``settings`` (ExtractSettings), ``traces`` (F and neuropil), ``dff`` (dF/F and
-its baseline), ``events`` (deconvolution, events), ``common`` (checks).
+its baseline), ``events`` (deconvolution, events), ``plane`` (the stage in blocks of
+ROIs), ``common`` (checks).
 """
 
 from __future__ import annotations
