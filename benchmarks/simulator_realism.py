@@ -21,7 +21,9 @@ per-pixel SNR = mean / temporal SD; neighbour correlation of frame differences (
 column); autocorrelation length of the high-passed mean image (px where the radial
 autocorrelation falls to 1/e); soma-scale blob contrast, the negative
 Laplacian-of-Gaussian (sigma 3.5 px) of the mean image over its median; per-pixel
-skewness of the traces.
+skewness of the traces; the local correlation image (each pixel's mean correlation with
+its 8 neighbours, traces high-passed by a 31-frame running mean), whose upper tail is how
+visible cells' activity is to functional detection.
 """
 
 from __future__ import annotations
@@ -73,6 +75,23 @@ def _neighbour_corr(diff: np.ndarray, axis: int) -> float:
     return float(np.corrcoef(a[1:].ravel(), a[:-1].ravel())[0, 1])
 
 
+def local_correlation(movie: np.ndarray, *, highpass_frames: int = 31) -> np.ndarray:
+    """Each pixel's mean correlation with its 8 neighbours, slow drift removed first."""
+    m = movie - ndimage.uniform_filter1d(movie, highpass_frames, axis=0, mode="nearest")
+    m = (m - m.mean(axis=0)) / np.where(m.std(axis=0) > 0, m.std(axis=0), np.inf)
+    total = np.zeros(m.shape[1:])
+    count = np.zeros(m.shape[1:])
+    n_rows, n_cols = m.shape[1:]
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        rows, cols = slice(0, n_rows - dr), slice(max(0, -dc), n_cols - max(0, dc))
+        shifted = (slice(dr, n_rows), slice(cols.start + dc, cols.stop + dc))
+        corr = (m[:, rows, cols] * m[:, shifted[0], shifted[1]]).mean(axis=0)
+        for region in ((rows, cols), shifted):
+            total[region] += corr
+            count[region] += 1
+    return total / count
+
+
 def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
     """Summary statistics of a movie (time, row, col) in raw counts."""
     movie = movie.astype(np.float64)
@@ -96,6 +115,9 @@ def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
         for q in PERCENTILES:
             out[f"{name} p{q}"] = float(np.percentile(values, q))
     out["blob contrast (LoG) p99"] = float(np.percentile(blob, 99))
+    corr = local_correlation(movie)
+    for q in (50, 95, 99, 99.9):
+        out[f"local correlation p{q}"] = float(np.percentile(corr, q))
     out["skewness p99"] = float(np.nanpercentile(skew, 99))
     out["diff corr, row neighbours"] = _neighbour_corr(diff, 1)
     out["diff corr, column neighbours"] = _neighbour_corr(diff, 2)

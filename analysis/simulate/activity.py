@@ -339,7 +339,7 @@ def _dendrite_only_events(
     rng: np.random.Generator,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Dendritic events without a somatic burst (Poisson, ``dendrite_only_rate_hz`` per
-    tuft) and their frames."""
+    tuft, dF/F uniform in ``dendrite_only_dff``) and their frames."""
     neurons = geometry["neurons"]
     n_tufts = len(geometry["dendrites"])
     p = settings.dendrite_only_rate_hz / settings.fs_hz
@@ -360,7 +360,7 @@ def _dendrite_only_events(
             "predicted": np.nan,
             "planted_residual": np.nan,
             "residual": np.nan,
-            "dendrite_magnitude": rng.uniform(0.2, 0.8, size=tuft.size),
+            "dendrite_magnitude": rng.uniform(*settings.dendrite_only_dff, size=tuft.size),
         }
     )
     return only, frame

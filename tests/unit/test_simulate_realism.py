@@ -182,3 +182,38 @@ def test_realistic_subject_runs_small():
     frames = np.concatenate(list(simulate.render_plane(day, plane=0, settings=settings)))
     assert frames.shape == (300, 112, 112) and frames.dtype == np.uint16
     assert 50 < np.median(frames.mean(axis=0)) < 400  # raw counts, not photons
+
+
+def test_realistic_transients_scale_together():
+    """Larger dF/F (to match a real movie's activity) keeps the residual against the
+    response: every dF/F amplitude of the preset scales by one factor."""
+    realistic, plain = simulate.settings_for("realistic"), simulate.SimulateSettings()
+    scale = simulate.settings.REALISTIC_DFF_SCALE
+    for name in ("spike_dff", "coupling_intercept", "residual_amplitude", "residual_noise_sd"):
+        assert getattr(realistic, name) == pytest.approx(scale * getattr(plain, name)), name
+    assert realistic.dendrite_only_dff == pytest.approx(
+        [scale * v for v in plain.dendrite_only_dff]
+    )
+    settings = simulate.settings_for(
+        "realistic",
+        **{k: FIELD[k] for k in ("n_rows", "n_cols", "n_neurons", "n_pos_targets")},
+        n_neg_targets=2,
+        n_days=1,
+        n_frames=600,
+        baseline_frames=2000,
+        max_day_shift_px=3.0,
+        max_motion_px=3.0,
+        max_nonrigid_px=1.0,
+        max_trial_frames=60,
+        calibration_trial_frames=60,
+        dendrite_only_rate_hz=0.5,
+    )
+    events = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(0))[
+        "days"
+    ][0]["events"]
+    coincident = events[events.kind == "coincident"]
+    per_spike = coincident.soma_magnitude / coincident.n_spikes
+    assert per_spike.between(0.8 * settings.spike_dff, 1.2 * settings.spike_dff).all()
+    only = events[events.kind == "dendrite_only"].dendrite_magnitude
+    assert len(only) and only.between(*settings.dendrite_only_dff).all()
+    assert only.max() > 2 * max(plain.dendrite_only_dff)
