@@ -13,6 +13,17 @@ from analysis.dims import MOVIE_DIMS
 from analysis.io.results import output_write_errors, read_json, write_json
 
 
+def read_exactly(fd: int, out: np.ndarray, offset: int, *, truncated: str) -> None:
+    """Fill the contiguous array ``out`` from file descriptor ``fd`` at byte ``offset``;
+    a file that ends first raises OSError with the message ``truncated``."""
+    view = memoryview(out.reshape(-1)).cast("B")
+    while len(view):
+        n = os.preadv(fd, [view], offset)
+        if n == 0:
+            raise OSError(truncated)
+        view, offset = view[n:], offset + n
+
+
 @dataclasses.dataclass(frozen=True)
 class MovieHeader:
     """Header of a raw binary movie: C-order ``(time, row, col)`` array of ``dtype``."""
@@ -71,13 +82,12 @@ class MovieFile:
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         frames = np.empty((max(stop - start, 0), *self.shape[1:]), self.dtype)
-        view = memoryview(frames.reshape(-1)).cast("B")
-        offset = self.offset + start * self._frame_bytes
-        while len(view):
-            n = os.preadv(self._fd, [view], offset)
-            if n == 0:
-                raise OSError(f"{self.path}: file ends before frame {stop}; it is truncated")
-            view, offset = view[n:], offset + n
+        read_exactly(
+            self._fd,
+            frames,
+            self.offset + start * self._frame_bytes,
+            truncated=f"{self.path}: file ends before frame {stop}; it is truncated",
+        )
         return frames
 
     def __getitem__(self, index: Any) -> np.ndarray:

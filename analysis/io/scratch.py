@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.io.movies import read_exactly
 from analysis.io.results import output_write_errors
 
 
@@ -44,13 +45,12 @@ class DiskArray:
             raise IndexError("DiskArray reads row ranges: array[start:stop]")
         start, stop, _ = rows.indices(self.shape[0])
         out = np.empty((max(stop - start, 0), self.shape[1]), self.dtype)
-        view = memoryview(out.reshape(-1)).cast("B")
-        offset = start * self.shape[1] * self.dtype.itemsize
-        while len(view):
-            n = os.preadv(self._fd, [view], offset)
-            if n == 0:
-                raise OSError(f"{self.path}: scratch file ends early; it was truncated")
-            view, offset = view[n:], offset + n
+        read_exactly(
+            self._fd,
+            out,
+            start * self.shape[1] * self.dtype.itemsize,
+            truncated=f"{self.path}: scratch file ends early; it was truncated",
+        )
         return out
 
     def __setitem__(self, index: tuple[Any, slice], values: Any) -> None:

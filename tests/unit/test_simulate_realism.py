@@ -163,20 +163,25 @@ def test_bad_realism_settings_rejected(key, value, match):
         simulate.SimulateSettings.from_mapping({**base, key: value})
 
 
-def test_realistic_subject_runs_small():
-    settings = simulate.settings_for(
+def _small_realistic(**overrides):
+    """The realistic preset on the small field of these tests, one day."""
+    return simulate.settings_for(
         "realistic",
         **{k: FIELD[k] for k in ("n_rows", "n_cols", "n_neurons", "n_pos_targets")},
         n_neg_targets=2,
         n_days=1,
-        n_frames=300,
         baseline_frames=2000,
         max_day_shift_px=3.0,
         max_motion_px=3.0,
         max_nonrigid_px=1.0,
         max_trial_frames=60,
         calibration_trial_frames=60,
+        **overrides,
     )
+
+
+def test_realistic_subject_runs_small():
+    settings = _small_realistic(n_frames=300)
     result = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(0))
     day = result["days"][0]
     frames = np.concatenate(list(simulate.render_plane(day, plane=0, settings=settings)))
@@ -194,20 +199,7 @@ def test_realistic_transients_scale_together():
     assert realistic.dendrite_only_dff == pytest.approx(
         [scale * v for v in plain.dendrite_only_dff]
     )
-    settings = simulate.settings_for(
-        "realistic",
-        **{k: FIELD[k] for k in ("n_rows", "n_cols", "n_neurons", "n_pos_targets")},
-        n_neg_targets=2,
-        n_days=1,
-        n_frames=600,
-        baseline_frames=2000,
-        max_day_shift_px=3.0,
-        max_motion_px=3.0,
-        max_nonrigid_px=1.0,
-        max_trial_frames=60,
-        calibration_trial_frames=60,
-        dendrite_only_rate_hz=0.5,
-    )
+    settings = _small_realistic(n_frames=600, dendrite_only_rate_hz=0.5)
     events = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(0))[
         "days"
     ][0]["events"]
