@@ -148,3 +148,14 @@ wildcard_constraints:
     subject=r"[A-Za-z0-9_.-]+",
     session=r"[A-Za-z0-9_.-]+",
     plane=r"\d+",
+
+
+def validation_preset_settings(wildcards):
+    """The simulator settings of the validation preset: a change to the preset's values
+    (not only to its name) re-simulates the cohort."""
+    from analysis.simulate import settings_for
+
+    cohort = SETTINGS["validate"]
+    return settings_for(
+        cohort.preset, n_subjects=cohort.n_subjects, n_days=cohort.n_days, n_frames=cohort.n_frames
+    ).to_dict()

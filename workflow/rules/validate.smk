@@ -6,6 +6,7 @@ rule simulate_validation_cohort:
         directory(artifact("validation.cohort")),
     params:
         settings=stage_settings("validate"),
+        preset_settings=validation_preset_settings,
     log:
         f"{RESULTS}/logs/validate/simulate.log",
     benchmark:
