@@ -24,6 +24,26 @@ def read_exactly(fd: int, out: np.ndarray, offset: int, *, truncated: str) -> No
         view, offset = view[n:], offset + n
 
 
+def write_exactly(fd: int, data: Any, offset: int) -> None:
+    """Write all of ``data`` (bytes or a C-contiguous array) to file descriptor ``fd`` at
+    byte ``offset`` (``os.pwrite`` may write less than asked)."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def reserve_space(fd: int, size: int, path: Path) -> None:
+    """Reserve ``size`` bytes of the new file ``path`` now, so a full disk fails here
+    rather than halfway; the file is removed when they cannot be reserved."""
+    try:
+        if size:
+            os.posix_fallocate(fd, 0, size)
+    except OSError:
+        path.unlink()
+        raise
+
+
 @dataclasses.dataclass(frozen=True)
 class MovieHeader:
     """Header of a raw binary movie: C-order ``(time, row, col)`` array of ``dtype``."""
@@ -120,12 +140,10 @@ class MovieFile:
         start, stop, _ = index.indices(self.shape[0])
         stop = max(start, stop)
         data = np.broadcast_to(np.asarray(frames, self.dtype), (stop - start, *self.shape[1:]))
-        view = memoryview(np.ascontiguousarray(data).reshape(-1)).cast("B")
-        offset = self.offset + start * self._frame_bytes
         with output_write_errors(self.path):
-            while len(view):
-                n = os.pwrite(self._fd, view, offset)
-                view, offset = view[n:], offset + n
+            write_exactly(
+                self._fd, np.ascontiguousarray(data), self.offset + start * self._frame_bytes
+            )
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         frames = self._read(0, self.shape[0])
@@ -160,13 +178,7 @@ def create_movie(path: str | os.PathLike, header: MovieHeader) -> MovieFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         size = int(np.prod(header.shape)) * np.dtype(header.dtype).itemsize
         with open(path, "wb") as file:
-            # Reserve the blocks now, so a full disk fails here rather than halfway.
-            try:
-                if size:
-                    os.posix_fallocate(file.fileno(), 0, size)
-            except OSError:
-                path.unlink()
-                raise
+            reserve_space(file.fileno(), size, path)
         mov = MovieFile(path, header, writable=True)
     write_json(dataclasses.asdict(header), movie_header_path(path))
     return mov

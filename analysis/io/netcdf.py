@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis.io.movies import write_exactly
 from analysis.io.results import _attr_value, atomic_path, output_write_errors, provenance
 
 # Compression of every data variable, as write_netcdf applies it.
@@ -258,10 +259,7 @@ class _SpillFile(io.RawIOBase):
         view = memoryview(data).cast("B")
         if self.error is None:
             try:
-                offset, rest = self._pos, view
-                while len(rest):
-                    n = os.pwrite(self._fd, rest, offset)
-                    rest, offset = rest[n:], offset + n
+                write_exactly(self._fd, view, self._pos)
             except OSError as err:
                 self.error = err
         if self.error is not None:

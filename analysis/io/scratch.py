@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.io.movies import read_exactly
+from analysis.io.movies import read_exactly, reserve_space, write_exactly
 from analysis.io.results import output_write_errors
 
 
@@ -64,11 +64,8 @@ class DiskArray:
         values = np.broadcast_to(np.asarray(values, self.dtype), (rows.size, stop - start))
         with output_write_errors(self.path):
             for row, piece in zip(rows, values, strict=True):
-                view = memoryview(np.ascontiguousarray(piece)).cast("B")
                 offset = (int(row) * self.shape[1] + start) * self.dtype.itemsize
-                while len(view):
-                    n = os.pwrite(self._fd, view, offset)
-                    view, offset = view[n:], offset + n
+                write_exactly(self._fd, np.ascontiguousarray(piece), offset)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -99,11 +96,7 @@ def scratch_array(
         fd, name = tempfile.mkstemp(prefix=f".{beside.name}.", suffix=".scratch", dir=beside.parent)
         path = Path(name)
         try:
-            if size:
-                os.posix_fallocate(fd, 0, size)
-        except OSError:
-            path.unlink()
-            raise
+            reserve_space(fd, size, path)
         finally:
             os.close(fd)
     array = DiskArray(path, shape, dtype)
