@@ -496,13 +496,19 @@ def rerun_after_new_day(tmp: Path, *, frames: int, log_dir: Path) -> tuple[Run, 
 # --- main ------------------------------------------------------------------------------
 
 
-def write_measures(table: pd.DataFrame, path: Path, *, replace: str) -> None:
+def write_measures(
+    table: pd.DataFrame, path: Path, *, replace: str, keep_suffixes: tuple[str, ...] = ()
+) -> None:
     """Write ``table`` to ``path``, keeping the rows of the other benchmark there (the
-    rig rows, named ``rig_*``, and the 256 x 256 rows are measured by separate runs)."""
+    rig rows, named ``rig_*``, and the 256 x 256 rows are measured by separate runs) and
+    those ending in ``keep_suffixes`` (sizes an earlier rig run measured)."""
     if path.is_file():
         old = pd.read_csv(path, sep="\t", keep_default_na=False)
         ours = old["measure"].str.startswith("rig_")
         keep = old[~ours] if replace == "rig_" else old[ours]
+        if keep_suffixes:
+            kept = old["measure"].str.endswith(keep_suffixes) & ~old["measure"].isin(table.measure)
+            keep = pd.concat([keep, old[kept & ours]])
         table = pd.concat([keep, table], ignore_index=True)
     table.to_csv(path, sep="\t", index=False, float_format="%.4g")
 
@@ -523,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results/benchmarks/performance.tsv")
     parser.add_argument("--rig", action="store_true", help="796 x 512 rig sessions (rig.py)")
     parser.add_argument("--rig-frames", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument(
+        "--rig-suite2p-max-frames", type=int, help="suite2p by hand only up to this size"
+    )
+    parser.add_argument(
+        "--rig-compare", type=int, nargs="+", default=[],
+        help="sizes measured by an earlier run (its rig_jobs_<frames>.tsv and rows kept)",
+    )  # fmt: skip
     parser.add_argument("--node-cores", type=int, default=32, help="cohort plan: cores a node")
     parser.add_argument("--node-mem-gb", type=float, default=256, help="cohort plan: GB a node")
     # internal: the measured children
@@ -540,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table = pd.DataFrame(rig.main(args), columns=["measure", "value", "goal"])
-        write_measures(table, args.out, replace="rig_")
+        earlier = tuple(f"_{frames}" for frames in args.rig_compare)
+        write_measures(table, args.out, replace="rig_", keep_suffixes=earlier)
         print(f"\nmachine: {machine()}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return 0

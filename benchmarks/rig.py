@@ -165,8 +165,10 @@ def drop_movies(work: Path, *, log: Path) -> Run:
     return measure(snakemake(work, "--cores", "2", "--delete-temp-output"), log=log)
 
 
-def run_rig(tmp: Path, frames: int, logs: Path) -> tuple[list[tuple], pd.DataFrame]:
-    """Simulate, run the pipeline and suite2p by hand at one size; rows and job costs."""
+def run_rig(
+    tmp: Path, frames: int, logs: Path, *, suite2p: bool
+) -> tuple[list[tuple], pd.DataFrame]:
+    """Simulate, run the pipeline (and suite2p by hand) at one size; rows and job costs."""
     sim = simulate_rig(tmp / f"rig{frames}", frames=frames, log=logs / f"rig_sim{frames}.log")
     print(f"simulated {frames} rig frames in {sim.wall_s:.0f} s", flush=True)
     raw_root = tmp / f"rig{frames}" / "raw"
@@ -190,22 +192,21 @@ def run_rig(tmp: Path, frames: int, logs: Path) -> tuple[list[tuple], pd.DataFra
     kept = kept_bytes(work)
     drop_movies(work, log=logs / f"rig_drop{frames}.log")
     dropped = kept_bytes(work)
-    hand = measure(
-        python(ROOT / "benchmarks" / "performance.py", "--suite2p-rig", session, tmp / "s2p"),
-        log=logs / f"rig_suite2p{frames}.log",
-    )
-    print(f"suite2p by hand on {frames} rig frames: {hand.wall_s:.0f} s", flush=True)
+    hand = None
+    if suite2p:
+        hand = measure(
+            python(ROOT / "benchmarks" / "performance.py", "--suite2p-rig", session, tmp / "s2p"),
+            log=logs / f"rig_suite2p{frames}.log",
+        )
+        print(f"suite2p by hand on {frames} rig frames: {hand.wall_s:.0f} s", flush=True)
+        shutil.rmtree(tmp / "s2p")
     per_frame = jobs.groupby("rule")["wall_s"].sum() / frames
     largest = jobs.loc[jobs["max_rss_mb"].idxmax()]
     largest_name = f"largest job: {largest['rule']} {largest['job']}"
     rows = [
         (f"rig_pipeline_wall_s_{frames}", traces.wall_s, "(ingest through traces)"),
         (f"rig_pipeline_rest_wall_s_{frames}", rest.wall_s, "(bci, stats, figures, QC)"),
-        (f"rig_suite2p_by_hand_wall_s_{frames}", hand.wall_s, ""),
-        (f"rig_pipeline_over_suite2p_wall_{frames}", traces.wall_s / hand.wall_s, "<= 0.8"),
-        (f"rig_pipeline_over_suite2p_cpu_{frames}", traces.cpu_s / hand.cpu_s, ""),
         (f"rig_peak_rss_mb_{frames}", largest["max_rss_mb"], f"<= 6144 ({largest_name})"),
-        (f"rig_suite2p_peak_rss_mb_{frames}", hand.max_rss_mb, ""),
         (f"rig_register_frames_per_s_{frames}", registration_rate(work), "(per plane)"),
         (f"rig_register_s_per_frame_{frames}", per_frame.get("register", np.nan), ""),
         (f"rig_extract_s_per_frame_{frames}", per_frame.get("extract", np.nan), "(2 planes)"),
@@ -214,7 +215,13 @@ def run_rig(tmp: Path, frames: int, logs: Path) -> tuple[list[tuple], pd.DataFra
         (f"rig_disk_kept_over_raw_{frames}", kept / raw, "<= 1.3 (movie kept)"),
         (f"rig_disk_kept_dropped_over_raw_{frames}", dropped / raw, "<= 0.1 (movie dropped)"),
     ]
-    shutil.rmtree(tmp / "s2p")
+    if hand is not None:
+        rows += [
+            (f"rig_suite2p_by_hand_wall_s_{frames}", hand.wall_s, ""),
+            (f"rig_pipeline_over_suite2p_wall_{frames}", traces.wall_s / hand.wall_s, "<= 0.8"),
+            (f"rig_pipeline_over_suite2p_cpu_{frames}", traces.cpu_s / hand.cpu_s, ""),
+            (f"rig_suite2p_peak_rss_mb_{frames}", hand.max_rss_mb, ""),
+        ]
     shutil.rmtree(tmp / f"rig{frames}")
     shutil.rmtree(work)
     return rows, jobs
@@ -347,21 +354,28 @@ def main(args) -> list[tuple[str, float, str]]:
 
     tmp = Path(tempfile.mkdtemp(prefix="bci_rig_", dir=args.tmp))
     print(f"rig benchmark data in {tmp}", flush=True)
-    rows, jobs = [], []
+    rows, jobs = [], {}
     try:
         for frames in args.rig_frames:
-            size_rows, size_jobs = run_rig(tmp, frames, tmp / "logs")
+            by_hand = args.rig_suite2p_max_frames is None or frames <= args.rig_suite2p_max_frames
+            size_rows, size_jobs = run_rig(tmp, frames, tmp / "logs", suite2p=by_hand)
             size_jobs.to_csv(args.out.with_name(f"rig_jobs_{frames}.tsv"), sep="\t", index=False)
             print(size_jobs.to_string(index=False), flush=True)
             rows += size_rows
-            jobs.append(size_jobs)
+            jobs[frames] = size_jobs
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    short, long = min(args.rig_frames), max(args.rig_frames)
-    peak = {f: j["max_rss_mb"].max() for f, j in zip(args.rig_frames, jobs, strict=True)}
-    rows.append((f"rig_peak_rss_ratio_{long}_over_{short}", peak[long] / peak[short], "<= 1.1"))
-    plan = cohort_plan(pd.concat(jobs), node_cores=args.node_cores, node_mem_gb=args.node_mem_gb)
+    for frames in args.rig_compare:
+        jobs[frames] = pd.read_csv(args.out.with_name(f"rig_jobs_{frames}.tsv"), sep="\t")
+    peak = {f: j["max_rss_mb"].max() for f, j in jobs.items()}
+    long = max(jobs)
+    for short in sorted(f for f in jobs if f < long):
+        ratio = peak[long] / peak[short]
+        rows.append((f"rig_peak_rss_ratio_{long}_over_{short}", ratio, "<= 1.1"))
+    plan = cohort_plan(
+        pd.concat(jobs.values()), node_cores=args.node_cores, node_mem_gb=args.node_mem_gb
+    )
     plan.to_csv(args.out.with_name("rig_cohort_plan.tsv"), sep="\t", index=False)
     print("\ncohort plan, 6 mice x 14 days of 54,000-volume rig sessions:")
     print(plan.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -150,18 +150,21 @@ def online_target_f(
     """
     x = frames.astype(np.float64)
     x -= x.mean(axis=(1, 2), keepdims=True)
-    ref = np.fft.fft2(reference - reference.mean())
-    cross = np.fft.fft2(x) * np.conj(ref)[None]
-    # Plain (unwhitened) cross-correlation: robust at a few photons per pixel.
-    corr = np.fft.ifft2(cross).real
     n_r, n_c = reference.shape
-    lag_r = np.fft.fftfreq(n_r, 1 / n_r)
-    lag_c = np.fft.fftfreq(n_c, 1 / n_c)
-    outside = (np.abs(lag_r)[:, None] > max_shift_px) | (np.abs(lag_c)[None, :] > max_shift_px)
-    corr[:, outside] = -np.inf
+    lag_r = np.fft.fftfreq(n_r, 1 / n_r).astype(np.int64)
+    lag_c = np.fft.fftfreq(n_c, 1 / n_c).astype(np.int64)
+    lag_r, lag_c = lag_r[np.abs(lag_r) <= max_shift_px], lag_c[np.abs(lag_c) <= max_shift_px]
+    # Plain (unwhitened) circular cross-correlation, robust at a few photons per pixel, at
+    # the searched row lags only: a 2D FFT is slow when a side has a large prime factor
+    # (796 = 4 x 199 on the rig). corr[a, b] = sum_r irfft(X[r + a] R*[r])[b].
+    spectrum = np.fft.rfft(x, axis=2).transpose(2, 0, 1)  # (freq, time, row)
+    ref = np.conj(np.fft.rfft(reference - reference.mean(), axis=1))
+    shifted_ref = np.stack([np.roll(ref, a, axis=0) for a in lag_r], axis=2)  # (row, freq, lag)
+    by_lag = np.matmul(spectrum, shifted_ref.transpose(1, 0, 2))  # (freq, time, row lag)
+    corr = np.fft.irfft(by_lag.transpose(1, 2, 0), n=n_c, axis=2)[:, :, lag_c % n_c]
     peak = corr.reshape(corr.shape[0], -1).argmax(axis=1)
-    ir, ic = np.unravel_index(peak, (n_r, n_c))
-    sr, sc = lag_r[ir].astype(np.int64), lag_c[ic].astype(np.int64)
+    ir, ic = np.unravel_index(peak, (len(lag_r), len(lag_c)))
+    sr, sc = lag_r[ir], lag_c[ic]
     m = target_masks.reshape(target_masks.shape[0], -1).astype(np.float64)
     npx = m.sum(axis=1, keepdims=True)
     F = np.empty((m.shape[0], frames.shape[0]))

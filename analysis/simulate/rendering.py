@@ -14,14 +14,21 @@ from analysis.simulate.settings import SimulateSettings
 
 def displacement_field(motion: dict[str, Any], frame: int, shape: tuple[int, int]) -> np.ndarray:
     """Total displacement (2, row, col) of frame content at raw pixels, px (rigid + warp)."""
+    return _displacement(motion, frame, _warp_waves(motion, shape))
+
+
+def _warp_waves(motion: dict[str, Any], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The warp's sine waves (row, col), the same for every frame of a day."""
     rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     k = 2 * np.pi / motion["nonrigid_wavelength_px"]
-    dr = motion["shift_row"][frame] + motion["nonrigid_amp_row"][frame] * np.sin(
-        k * cc + motion["nonrigid_phase_row"]
-    )
-    dc = motion["shift_col"][frame] + motion["nonrigid_amp_col"][frame] * np.sin(
+    return np.sin(k * cc + motion["nonrigid_phase_row"]), np.sin(
         k * rr + motion["nonrigid_phase_col"]
     )
+
+
+def _displacement(motion: dict[str, Any], frame: int, waves: tuple[np.ndarray, ...]) -> np.ndarray:
+    dr = motion["shift_row"][frame] + motion["nonrigid_amp_row"][frame] * waves[0]
+    dc = motion["shift_col"][frame] + motion["nonrigid_amp_col"][frame] * waves[1]
     return np.stack([dr, dc])
 
 
@@ -68,6 +75,7 @@ def render_plane(
     fp_flat = fp.reshape(fp.shape[0], -1)
     rng = np.random.default_rng([day["noise_seed"], plane])
     rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    waves = _warp_waves(day["motion"], shape)
     for start in range(0, n_frames, chunk_frames):
         stop = min(start + chunk_frames, n_frames)
         clean = activity[:, start:stop].T @ fp_flat
@@ -75,7 +83,7 @@ def render_plane(
         clean += npil[None] * day["neuropil_trace"][plane, start:stop, None, None]
         out = np.empty((stop - start, *shape), dtype=np.uint16)
         for i, t in enumerate(range(start, stop)):
-            dr, dc = displacement_field(day["motion"], t, shape)
+            dr, dc = _displacement(day["motion"], t, waves)
             warped = ndimage.map_coordinates(clean[i], [rr - dr, cc - dc], order=1, mode="nearest")
             photons = rng.poisson(np.clip(warped, 0, None))
             out[i] = detect(photons, settings=settings, rng=rng)
