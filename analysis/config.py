@@ -49,6 +49,13 @@ SESSION_COLUMNS = {
     "path": "session folder, relative to raw_root (or absolute)",
 }
 SESSION_OVERRIDES = {"fs_hz": float, "n_planes": int}
+#: Fields that change how a rule runs, never what it writes: left out of the rules'
+#: params (Snakemake reruns a job whose params changed), read from the config instead.
+UNTRACKED = {
+    "ingest": ("batch_frames",),
+    "register": ("keep_movie",),
+    "extract": ("max_memory_gb",),
+}
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -64,6 +71,16 @@ def load_settings(config: Mapping[str, Any]) -> dict[str, StageSettings]:
     return {
         section: settings_class(section).from_mapping(config.get(section)) for section in STAGES
     }
+
+
+def rule_settings(
+    section: str, params: Mapping[str, Any], config: Mapping[str, Any]
+) -> StageSettings:
+    """A rule's settings: its ``params`` with the section's :data:`UNTRACKED` fields
+    from the ``config``."""
+    cls = settings_class(section)
+    full = cls.from_mapping(config.get(section))
+    return cls.from_mapping({**params, **{k: getattr(full, k) for k in UNTRACKED.get(section, ())}})
 
 
 def _schema_for_type(annotation: Any) -> dict:

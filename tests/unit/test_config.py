@@ -132,3 +132,11 @@ def test_sessions_table_errors(tmp_path, rows, match):
 def test_session_overrides_skip_empty_cells():
     row = {"subject": "m1", "fs_hz": float("nan"), "n_planes": 2.0}
     assert cfg.session_overrides(row) == {"n_planes": 2}
+
+
+def test_rule_settings_take_the_untracked_fields_from_the_config():
+    config = {"extract": {"max_memory_gb": 0.25, "tau_decay_s": 0.9}}
+    params = {"tau_decay_s": 1.5}
+    settings = cfg.rule_settings("extract", params, config)
+    assert settings.max_memory_gb == 0.25  # untracked: from the config
+    assert settings.tau_decay_s == 1.5  # tracked: from the rule's params

@@ -312,6 +312,17 @@ def assert_no_partial_file_looks_finished(workdir):
             io.open_movie(path)
 
 
+def test_settings_of_how_a_rule_runs_rerun_nothing(workdir, finished_run, tmp_path):
+    """analysis.config.UNTRACKED: block sizes and keeping the movie change no result."""
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["extract"]["max_memory_gb"] = 0.25
+    config["ingest"]["batch_frames"] = 64
+    smaller = tmp_path / "smaller_blocks.yaml"
+    smaller.write_text(yaml.safe_dump(config))
+    out = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(smaller)).stdout
+    assert "Nothing to be done" in out, out
+
+
 @pytest.mark.slow
 def test_relabelling_conditions_reruns_only_the_statistics(workdir, finished_run, tmp_path):
     table = (workdir / "config" / "sessions.tsv").read_text().splitlines()

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from analysis import layout
-from analysis.config import load_sessions, load_settings, session_overrides
+from analysis.config import UNTRACKED, load_sessions, load_settings, session_overrides
 from analysis.ingest import find_bci_log, read_session_meta
 from analysis.readers import find_imaging
 from analysis.vocabulary import PLANE_ROLES
@@ -73,11 +73,11 @@ def session_dir(wildcards):
     return row["session_dir"].iloc[0]
 
 
-def stage_settings(section, exclude=()):
-    """A section's settings as the params of a rule. Fields named in ``exclude`` do not
-    change its outputs, so changing them reruns nothing."""
+def stage_settings(section):
+    """A section's settings as the params of a rule, without the fields that do not change
+    its outputs (analysis.config.UNTRACKED): changing those reruns nothing."""
     settings = dataclasses.asdict(SETTINGS[section])
-    return {k: v for k, v in settings.items() if k not in exclude}
+    return {k: v for k, v in settings.items() if k not in UNTRACKED.get(section, ())}
 
 
 def artifact(key, **wildcards):

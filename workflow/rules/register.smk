@@ -32,7 +32,7 @@ for _planes in PLANE_SETS:
             registrations=_of_planes(artifact("register.registration"), _planes),
             frames=_of_planes(artifact("register.frames"), _planes),
         params:
-            settings=stage_settings("register", exclude=("keep_movie",)),
+            settings=stage_settings("register"),
             ingest_settings=stage_settings("ingest"),
             planes=list(_planes),
         wildcard_constraints:

@@ -6,12 +6,13 @@ grow with the session's length times its ROIs.
 """
 
 from analysis import extract, io, masks
+from analysis.config import rule_settings
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 
 with rule_log(sm.log[0], rule="extract", inputs=sm.input) as log:
-    settings = extract.ExtractSettings.from_mapping(sm.params.settings)
+    settings = rule_settings("extract", sm.params.settings, sm.config)
     movie, header = io.open_movie(sm.input.movie)
     rois = masks.select_session(io.read_netcdf(sm.input.rois), sm.wildcards.session)
     dropped = io.read_tsv(sm.input.frames)["dropped"].to_numpy(bool)

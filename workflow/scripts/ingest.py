@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from analysis import ingest, io
+from analysis.config import rule_settings
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -12,7 +13,7 @@ with rule_log(sm.log[0], rule="ingest", inputs=sm.input):
     session = ingest.inspect_session(
         folder,
         overrides=sm.params.overrides,
-        settings=ingest.IngestSettings.from_mapping(sm.params.settings),
+        settings=rule_settings("ingest", sm.params.settings, sm.config),
     )
     meta = session["meta"]
     record = {

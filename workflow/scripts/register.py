@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import ingest, io, readers
-from analysis.register import RegisterSettings, register_movie
+from analysis.config import rule_settings
+from analysis.register import register_movie
 from analysis.runlog import rule_log
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -52,8 +53,8 @@ def register_plane(index: int) -> None:
 
 
 with rule_log(sm.log[0], rule="register", inputs=sm.input) as log:
-    settings = RegisterSettings.from_mapping(sm.params.settings)
-    ingest_settings = ingest.IngestSettings.from_mapping(sm.params.ingest_settings)
+    settings = rule_settings("register", sm.params.settings, sm.config)
+    ingest_settings = rule_settings("ingest", sm.params.ingest_settings, sm.config)
     record = io.read_json(sm.input.session)
     planes = sm.params.planes
     workers = max(1, min(sm.threads, len(planes)))
