@@ -77,21 +77,26 @@ class PlaneWriter:
 
     ``compression`` is "zlib" (level 9, smallest files), "zlib-fast" (level 1, ~30x
     faster to write, ~10% larger) or "none" (as most rigs write; 128 kB per 256 x 256
-    frame).
+    frame). ``max_bytes``, the frames' uncompressed size at most, picks BigTIFF where a
+    classic TIFF's 4 GiB offsets could not hold them (a 796 x 512 plane past 5200 frames).
     """
 
-    def __init__(self, path: str | os.PathLike, *, compression: str = "zlib") -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, compression: str = "zlib", max_bytes: int = 0
+    ) -> None:
         if compression not in TIFF_COMPRESSIONS:
             raise ValueError(
                 f"PlaneWriter: compression must be one of {TIFF_COMPRESSIONS}, got {compression!r}"
             )
         self.path = Path(path)
         self._compression = _TIFF_WRITE_ARGS[compression]
+        # room for the per-page headers (~200 B a frame) below the classic limit
+        self._bigtiff = max_bytes > 2**32 - 2**27
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tif: tifffile.TiffWriter | None = None
 
     def __enter__(self) -> PlaneWriter:
-        self._tif = tifffile.TiffWriter(self.path)
+        self._tif = tifffile.TiffWriter(self.path, bigtiff=self._bigtiff)
         return self
 
     def write(self, chunk: np.ndarray) -> None:

@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_for(args.preset, **overrides)
     rng = np.random.default_rng(args.seed)
     shape = (settings.n_rows, settings.n_cols)
+    plane_bytes = settings.n_frames * settings.n_rows * settings.n_cols * 2
     for k in range(settings.n_subjects):
         subject = f"m{k + 1:02d}"
 
@@ -75,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             masks = polygon_masks(day["targets"], shape)
             path = session_format.session_dir(args.out, subject, day["session"]) / "plane0.tif"
             parts, reference = [], None
-            with session_format.PlaneWriter(path, compression=args.tiff_compression) as writer:
+            with session_format.PlaneWriter(
+                path, compression=args.tiff_compression, max_bytes=plane_bytes
+            ) as writer:
                 for chunk in render_plane(day, plane=0, settings=settings):
                     writer.write(chunk)
                     if reference is None:
@@ -93,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = simulate_subject(settings, subject=subject, rng=rng, online_f=online_f)
         for day in result["days"]:
             path = session_format.session_dir(args.out, subject, day["session"]) / "plane1.tif"
-            with session_format.PlaneWriter(path, compression=args.tiff_compression) as writer:
+            with session_format.PlaneWriter(
+                path, compression=args.tiff_compression, max_bytes=plane_bytes
+            ) as writer:
                 for chunk in render_plane(day, plane=1, settings=settings):
                     writer.write(chunk)
         session_format.write_simulation(args.out, result, settings=settings)

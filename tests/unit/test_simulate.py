@@ -145,6 +145,20 @@ def test_plane_writer_compressions(tmp_path, compression, stored):
         session_format.PlaneWriter(tmp_path / "q.tif", compression="lzw")
 
 
+def test_plane_writer_picks_bigtiff_past_four_gib(tmp_path):
+    """A 796 x 512 plane of 20,000 frames (16 GB) overflows a classic TIFF's offsets."""
+    import tifffile
+
+    frames = np.arange(2 * 8 * 8, dtype=np.uint16).reshape(2, 8, 8)
+    for max_bytes, big in [(frames.nbytes, False), (20_000 * 796 * 512 * 2, True)]:
+        path = tmp_path / f"{max_bytes}.tif"
+        with session_format.PlaneWriter(path, compression="none", max_bytes=max_bytes) as writer:
+            writer.write(frames)
+        with tifffile.TiffFile(path) as tif:
+            assert tif.is_bigtiff == big
+            np.testing.assert_array_equal(tif.asarray(), frames)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
