@@ -335,7 +335,8 @@ def cohort_tables(
     from analysis import bci
     from analysis.dims import FRAME, ROI, TIME
 
-    events, pairs, targets, epochs, trials, sessions, soma_dff = [], [], [], [], [], [], {}
+    events, pairs, targets, epochs, trials, sessions = [], [], [], [], [], []
+    soma_dff, dendrite_dff = {}, {}
     bci_settings = bci.BciSettings()
     for result in cohort:
         subject = result["subject"]
@@ -393,19 +394,22 @@ def cohort_tables(
                 ).assign(**key)
             )
             trials.append(bci.compute_trials(frames, meta=meta, fs_hz=fs_hz).assign(**key))
-            calcium = day["soma_calcium"]
-            n_frames = calcium.shape[1]
+            n_frames = day["soma_calcium"].shape[1]
             sessions.append({**key, "fs_hz": fs_hz, "duration_s": n_frames / fs_hz})
-            noisy = calcium + rng.normal(0, 0.1, calcium.shape)
-            soma_dff[(subject, day["session"])] = xr.DataArray(
-                noisy.astype(np.float32),
-                dims=(ROI, TIME),
-                coords={
-                    ROI: np.arange(calcium.shape[0]),
-                    TIME: np.arange(n_frames) / fs_hz,
-                    FRAME: (TIME, np.arange(n_frames)),
-                },
-            )
+            for dff, calcium in (
+                (soma_dff, day["soma_calcium"]),
+                (dendrite_dff, day["dendrite_calcium"]),
+            ):
+                noisy = calcium + rng.normal(0, 0.1, calcium.shape)
+                dff[(subject, day["session"])] = xr.DataArray(
+                    noisy.astype(np.float32),
+                    dims=(ROI, TIME),
+                    coords={
+                        ROI: np.arange(calcium.shape[0]),
+                        TIME: np.arange(n_frames) / fs_hz,
+                        FRAME: (TIME, np.arange(n_frames)),
+                    },
+                )
     return {
         "events": pd.concat(events, ignore_index=True),
         "pairs": pd.concat(pairs, ignore_index=True),
@@ -414,6 +418,7 @@ def cohort_tables(
         "trials": pd.concat(trials, ignore_index=True),
         "sessions": pd.DataFrame(sessions),
         "soma_dff": soma_dff,
+        "dendrite_dff": dendrite_dff,
     }
 
 
