@@ -18,6 +18,10 @@ from analysis.track.settings import TrackSettings
 
 logger = logging.getLogger(__name__)
 
+# a kept track more than this share of whose pixels lie inside a target polygon is a
+# part of that target (a soma split in two), not a neighbour that touches it
+TARGET_PART_FRACTION = 0.5
+
 
 def track_rois(
     masks_by_session: Mapping[str, xr.Dataset],
@@ -39,7 +43,9 @@ def track_rois(
     sessions (at most the number of sessions) are dropped, except the track that covers
     a ``protect`` mask (an online BCI target) best: a target detected on one day only is
     still tracked, while a one-day fragment of a target tracked over days (a soma split
-    in two) is not kept as a second neuron; a ``protect`` mask that no kept track
+    in two) is not kept as a second neuron, and kept tracks that lie mostly inside one
+    ``protect`` mask (a soma split in two on several days) are joined into one; a
+    ``protect`` mask that no kept track
     covers becomes a track of its own (a target never detected, e.g. silent, is still
     extracted from its online polygon). The consensus mask is the set of pixels inside
     at least ``consensus_fraction`` of the track's masks (weights = that fraction,
@@ -158,7 +164,9 @@ def _kept_tracks(
     for cover in _coverage(protect, fractions):
         if len(cover) and cover.max() >= settings.target_min_score:
             keep[np.argmax(cover)] = True
-    tracks = [(members[k], fractions[k]) for k in range(len(members)) if keep[k]]
+    tracks = _join_target_parts(
+        [(members[k], fractions[k]) for k in range(len(members)) if keep[k]], protect
+    )
     # a target no detection covers is tracked from its own polygon (never detected)
     for k in range(protect.shape[0]):
         mask = protect[k]
@@ -166,6 +174,43 @@ def _kept_tracks(
             logger.warning("a target polygon covers no detected ROI: tracked from its polygon")
             tracks.append(({}, mask))
     return tracks
+
+
+def _join_target_parts(
+    tracks: list[tuple[dict[str, int], sparse.csr_matrix]], protect: sparse.csr_matrix
+) -> list[tuple[dict[str, int], sparse.csr_matrix]]:
+    """Join kept tracks that lie mostly inside one target polygon into one track.
+
+    A target soma split in two on several days leaves two tracks, each kept: the target
+    would be mapped to one half (a different half on different days) and the other half
+    would enter the analyses as a non-target neuron carrying the target's activity, the
+    signal that drives the cursor. A track is a part of a target when more than
+    :data:`TARGET_PART_FRACTION` of its consensus pixels lie inside the target's polygon.
+    The joined track keeps the members of its largest part (summed consensus fractions)
+    and takes the pixelwise maximum of the parts' consensus fractions.
+    """
+    if not protect.shape[0] or len(tracks) < 2:
+        return tracks
+    consensus = binary_rows(sparse.vstack([f for _, f in tracks]))
+    inside = (consensus @ protect.T).toarray() / np.maximum(consensus.getnnz(axis=1), 1)[:, None]
+    # protect holds each target once per session: parts inside any one polygon are joined
+    group = np.arange(len(tracks))
+    for polygon in np.flatnonzero((inside > TARGET_PART_FRACTION).sum(axis=0) > 1):
+        parts = np.flatnonzero(inside[:, polygon] > TARGET_PART_FRACTION)
+        group[np.isin(group, group[parts])] = group[parts].min()
+    joined, dropped = list(tracks), set()
+    for label in np.unique(group):
+        parts = np.flatnonzero(group == label)
+        if len(parts) < 2:
+            continue
+        main = int(parts[np.argmax([tracks[k][1].sum() for k in parts])])
+        union = tracks[parts[0]][1]
+        for k in parts[1:]:
+            union = union.maximum(tracks[k][1])
+        logger.info("%d tracks lie inside one target polygon (a split soma): joined", len(parts))
+        joined[main] = (tracks[main][0], sparse.csr_matrix(union))
+        dropped.update(int(k) for k in parts if k != main)
+    return [t for k, t in enumerate(joined) if k not in dropped]
 
 
 def _tracked_masks(

@@ -17,7 +17,7 @@ from analysis.track import (
     pair_dendrites,
     track_rois,
 )
-from analysis.track.rois import _merge_disjoint_tracks
+from analysis.track.rois import TARGET_PART_FRACTION, _merge_disjoint_tracks
 
 SIZE = 64
 CENTRES = [(12, 12), (12, 40), (30, 24), (32, 50), (50, 14), (50, 40)]
@@ -360,6 +360,51 @@ def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
     assert masks.sizes["roi"] == len(CENTRES)
     target = masks.values[np.argmax((masks.values > 0)[:, protect[0]].sum(axis=1))] > 0
     assert (target & protect[0]).sum() / (target | protect[0]).sum() >= 0.8
+
+
+def _split_neuron_zero(by_session):
+    """Every day, neuron 0 detected as two ROIs: its left and its right half."""
+    for session, shift in SHIFTS.items():
+        rr, cc = np.mgrid[:SIZE, :SIZE]
+        disk = _disks([CENTRES[0]], shift)
+        left = disk * (cc < CENTRES[0][1] + shift[1])
+        dense = to_dense(by_session[session])
+        whole = np.argmax((dense.values > 0)[:, disk[0] > 0].sum(axis=1))
+        rest = dense.isel(roi=[k for k in range(dense.sizes["roi"]) if k != whole])
+        halves = _masks(np.concatenate([left, disk - left]), ids=[998, 999], is_cell=[True] * 2)
+        by_session[session] = from_dense(xr.concat([rest, to_dense(halves)], dim="roi"))
+    return by_session
+
+
+def test_track_rois_joins_the_halves_of_a_target_split_on_every_day():
+    # two kept tracks inside one target polygon are one soma: one track, the whole disk
+    by_session = _split_neuron_zero(_sessions()[0])
+    untargeted = track_rois(
+        by_session, _transforms(), settings=TrackSettings(min_sessions=2), to_reference=_unshift
+    )[0]
+    assert untargeted.sizes["roi"] == len(CENTRES) + 1  # without a polygon: two halves
+    # the target's polygon of each day, drawn 1 px off to either side
+    polygons = _disks([CENTRES[0], CENTRES[0]], shift=(0, 0)) > 0
+    polygons[0], polygons[1] = np.roll(polygons[0], -1, axis=1), np.roll(polygons[1], 1, axis=1)
+    masks = to_dense(_track_with_targets(by_session, polygons)[0])
+    assert masks.sizes["roi"] == len(CENTRES)
+    polygon = _disks([CENTRES[0]]) > 0
+    on_target = (masks.values > 0)[:, polygon[0]].sum(axis=1)
+    assert (on_target > 0).sum() == 1  # no second ROI on the target
+    target = masks.values[np.argmax(on_target)] > 0
+    assert (target & polygon[0]).sum() / (target | polygon[0]).sum() >= 0.8
+
+
+def test_track_rois_does_not_join_a_neighbour_that_touches_the_target():
+    # a polygon drawn loosely around neuron 0 also takes in the top of neuron 2 (30, 24),
+    # which lies mostly outside it: two neurons, not one split soma
+    by_session, _ = _sessions()
+    rr = np.mgrid[:SIZE, :SIZE][0]
+    polygon = (_disks([CENTRES[0]], radius=7.0) > 0) | ((_disks([CENTRES[2]]) > 0) & (rr < 27))
+    inside = (polygon & (_disks([CENTRES[2]]) > 0)).sum() / (_disks([CENTRES[2]]) > 0).sum()
+    assert 0.1 < inside < TARGET_PART_FRACTION
+    masks = to_dense(_track_with_targets(by_session, polygon)[0])
+    assert masks.sizes["roi"] == len(CENTRES)
 
 
 def test_track_rois_tracks_an_undetected_target_from_its_polygon():
