@@ -125,7 +125,7 @@ class SegmentSettings(StageSettings):
     classifier: str = RULES
     min_cell_probability: float = 0.0
     min_area_fraction: float = 0.4
-    max_area_fraction: float = 2.5
+    max_area_fraction: float = 3.5
     max_compactness: float = 1.6
     min_skewness: float = 0.5
     min_contrast: float = 1.2

@@ -321,7 +321,7 @@ def test_merge_split_somata_joins_a_half_whose_dim_tail_pulls_its_centroid_away(
     [
         ("trim_fraction", 1.0, "trim_fraction must be in"),
         ("merge_distance_fraction", -0.1, "merge_distance_fraction must be >= 0"),
-        ("min_area_fraction", 3.0, "min_area_fraction must be >= 0 and <="),
+        ("min_area_fraction", 4.0, "min_area_fraction must be >= 0 and <="),
         ("min_contrast", -1.0, "min_contrast must be >= 0"),
     ],
 )
