@@ -29,7 +29,10 @@ class SegmentSettings(StageSettings):
         max_overlap: drop ROIs sharing more than this fraction of pixels with others.
         merge_distance_fraction: sparsery ROIs whose centroids are closer than this
         fraction of ``diameter_px`` are merged (one soma split in two), as long as the
-        union's area stays within ``max_area_fraction``.
+        union's area stays within ``merge_max_area_fraction``.
+        merge_max_area_fraction: largest union of a merge, as a fraction of the area of
+        a disk of ``diameter_px``; below ``max_area_fraction``, so that two touching
+        somata of the expected size are not merged into one large one.
         trim_fraction: after merging, pixels weighted below this fraction of the ROI's
         peak weight are dropped (dim rims spilling onto neighbouring somata).
         merge_core_iou: close ROIs whose untrimmed union is too large are still merged
@@ -119,6 +122,7 @@ class SegmentSettings(StageSettings):
     merge_distance_fraction: float = 0.7
     trim_fraction: float = 0.3
     merge_core_iou: float = 0.3
+    merge_max_area_fraction: float = 2.5
     max_binned_frames: int = 500
     max_detection_memory_gb: float = 3.0
     fit_soma_size: bool = False
@@ -159,6 +163,7 @@ class SegmentSettings(StageSettings):
         require(self.merge_distance_fraction >= 0, "segment.merge_distance_fraction must be >= 0")
         require(0 <= self.trim_fraction < 1, "segment.trim_fraction must be in [0, 1)")
         require(0 < self.merge_core_iou <= 1, "segment.merge_core_iou must be in (0, 1]")
+        require(self.merge_max_area_fraction > 0, "segment.merge_max_area_fraction must be > 0")
         require(
             0 <= self.min_area_fraction <= self.max_area_fraction,
             "segment.min_area_fraction must be >= 0 and <= segment.max_area_fraction",

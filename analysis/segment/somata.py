@@ -34,7 +34,7 @@ def detect_somata(
     whose smoothed weights hold several peaks at least half a diameter apart is cut by a
     watershed (:func:`_split_blobs`); ROIs whose centroids lie within
     ``merge_distance_fraction * diameter_px`` are merged while the union fits
-    ``max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
+    ``merge_max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
     ``trim_fraction`` of each ROI's peak are dropped; with ``fit_soma_size`` each ROI
     is grown to the mean-image soma it sits on (:func:`anatomy.grow_to_soma`). With
     ``anatomical``, mean-image blobs of fitted size away from the functional cells are
@@ -213,7 +213,7 @@ def _functional_rois(
             for part in _split_blobs(_weight_image(s, shape), settings.diameter_px)
         ],
         max_distance_px=settings.merge_distance_fraction * settings.diameter_px,
-        max_area_px=settings.max_area_fraction * _disk_area(settings.diameter_px),
+        max_area_px=settings.merge_max_area_fraction * _disk_area(settings.diameter_px),
         trim_fraction=settings.trim_fraction,
         min_core_iou=settings.merge_core_iou,
     )
