@@ -191,8 +191,7 @@ def _join_target_parts(
     """
     if not protect.shape[0] or len(tracks) < 2:
         return tracks
-    consensus = binary_rows(sparse.vstack([f for _, f in tracks]))
-    inside = (consensus @ protect.T).toarray() / np.maximum(consensus.getnnz(axis=1), 1)[:, None]
+    inside = _coverage(sparse.vstack([f for _, f in tracks]), [protect])  # (track, polygon)
     # protect holds each target once per session: parts inside any one polygon are joined
     group = np.arange(len(tracks))
     for polygon in np.flatnonzero((inside > TARGET_PART_FRACTION).sum(axis=0) > 1):
@@ -208,7 +207,7 @@ def _join_target_parts(
         for k in parts[1:]:
             union = union.maximum(tracks[k][1])
         logger.info("%d tracks lie inside one target polygon (a split soma): joined", len(parts))
-        joined[main] = (tracks[main][0], sparse.csr_matrix(union))
+        joined[main] = (tracks[main][0], union)
         dropped.update(int(k) for k in parts if k != main)
     return [t for k, t in enumerate(joined) if k not in dropped]
 

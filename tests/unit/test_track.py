@@ -364,8 +364,8 @@ def test_track_rois_does_not_keep_a_one_day_fragment_of_a_tracked_target():
 
 def _split_neuron_zero(by_session):
     """Every day, neuron 0 detected as two ROIs: its left and its right half."""
+    cc = np.mgrid[:SIZE, :SIZE][1]
     for session, shift in SHIFTS.items():
-        rr, cc = np.mgrid[:SIZE, :SIZE]
         disk = _disks([CENTRES[0]], shift)
         left = disk * (cc < CENTRES[0][1] + shift[1])
         dense = to_dense(by_session[session])
@@ -400,8 +400,9 @@ def test_track_rois_does_not_join_a_neighbour_that_touches_the_target():
     # which lies mostly outside it: two neurons, not one split soma
     by_session, _ = _sessions()
     rr = np.mgrid[:SIZE, :SIZE][0]
-    polygon = (_disks([CENTRES[0]], radius=7.0) > 0) | ((_disks([CENTRES[2]]) > 0) & (rr < 27))
-    inside = (polygon & (_disks([CENTRES[2]]) > 0)).sum() / (_disks([CENTRES[2]]) > 0).sum()
+    neighbour = _disks([CENTRES[2]]) > 0
+    polygon = (_disks([CENTRES[0]], radius=7.0) > 0) | (neighbour & (rr < 27))
+    inside = (polygon & neighbour).sum() / neighbour.sum()
     assert 0.1 < inside < TARGET_PART_FRACTION
     masks = to_dense(_track_with_targets(by_session, polygon)[0])
     assert masks.sizes["roi"] == len(CENTRES)
