@@ -19,11 +19,13 @@ functions its rules call:
 - **Soma segmentation** (neurofinder, Peron et al. / codeneuro; 600 frames, 256 x 256
   px, about 7-8 Hz, already motion-corrected): :func:`analysis.segment.detect_somata` on
   the movie as int16 with its mean image, ``fs_hz`` 7.5. The ROIs it classifies as cells
-  (method ``pipeline, cells``), all its ROIs, and suite2p's own detection run by hand in the
-  same run (``suite2p_variants.py``: defaults, its classifier's cells, sourcery, threshold
-  scaling 0.5 and 2) are each matched to the 106 hand-drawn ROIs by
-  :func:`analysis.validate.compare_rois` (Hungarian on centroid distance, a hit within
-  5 px: precision, recall, F1; and F1 of the IoU assignment at IoU >= 0.5).
+  (method ``pipeline, cells``), all its ROIs, the same two with the opt-in mean-image
+  blobs (``segment.anatomical: true``, when the config leaves them off), and suite2p's own
+  detection run by hand in the same run (``suite2p_variants.py``: defaults, its
+  classifier's cells, sourcery, threshold scaling 0.5 and 2) are each matched to the 106
+  hand-drawn ROIs by :func:`analysis.validate.compare_rois` (Hungarian on centroid
+  distance, a hit within 5 px: precision, recall, F1; and F1 of the IoU assignment at
+  IoU >= 0.5).
 - **Registration** (the same movie with known motion): smooth random rigid shifts (SD
   ``RIGID_SD_PX`` per axis, changing over about a second) plus a smooth nonrigid field
   (a plane wave of ``NONRIGID_WAVELENGTH_PX`` whose amplitude, up to
@@ -52,6 +54,7 @@ spikes the best of OASIS AR(1), OASIS AR(2) and suite2p's deconvolution.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -90,6 +93,7 @@ NONRIGID_WAVELENGTH_PX = 160.0
 PAD_PX = 10  # crop margin: larger than any applied displacement
 PIPELINE = "pipeline"
 PIPELINE_CELLS = "pipeline, cells"
+ANATOMICAL = "pipeline + segment.anatomical"
 
 PEERS = {
     ("neurofinder q0", "precision_centroid_5px"): 0.11,
@@ -150,20 +154,26 @@ def score_segmentation(
     The last method, ``pipeline / best suite2p``, holds the pipeline cells' F1 over the
     best suite2p variant's of this run, each metric on its own.
     """
-    masks = detect_somata(
-        movie,
-        mean_image=movie.mean(axis=0, dtype=np.float64).astype(np.float32),
-        fs_hz=NEUROFINDER_FS_HZ,
-        settings=settings,
-        threads=threads,
-    )
-    cells = select_rois(masks, masks["is_cell"].values.astype(bool))
-    scores = {
-        PIPELINE_CELLS: _detection_scores(cells, true),
-        "pipeline, all ROIs": _detection_scores(masks, true),
-    }
-    log.info("segmentation: %d ROIs, %d cells, %d true", masks.sizes[ROI], cells.sizes[ROI],
-             len(true))  # fmt: skip
+    mean_image = movie.mean(axis=0, dtype=np.float64).astype(np.float32)
+    scores = {}
+    # the mean-image blobs are opt-in (segment.anatomical); measured beside the defaults so
+    # a lab sees what turning them on does to a real field
+    runs = {PIPELINE: settings}
+    if not settings.anatomical:
+        runs[ANATOMICAL] = dataclasses.replace(settings, anatomical=True)
+    for label, run_settings in runs.items():
+        masks = detect_somata(
+            movie,
+            mean_image=mean_image,
+            fs_hz=NEUROFINDER_FS_HZ,
+            settings=run_settings,
+            threads=threads,
+        )
+        cells = select_rois(masks, masks["is_cell"].values.astype(bool))
+        scores[f"{label}, cells"] = _detection_scores(cells, true)
+        scores[f"{label}, all ROIs"] = _detection_scores(masks, true)
+        log.info("segmentation (%s): %d ROIs, %d cells, %d true", label, masks.sizes[ROI],
+                 cells.sizes[ROI], len(true))  # fmt: skip
     for name, variant in suite2p_variants.detect_variants(
         movie, NEUROFINDER_FS_HZ, threads
     ).items():
