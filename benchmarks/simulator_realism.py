@@ -23,7 +23,10 @@ autocorrelation falls to 1/e); soma-scale blob contrast, the negative
 Laplacian-of-Gaussian (sigma 3.5 px) of the mean image over its median; per-pixel
 skewness of the traces; the local correlation image (each pixel's mean correlation with
 its 8 neighbours, traces high-passed by a 31-frame running mean), whose upper tail is how
-visible cells' activity is to functional detection.
+visible cells' activity is to functional detection; shadow depth, the mean image above
+the offset (smoothed at 2 px) over its local background (Gaussian of 25 px), 32 px or
+more from the edges (the neurofinder movie's unlit border band is not a shadow), whose
+lowest percentiles are how much light vessel shadows keep.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from analysis import simulate  # noqa: E402
 PERCENTILES = (5, 25, 50, 75, 95)
 LOG_SIGMA_PX = 3.5
 HIGHPASS_SIGMA_PX = 8.0
+SHADOW_BACKGROUND_PX = 25.0
+SHADOW_EDGE_PX = 32
 
 
 def _zero_photon_level(movie: np.ndarray) -> float:
@@ -124,6 +129,16 @@ def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
     out["diff corr, next frame"] = _neighbour_corr(diff, 0)
     hp = mean - ndimage.gaussian_filter(mean, HIGHPASS_SIGMA_PX)
     out["mean-image autocorr length px"] = _autocorr_length(hp)
+    # how dark shadows get: the mean image (smoothed at 2 px) over its local background,
+    # away from the edges (a scan's unlit border band is not a shadow)
+    above = mean - offset
+    depth = ndimage.gaussian_filter(above, 2.0) / np.maximum(
+        ndimage.gaussian_filter(above, SHADOW_BACKGROUND_PX), 1e-6
+    )
+    b = SHADOW_EDGE_PX
+    depth = depth[b:-b, b:-b]
+    for q in (0.5, 1, 2, 5):
+        out[f"shadow depth p{q}"] = float(np.percentile(depth, q))
     return out
 
 
