@@ -36,7 +36,8 @@ def detect_somata(
     ``merge_distance_fraction * diameter_px`` are merged while the union fits
     ``merge_max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
     ``trim_fraction`` of each ROI's peak are dropped; with ``fit_soma_size`` each ROI
-    is grown to the mean-image soma it sits on (:func:`anatomy.grow_to_soma`). With
+    is grown to the mean-image soma it sits on, not over other ROIs
+    (:func:`anatomy.grow_to_somata`). With
     ``anatomical``, mean-image blobs of fitted size away from the functional cells are
     added (:func:`anatomy.anatomical_rois`).
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
@@ -111,7 +112,7 @@ def detect_somata(
         else anatomy.blob_images(mean64, settings.diameter_px, noise_sd)
     )
     if settings.fit_soma_size:
-        weights = [anatomy.grow_to_soma(w, scales) for w in weights]
+        weights = anatomy.grow_to_somata(weights, scales)
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
     model = None if settings.classifier == RULES else classifier.load(settings.classifier)
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)

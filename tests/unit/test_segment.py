@@ -11,7 +11,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from analysis.masks import is_sparse, to_dense
-from analysis.segment import SegmentSettings, detect_dendrites, detect_somata
+from analysis.segment import SegmentSettings, anatomy, detect_dendrites, detect_somata
 from analysis.segment.dendrites import (
     _block_median,
     _fragment_traces,
@@ -372,3 +372,41 @@ def test_mean_image_blobs_take_the_size_of_their_soma():
     cells = masks.where(masks.is_cell, drop=True)
     assert cells.sizes["roi"] == len(truth)
     assert (_hungarian_iou(cells.values > 0, truth) >= 0.7).all()
+
+
+def _bright_disks(shape, disks):
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    image = np.full(shape, 100.0)
+    for r, c, radius in disks:
+        image[np.hypot(rr - r, cc - c) <= radius] += 100.0
+    return image
+
+
+def test_grow_to_somata_fills_the_soma_a_fragment_sits_on():
+    mean_image = _bright_disks((60, 60), [(30, 30, 6.5)])
+    fragment = np.zeros((60, 60))
+    fragment[28:32, 28:33] = 1.0
+    scales = anatomy.scale_images(mean_image, 8.0, noise_sd=1.0)
+    (grown,) = anatomy.grow_to_somata([fragment.copy()], scales)
+    soma = _bright_disks((60, 60), [(30, 30, 6.5)]) > 150
+    assert _hungarian_iou((grown > 0)[None], soma[None])[0] >= 0.7
+    assert np.count_nonzero(grown) > 5 * np.count_nonzero(fragment)
+
+
+def test_grow_to_somata_leaves_a_larger_rois_soma_to_it():
+    """A second, smaller ROI on a soma does not become a copy of the first, and a fragment
+    between two touching somata does not take both in."""
+    shape = (60, 80)
+    mean_image = _bright_disks(shape, [(30, 30, 5.0), (30, 40, 5.0)])
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    first = (np.hypot(rr - 30, cc - 30) <= 4.0).astype(float)
+    second = (np.hypot(rr - 30, cc - 40) <= 4.0).astype(float)
+    small_on_first = np.zeros(shape)
+    small_on_first[26:28, 29:31] = 1.0
+    between = np.zeros(shape)
+    between[29:31, 34:37] = 1.0
+    scales = anatomy.scale_images(mean_image, 8.0, noise_sd=1.0)
+    grown = anatomy.grow_to_somata([small_on_first, between, first, second], scales)
+    for before, after in zip([small_on_first, between], grown[:2], strict=True):
+        assert np.array_equal(after > 0, before > 0)
+    assert not (grown[2] > 0)[30, 40] and not (grown[3] > 0)[30, 30]
