@@ -86,9 +86,10 @@ def grow_to_somata(
     weights: list[np.ndarray], scales: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]
 ) -> list[np.ndarray]:
     """Each sparsery ROI grown to the bright soma it sits on: the disk of the smallest
-    diameter at which the scale-normalised response (:func:`scale_images`) at its centroid
-    peaks, added with the ROI's smallest weight. sparsery keeps a soma's most active pixels, often
-    a fraction of a large soma; a ROI on no bright blob is kept as it is.
+    diameter at which the scale-normalised response (:func:`scale_images`) at its
+    centroid peaks, added with the ROI's smallest weight. sparsery keeps a soma's most
+    active pixels, often a fraction of a large soma; a ROI on no bright blob is kept as
+    it is.
 
     Larger ROIs grow first and keep what they reach: a smaller ROI does not grow over
     their pixels, and not at all when they hold its centroid or most of its disk. A
@@ -96,16 +97,18 @@ def grow_to_somata(
     crescent around it), and a fragment between two touching somata, whose strongest
     response can be the disk over both, would take in both.
     """
+    if not weights:
+        return []
     sizes = np.array(list(scales))
     out: list[np.ndarray] = list(weights)
-    claimed = np.zeros(weights[0].shape, bool) if weights else None
+    claimed = np.zeros(weights[0].shape, bool)
+    rr, cc = np.ogrid[: claimed.shape[0], : claimed.shape[1]]
     for k in sorted(range(len(weights)), key=lambda k: -np.count_nonzero(weights[k])):
         weight = weights[k]
         own = weight > 0
         r, c = np.round(ndimage.center_of_mass(weight)).astype(int)
         response = np.array([scales[d][2][r, c] for d in sizes])
         if response.max() > 0:
-            rr, cc = np.ogrid[: weight.shape[0], : weight.shape[1]]
             disk = np.hypot(rr - r, cc - c) <= 0.5 * sizes[_first_peak(response)]
             mostly_free = np.count_nonzero(disk & claimed) <= 0.5 * np.count_nonzero(disk)
             if mostly_free and not claimed[r, c]:

@@ -48,9 +48,9 @@ class SegmentSettings(StageSettings):
         10) where ``max_binned_frames`` would need more on a large field. The default 3.0
         leaves 256 x 256 px at 500 bins and gives 368 bins at 796 x 512 px.
         fit_soma_size: grow each sparsery ROI to the bright mean-image blob it sits on (the
-        disk of the blob's fitted diameter): sparsery keeps the most active pixels, often a
-        fraction of a large soma. On (default): on the realistic validate cohort soma F1
-        0.44 -> 0.51 with targets, tracking and pairing held.
+        disk of the blob's fitted diameter, never over another ROI): sparsery keeps the
+        most active pixels, often a fraction of a large soma. On by default: on the
+        realistic validate cohort soma F1 0.44 -> 0.49, targets, tracking and pairing held.
     Cell classification (no downloaded classifier)
         classifier: ``builtin`` (the logistic model shipped in the package, trained on the
         simulator: :mod:`analysis.segment.train_classifier`), a path to such a model, or
