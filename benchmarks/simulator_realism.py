@@ -13,7 +13,7 @@ subject of the preset, rendered at its ``fs_hz`` (15 Hz) without within-session 
 (the real movie is motion corrected), then binned to the real frame rate by summing
 frame pairs (minus one offset): the same photons per binned frame as one real frame at
 the same photon flux per second. Only the part of the field where somata are placed
-(inside the border margin) is compared.
+(inside the border margin; with ``border_somata`` the whole field) is compared.
 
 Statistics (percentiles over pixels unless said): temporal mean; noise gain SD / sqrt(mean
 - offset) with SD from frame differences (sqrt(counts per photon) for shot noise);
@@ -26,7 +26,12 @@ its 8 neighbours, traces high-passed by a 31-frame running mean), whose upper ta
 visible cells' activity is to functional detection; shadow depth, the mean image above
 the offset (smoothed at 2 px) over its local background (Gaussian of 25 px), 32 px or
 more from the edges (the neurofinder movie's unlit border band is not a shadow), whose
-lowest percentiles are how much light vessel shadows keep.
+lowest percentiles are how much light vessel shadows keep; strong blobs, local maxima of
+the anatomical detector's blob z (:func:`analysis.segment.anatomy.blob_images` at the
+default ``segment.diameter_px``: texture-normalised, so the count above a z is how far
+somata stand out of the texture in the mean image) per 10,000 px, same region, bright and
+dark (somata whose indicator spares the nucleus can look darker than dense labelled
+neuropil).
 """
 
 from __future__ import annotations
@@ -139,15 +144,37 @@ def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
     depth = depth[b:-b, b:-b]
     for q in (0.5, 1, 2, 5):
         out[f"shadow depth p{q}"] = float(np.percentile(depth, q))
+    out.update(_strong_blobs(mean, b))
+    return out
+
+
+def _strong_blobs(mean: np.ndarray, edge_px: int) -> dict[str, float]:
+    """Local extrema of the detector's blob z per 10,000 px, ``edge_px`` from the edges:
+    bright blobs (z above) and dark ones (below minus)."""
+    from skimage.feature import peak_local_max
+
+    from analysis.segment.anatomy import blob_images
+    from analysis.segment.settings import SegmentSettings
+
+    z, _ = blob_images(mean, SegmentSettings().diameter_px, 0.0)
+    z = z[edge_px:-edge_px, edge_px:-edge_px]
+    out = {}
+    for kind, sign in (("strong blobs", 1.0), ("strong dark blobs", -1.0)):
+        peaks = sign * z[tuple(peak_local_max(sign * z, min_distance=3, threshold_abs=2.0).T)]
+        for t in (3, 4, 5):
+            out[f"{kind} |z|>{t} /1e4 px"] = np.sum(peaks > t) / z.size * 1e4
     return out
 
 
 def simulated_movie(settings: simulate.SimulateSettings, *, seed: int) -> np.ndarray:
-    """Plane 0 of day01, no within-session motion, cropped to the somata's region."""
+    """Plane 0 of day01, no within-session motion, cropped to the somata's region (the
+    whole field with ``border_somata``)."""
     result = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(seed))
     day = result["days"][0]
     day["motion"] = {k: v * 0 if isinstance(v, np.ndarray) else v for k, v in day["motion"].items()}
     movie = np.concatenate(list(simulate.render_plane(day, plane=0, settings=settings)))
+    if settings.border_somata:
+        return movie
     m = int(np.ceil(settings.margin_px - settings.max_soma_radius_px))
     return movie[:, m : settings.n_rows - m, m : settings.n_cols - m]
 

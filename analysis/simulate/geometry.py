@@ -46,9 +46,12 @@ def _tuft_footprint(
     shape: tuple[int, int],
     settings: SimulateSettings,
     rng: np.random.Generator,
+    *,
+    margin_px: float,
 ) -> np.ndarray:
-    """Thin (2-3 px) branching segments grown as smooth random walks from ``start``, peak 1."""
-    m = settings.margin_px - settings.max_soma_radius_px
+    """Thin (2-3 px) branching segments grown as smooth random walks from ``start``, peak 1,
+    kept ``margin_px`` from the field's edges."""
+    m = margin_px
     points: list[np.ndarray] = []
     for k in range(n_segments):
         p = start.copy() if k == 0 else points[rng.integers(len(points))].copy()
@@ -84,18 +87,23 @@ def _tufts(
     shape = (settings.n_rows, settings.n_cols)
     n = len(centres)
     m = settings.margin_px
+    # tufts of somata in the border band (border_somata) stay near them, in view
+    in_band = np.any((centres < m) | (centres > np.array(shape) - 1 - m), axis=1)
+    edge = settings.max_soma_radius_px + 1
     tuft_fp = []
     rows = []
     for k in range(n + settings.n_distractor_dendrites):
+        start_margin = edge if k < n and in_band[k] else m
         if k < n:
             angle = rng.uniform(0, 2 * np.pi)
             offset = settings.tuft_offset_px * rng.uniform(0.8, 1.5)
             start = centres[k] + offset * np.array([np.sin(angle), np.cos(angle)])
-            start = np.clip(start, m, np.array(shape) - 1 - m)
+            start = np.clip(start, start_margin, np.array(shape) - 1 - start_margin)
         else:
             start = rng.uniform([m, m], [shape[0] - 1 - m, shape[1] - 1 - m])
         n_seg = int(rng.integers(1, 4))
-        fp = _tuft_footprint(start, n_seg, shape, settings, rng)
+        walk_margin = start_margin - settings.max_soma_radius_px
+        fp = _tuft_footprint(start, n_seg, shape, settings, rng, margin_px=walk_margin)
         tuft_fp.append(fp)
         com = ndimage.center_of_mass(fp)
         rows.append(
@@ -128,12 +136,12 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
         (neuron, row, col), each neuron's relative light in the soma plane.
     """
     shape = (settings.n_rows, settings.n_cols)
-    n = settings.n_neurons
     n_targets = settings.n_pos_targets + settings.n_neg_targets
     field = None
     if settings.realistic_field:
         field = realism.draw_field(settings, n_targets=n_targets, rng=rng)
     centres = field["centres"] if field else _place_somata(settings, rng)
+    n = len(centres)
     target_idx = field["target_idx"] if field else rng.choice(n, n_targets, replace=False)
     groups = np.array([SIMULATED_NON_TARGET] * n, dtype=object)
     groups[target_idx[: settings.n_pos_targets]] = "P+"

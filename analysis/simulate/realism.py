@@ -73,27 +73,52 @@ def vessel_transmission(settings: SimulateSettings, rng: np.random.Generator) ->
 
 
 def _place_random(
-    radii: np.ndarray, clear: np.ndarray, settings: SimulateSettings, rng: np.random.Generator
+    radii: np.ndarray,
+    clear: np.ndarray,
+    settings: SimulateSettings,
+    rng: np.random.Generator,
+    *,
+    placed: tuple[np.ndarray, np.ndarray] = (np.empty((0, 2)), np.empty(0)),
+    border: bool = False,
 ) -> np.ndarray:
-    """Centres (neuron, 2) at random in the usable field, off vessels, at least
-    ``(1 - soma_overlap) * (r_i + r_j)`` apart (random sequential placement)."""
+    """Centres (neuron, 2) at random, off vessels, at least ``(1 - soma_overlap) * (r_i +
+    r_j)`` apart from each other and from the ``placed`` (centres, radii) (random
+    sequential placement): inside the margin, or with ``border`` in the band between the
+    margin and the field's edge (whole somata in view on the reference day)."""
+    shape = np.array([settings.n_rows, settings.n_cols])
     m = settings.margin_px
-    hi = np.array([settings.n_rows - 1 - m, settings.n_cols - 1 - m])
-    centres = np.empty((radii.size, 2))
-    for k, r in enumerate(radii):
+    edge = settings.max_soma_radius_px + 1
+    lo, hi = (edge, shape - 1 - edge) if border else (m, shape - 1 - m)
+    all_centres = np.concatenate([placed[0], np.empty((radii.size, 2))])
+    all_radii = np.concatenate([placed[1], radii])
+    k0 = len(placed[1])
+    for k in range(k0, k0 + radii.size):
+        r = all_radii[k]
         for _ in range(2000):
-            c = rng.uniform([m, m], hi)
-            gap = np.hypot(*(centres[:k] - c).T) >= (1 - settings.soma_overlap) * (radii[:k] + r)
-            if gap.all() and clear[int(round(c[0])), int(round(c[1]))] > 0.5:
-                centres[k] = c
+            c = rng.uniform(lo, hi)
+            gap = np.hypot(*(all_centres[:k] - c).T) >= (1 - settings.soma_overlap) * (
+                all_radii[:k] + r
+            )
+            in_band = not border or bool(np.any((c < m) | (c > shape - 1 - m)))
+            if in_band and gap.all() and clear[int(round(c[0])), int(round(c[1]))] > 0.5:
+                all_centres[k] = c
                 break
         else:
             raise ValueError(
-                f"simulate: could not place soma {k + 1} of {radii.size} at random in a "
+                f"simulate: could not place soma {k + 1} of {all_radii.size} at random in a "
                 f"{settings.n_rows}x{settings.n_cols} field; reduce n_neurons or the radii, "
                 "or raise soma_overlap"
             )
-    return centres
+    return all_centres[k0:]
+
+
+def _border_count(settings: SimulateSettings) -> int:
+    """Somata that fill the border band at the interior's density."""
+    shape = np.array([settings.n_rows, settings.n_cols])
+    edge = settings.max_soma_radius_px + 1
+    interior = np.prod(shape - 1 - 2 * settings.margin_px)
+    band = np.prod(shape - 1 - 2 * edge) - interior
+    return int(round(settings.n_neurons * band / interior))
 
 
 def soma_footprint(
@@ -160,7 +185,16 @@ def draw_field(
     lo, hi = settings.soma_radius_range_px or (settings.soma_radius_px,) * 2
     radii = rng.uniform(lo, hi, n)
     centres = _place_random(radii, transmission, settings, rng)
+    # targets among the interior somata: labs pick cells that stay in view
     target_idx = rng.choice(n, n_targets, replace=False)
+    if settings.border_somata:
+        border_radii = rng.uniform(lo, hi, _border_count(settings))
+        border_centres = _place_random(
+            border_radii, transmission, settings, rng, placed=(centres, radii), border=True
+        )
+        radii = np.concatenate([radii, border_radii])
+        centres = np.concatenate([centres, border_centres])
+        n = radii.size
     is_target = np.isin(np.arange(n), target_idx)
     silent, blurred = _flags(n, is_target, settings, rng)
     half = np.log(settings.soma_brightness_spread) / 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from analysis import layout
+from analysis import dims, layout
 from analysis.masks import select_rois, select_session
 from analysis.settings import StageSettings, require
 from analysis.simulate.settings import PRESETS
@@ -76,6 +77,9 @@ IMAGING_GOALS = {
 # Reported only for cohorts whose truth flags somata no detector can find from activity
 # or shape (the ``realistic`` preset's silent and out-of-focus cells).
 FLAGGED_METRICS = {"soma_f1_iou50_detectable": ""}
+#: A soma less than this share in view on a session (cut by the field's edge) is not scored
+#: there, as a lab does not count cells cut by the frame.
+CUT_BY_EDGE_FRACTION = 0.5
 
 
 def _unit_map(hits: pd.DataFrame) -> dict[int, int]:
@@ -166,6 +170,11 @@ class _Scoring:
     out: dict[str, list]
     offsets: dict[int, dict[str, tuple[float, float]]] = dataclasses.field(default_factory=dict)
 
+    @functools.cached_property
+    def cut_by_edge(self) -> dict[str, np.ndarray]:
+        """Per session, the neurons less than half in view (:func:`_cut_by_edge`)."""
+        return _cut_by_edge(self.truths)
+
 
 def _artifact(results: Path, key: str, **wildcards: Any) -> Path:
     """A results artifact of the run (:mod:`analysis.layout`)."""
@@ -202,21 +211,23 @@ def _score_detection(run: _Scoring) -> None:
             offsets[plane][session] = (m["offset_row_px"], m["offset_col_px"])
         somata = io.read_netcdf(_artifact(results, "segment.rois", plane=soma_plane, **at))
         cells = select_rois(somata, somata["is_cell"].values.astype(bool))
-        matches, m = compare_rois(
+        matches, _ = compare_rois(
             cells,
             truth["soma_mask"],
             iou_threshold=0.5,
             registration_offset_px=offsets[soma_plane][session],
         )
-        out["soma_f1_iou50"].append(m["f1_iou"])
-        if {"silent", "out_of_focus"} <= set(subject_truth["neurons"].columns):
+        neurons = subject_truth["neurons"]
+        cut = neurons["neuron"].isin(run.cut_by_edge[session]).to_numpy()
+        offset = offsets[soma_plane][session]
+        out["soma_f1_iou50"].append(
+            _f1_without(cells, truth["soma_mask"], neurons, cut, matches, offset)
+        )
+        if {"silent", "out_of_focus"} <= set(neurons.columns):
+            hidden = neurons["silent"].astype(bool) | neurons["out_of_focus"].astype(bool)
             out["soma_f1_iou50_detectable"].append(
-                _detectable_f1(
-                    cells,
-                    truth["soma_mask"],
-                    subject_truth["neurons"],
-                    matches,
-                    offsets[soma_plane][session],
+                _f1_without(
+                    cells, truth["soma_mask"], neurons, cut | hidden.to_numpy(), matches, offset
                 )
             )
         dend = io.read_netcdf(_artifact(results, "segment.rois", plane=dendrite_plane, **at))
@@ -230,26 +241,34 @@ def _score_detection(run: _Scoring) -> None:
         out["dendrite_recall_targets"].append(m["recall_iou"])
 
 
-def _detectable_f1(
-    cells: xr.DataArray,
+def _f1_without(
+    cells: xr.Dataset,
     soma_mask: xr.DataArray,
     neurons: pd.DataFrame,
+    excluded: np.ndarray,
     matches: pd.DataFrame,
     offset: tuple[float, float],
 ) -> float:
-    """Soma F1 (IoU >= 0.5) against the somata detectable in principle (neither silent nor
-    out of focus); ROIs that hit the others count neither as hits nor as false positives."""
-    hidden = (neurons["silent"].astype(bool) | neurons["out_of_focus"].astype(bool)).to_numpy()
-    found_hidden = matches["hit"] & matches["true_roi"].isin(neurons.loc[hidden, "neuron"])
-    dropped = set(matches.loc[found_hidden, "detected_roi"])
+    """Soma F1 (IoU >= 0.5) against the somata not ``excluded`` (bool per neuron row):
+    ROIs that hit an excluded soma count neither as hits nor as false positives."""
+    found_excluded = matches["hit"] & matches["true_roi"].isin(neurons.loc[excluded, "neuron"])
+    dropped = set(matches.loc[found_excluded, "detected_roi"])
     kept = [roi for roi in cells["roi"].values if roi not in dropped]
     _, m = compare_rois(
         cells.sel(roi=kept),
-        soma_mask.sel(neuron=neurons.loc[~hidden, "neuron"].to_numpy()),
+        soma_mask.sel(neuron=neurons.loc[~excluded, "neuron"].to_numpy()),
         iou_threshold=0.5,
         registration_offset_px=offset,
     )
     return m["f1_iou"]
+
+
+def _cut_by_edge(truths: Mapping[str, xr.Dataset]) -> dict[str, np.ndarray]:
+    """Per session, the neurons less than half in view (the field moved over them, see
+    ``simulate.border_somata``): a soma's area there over its largest over sessions."""
+    areas = {s: (t["soma_mask"] > 0).sum((dims.ROW, dims.COL)) for s, t in truths.items()}
+    full = np.max([a.values for a in areas.values()], axis=0)
+    return {s: a["neuron"].values[a.values < CUT_BY_EDGE_FRACTION * full] for s, a in areas.items()}
 
 
 def _score_crossday(run: _Scoring) -> None:

@@ -213,3 +213,21 @@ def test_realistic_transients_scale_together():
     only = events[events.kind == "dendrite_only"].dendrite_magnitude
     assert len(only) and only.between(*settings.dendrite_only_dff).all()
     assert only.max() > 2 * max(plain.dendrite_only_dff)
+
+
+def test_border_somata_fill_the_band_at_the_interiors_density():
+    settings = simulate.SimulateSettings.from_mapping({**FIELD, "border_somata": True})
+    geom = simulate.simulate_geometry(settings, rng=np.random.default_rng(4))
+    neurons, dendrites = geom["neurons"], geom["dendrites"]
+    centres = neurons[["centroid_row", "centroid_col"]].to_numpy()
+    m, edge = settings.margin_px, settings.max_soma_radius_px + 1
+    in_band = np.any((centres < m) | (centres > 111 - m), axis=1)
+    assert in_band.sum() == len(neurons) - settings.n_neurons > 0
+    assert (neurons.loc[in_band, "target_id"] == -1).all()  # targets stay in view
+    assert (centres >= edge - 1e-9).all() and (centres <= 111 - edge + 1e-9).all()
+    interior = (111 - 2 * m) ** 2
+    band = (111 - 2 * edge) ** 2 - interior
+    assert in_band.sum() / band == pytest.approx(settings.n_neurons / interior, rel=0.1)
+    # a band soma's tuft stays near it, not pushed into the interior
+    tufts = dendrites.set_index("neuron").loc[neurons.loc[in_band, "neuron"]]
+    assert np.median(tufts["offset_px"]) < 2 * settings.tuft_offset_px

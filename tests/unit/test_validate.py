@@ -251,22 +251,32 @@ def test_targets_recall():
         validate.compare_targets(mapped.drop(columns="roi"), roi_units={}, true_targets=truth)
 
 
-def test_detectable_f1_ignores_hidden_somata():
-    from analysis.validate.score import _detectable_f1
+def test_f1_without_ignores_excluded_somata():
+    from analysis.validate.score import _f1_without
 
     true = np.zeros((3, 20, 20))
     true[0, 1:5, 1:5] = true[1, 8:12, 8:12] = true[2, 14:18, 14:18] = 1
     soma = xr.DataArray(true, dims=("neuron", "row", "col"), coords={"neuron": [0, 1, 2]})
     found = xr.DataArray(true[[0, 2]], dims=("roi", "row", "col"), coords={"roi": [7, 9]})
-    neurons = pd.DataFrame(
-        {"neuron": [0, 1, 2], "silent": [False, True, False], "out_of_focus": [False] * 3}
-    )
+    neurons = pd.DataFrame({"neuron": [0, 1, 2]})
     matches, _ = validate.compare_rois(found, soma)
-    assert _detectable_f1(found, soma, neurons, matches, (0.0, 0.0)) == 1.0
-    neurons["silent"] = [False] * 3
-    neurons["out_of_focus"] = [False, False, True]  # ROI 9 found a hidden soma: left out
-    f1 = _detectable_f1(found, soma, neurons, matches, (0.0, 0.0))
-    assert f1 == pytest.approx(2 / 3)  # 1 hit, 1 kept ROI, 2 detectable somata
+    assert _f1_without(found, soma, neurons, np.array([False, True, False]), matches, (0, 0)) == 1
+    # ROI 9 found an excluded soma: left out; 1 hit, 1 kept ROI, 2 scored somata
+    f1 = _f1_without(found, soma, neurons, np.array([False, False, True]), matches, (0, 0))
+    assert f1 == pytest.approx(2 / 3)
+
+
+def test_somata_cut_by_the_edge_are_found_per_session():
+    from analysis.validate.score import _cut_by_edge
+
+    def session(cols: slice) -> xr.Dataset:
+        masks = np.zeros((2, 20, 20))
+        masks[0, 8:12, cols] = 1
+        masks[1, 2:6, 2:6] = 1
+        return xr.Dataset({"soma_mask": (("neuron", "row", "col"), masks)})
+
+    cut = _cut_by_edge({"day01": session(slice(14, 18)), "day02": session(slice(19, 23))})
+    assert list(cut["day01"]) == [] and list(cut["day02"]) == [0]  # 1 of 4 columns in view
 
 
 def test_validate_preset_must_exist():
