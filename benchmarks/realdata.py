@@ -19,8 +19,8 @@ functions its rules call:
 - **Soma segmentation** (neurofinder, Peron et al. / codeneuro; 600 frames, 256 x 256
   px, about 7-8 Hz, already motion-corrected): :func:`analysis.segment.detect_somata` on
   the movie as int16 with its mean image, ``fs_hz`` 7.5. The ROIs it classifies as cells
-  (method ``pipeline, cells``), all its ROIs, the same two with the opt-in mean-image
-  blobs (``segment.anatomical: true``, when the config leaves them off), and suite2p's own
+  (method ``pipeline, cells``), all its ROIs, the same two with the mean-image blobs
+  toggled (``segment.anatomical`` the other way from the config), and suite2p's own
   detection run by hand in the same run (``suite2p_variants.py``: defaults, its
   classifier's cells, sourcery, threshold scaling 0.5 and 2) are each matched to the 106
   hand-drawn ROIs by :func:`analysis.validate.compare_rois` (Hungarian on centroid
@@ -93,7 +93,6 @@ NONRIGID_WAVELENGTH_PX = 160.0
 PAD_PX = 10  # crop margin: larger than any applied displacement
 PIPELINE = "pipeline"
 PIPELINE_CELLS = "pipeline, cells"
-ANATOMICAL = "pipeline + segment.anatomical"
 
 PEERS = {
     ("neurofinder q0", "precision_centroid_5px"): 0.11,
@@ -156,11 +155,15 @@ def score_segmentation(
     """
     mean_image = movie.mean(axis=0, dtype=np.float64).astype(np.float32)
     scores = {}
-    # the mean-image blobs are opt-in (segment.anatomical); measured beside the defaults so
-    # a lab sees what turning them on does to a real field
-    runs = {PIPELINE: settings}
-    if not settings.anatomical:
-        runs[ANATOMICAL] = dataclasses.replace(settings, anatomical=True)
+    # the mean-image blobs (segment.anatomical) toggled, beside the config's choice, so a
+    # lab sees what they do to a real field
+    toggled = not settings.anatomical
+    runs = {
+        PIPELINE: settings,
+        f"pipeline, segment.anatomical {str(toggled).lower()}": dataclasses.replace(
+            settings, anatomical=toggled
+        ),
+    }
     for label, run_settings in runs.items():
         masks = detect_somata(
             movie,

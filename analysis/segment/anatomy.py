@@ -148,7 +148,8 @@ def anatomical_rois(
     has the centre's sign. Blobs whose centroid lies within ``max_distance_px`` of a
     functional cell's, or with over half their pixels inside one, are left to it. Blobs
     weaker than the strongest response of the other sign within half a diameter (the
-    surround of a stronger blob) are dropped.
+    surround of a stronger blob) are dropped, and so are dark blobs whose surround (half a
+    diameter wide) lies mostly on functional cells: the gap between bright somata.
 
     Returns
     -------
@@ -189,6 +190,9 @@ def anatomical_rois(
             ring_px = max(1, int(round(sizes[k] / 2)))
             surround = ndimage.binary_dilation(pix, iterations=ring_px)
             if -signed[k][surround].min() >= signed[k][r, c]:
+                continue
+            # a dark blob ringed mostly by functional cells is the gap between them
+            if sign < 0 and taken is not None and taken[surround & ~pix].mean() > 0.5:
                 continue
             out.append(pix.astype(np.float64))
     return out

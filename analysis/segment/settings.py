@@ -71,14 +71,15 @@ class SegmentSettings(StageSettings):
         anatomical: also look for soma-sized blobs in the mean image and add those away
         from the functional cells. A blob passing both rules below is a cell when it
         passes the area and compactness rules (not the activity rules: such somata may
-        be nearly silent). Off by default: on the simulated 256 px validation cohort it
-        added 20-30 false somata per session (soma F1 0.96 -> 0.81), on the real
-        neurofinder movie it doubled F1 (0.16 -> 0.32); turn it on for fields with many
-        silent or dark somata and check the ROIs.
+        be nearly silent). On by default with ``anatomical_min_z`` 4: chosen on the
+        realistic preset (single days: soma F1 0.623 -> 0.635, z 2.5 gave 0.536); checked
+        on the real neurofinder movie afterwards (centroid F1 0.15 -> 0.30).
         anatomical_min_z: the blob's Laplacian-of-Gaussian response (soma scale, on the
         locally contrast-normalised mean image), in robust SDs of that response over the
-        image; bright somata and dark (nucleus-filled, indicator-excluded) somata both
-        count. Measures how much the blob stands out from the neuropil texture.
+        image; bright somata and dark ones (indicator excluded from the nucleus, in dense
+        labelled neuropil) both count. Measures how much the blob stands out from the
+        neuropil texture: lower values add many blobs of texture (on the realistic preset
+        z 2.5 added ~65 per field, 5 of them somata).
         anatomical_min_snr: the same response on the plain mean image over its standard
         error from the frames' noise; keeps noise from passing as texture in flat images.
     Dendrite detection
@@ -134,8 +135,8 @@ class SegmentSettings(StageSettings):
     max_compactness: float = 1.6
     min_skewness: float = 0.5
     min_contrast: float = 1.2
-    anatomical: bool = False
-    anatomical_min_z: float = 2.5
+    anatomical: bool = True
+    anatomical_min_z: float = 4.0
     anatomical_min_snr: float = 5.0
     dendrite_bin_s: float = 0.4
     ridge_sigmas_px: tuple[float, ...] = (1.0,)

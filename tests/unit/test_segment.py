@@ -374,6 +374,25 @@ def test_mean_image_blobs_take_the_size_of_their_soma():
     assert (_hungarian_iou(cells.values > 0, truth) >= 0.7).all()
 
 
+def test_dark_gap_between_functional_cells_is_not_a_soma():
+    """Four bright somata around a gap leave a dark blob there; ringed by functional cells
+    it is dropped, while the same dark spot in open neuropil is a dark soma."""
+    shape = (90, 60)
+    corners = [(16, 16), (16, 34), (34, 16), (34, 34)]
+    mean_image = _bright_disks(shape, [(r, c, 8.0) for r, c in corners])
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    mean_image[np.hypot(rr - 70, cc - 30) <= 4.5] -= 60.0  # a dark soma, open neuropil
+    scales = anatomy.scale_images(mean_image, 10.0, noise_sd=0.1)
+    cells = [(np.hypot(rr - r, cc - c) <= 8.0).astype(float) for r, c in corners]
+    kwargs = dict(diameter_px=10.0, min_z=2.0, min_snr=1.0, max_distance_px=5.0)
+    added = anatomy.anatomical_rois(scales, cells, **kwargs)
+    centroids = [ndimage.center_of_mass(a) for a in added]
+    assert [round(r) for r, _ in centroids] == [70]  # the dark soma, not the gap at 25
+    # without the functional cells the gap is just another dark blob
+    alone = anatomy.anatomical_rois(scales, [], **kwargs)
+    assert any(abs(r - 25) < 3 and abs(c - 25) < 3 for r, c in map(ndimage.center_of_mass, alone))
+
+
 def _bright_disks(shape, disks):
     rr, cc = np.mgrid[: shape[0], : shape[1]]
     image = np.full(shape, 100.0)
