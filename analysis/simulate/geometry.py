@@ -88,12 +88,11 @@ def _tufts(
     n = len(centres)
     m = settings.margin_px
     # tufts of somata in the border band (border_somata) stay near them, in view
-    in_band = np.any((centres < m) | (centres > np.array(shape) - 1 - m), axis=1)
-    edge = settings.max_soma_radius_px + 1
+    in_band = realism.in_border_band(centres, settings)
     tuft_fp = []
     rows = []
     for k in range(n + settings.n_distractor_dendrites):
-        start_margin = edge if k < n and in_band[k] else m
+        start_margin = settings.border_edge_px if k < n and in_band[k] else m
         if k < n:
             angle = rng.uniform(0, 2 * np.pi)
             offset = settings.tuft_offset_px * rng.uniform(0.8, 1.5)

@@ -86,8 +86,7 @@ def _place_random(
     sequential placement): inside the margin, or with ``border`` in the band between the
     margin and the field's edge (whole somata in view on the reference day)."""
     shape = np.array([settings.n_rows, settings.n_cols])
-    m = settings.margin_px
-    edge = settings.max_soma_radius_px + 1
+    m, edge = settings.margin_px, settings.border_edge_px
     lo, hi = (edge, shape - 1 - edge) if border else (m, shape - 1 - m)
     all_centres = np.concatenate([placed[0], np.empty((radii.size, 2))])
     all_radii = np.concatenate([placed[1], radii])
@@ -99,8 +98,11 @@ def _place_random(
             gap = np.hypot(*(all_centres[:k] - c).T) >= (1 - settings.soma_overlap) * (
                 all_radii[:k] + r
             )
-            in_band = not border or bool(np.any((c < m) | (c > shape - 1 - m)))
-            if in_band and gap.all() and clear[int(round(c[0])), int(round(c[1]))] > 0.5:
+            if (
+                (not border or in_border_band(c[None], settings)[0])
+                and gap.all()
+                and clear[int(round(c[0])), int(round(c[1]))] > 0.5
+            ):
                 all_centres[k] = c
                 break
         else:
@@ -112,12 +114,17 @@ def _place_random(
     return all_centres[k0:]
 
 
+def in_border_band(points: np.ndarray, settings: SimulateSettings) -> np.ndarray:
+    """Whether each point (k, 2) lies outside the margin, in the border band."""
+    far = np.array([settings.n_rows, settings.n_cols]) - 1 - settings.margin_px
+    return np.any((points < settings.margin_px) | (points > far), axis=1)
+
+
 def _border_count(settings: SimulateSettings) -> int:
     """Somata that fill the border band at the interior's density."""
     shape = np.array([settings.n_rows, settings.n_cols])
-    edge = settings.max_soma_radius_px + 1
     interior = np.prod(shape - 1 - 2 * settings.margin_px)
-    band = np.prod(shape - 1 - 2 * edge) - interior
+    band = np.prod(shape - 1 - 2 * settings.border_edge_px) - interior
     return int(round(settings.n_neurons * band / interior))
 
 

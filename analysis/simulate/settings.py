@@ -366,6 +366,12 @@ class SimulateSettings(StageSettings):
         return self.max_day_shift_px + rotation + self.max_motion_px + self.max_soma_radius_px + 2
 
     @property
+    def border_edge_px(self) -> float:
+        """Closest a border-band soma's centre comes to the field's edge (``border_somata``):
+        whole somata in view on the reference day."""
+        return self.max_soma_radius_px + 1
+
+    @property
     def task_params(self) -> cloose.TaskParams:
         """The CLOOSE task parameters used on every simulated day."""
         return cloose.TaskParams(max_trial_frames=self.max_trial_frames)

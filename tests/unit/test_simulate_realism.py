@@ -220,8 +220,9 @@ def test_border_somata_fill_the_band_at_the_interiors_density():
     geom = simulate.simulate_geometry(settings, rng=np.random.default_rng(4))
     neurons, dendrites = geom["neurons"], geom["dendrites"]
     centres = neurons[["centroid_row", "centroid_col"]].to_numpy()
-    m, edge = settings.margin_px, settings.max_soma_radius_px + 1
-    in_band = np.any((centres < m) | (centres > 111 - m), axis=1)
+    m, edge = settings.margin_px, settings.border_edge_px
+    in_band = realism.in_border_band(centres, settings)
+    assert (in_band == np.any((centres < m) | (centres > 111 - m), axis=1)).all()
     assert in_band.sum() == len(neurons) - settings.n_neurons > 0
     assert (neurons.loc[in_band, "target_id"] == -1).all()  # targets stay in view
     assert (centres >= edge - 1e-9).all() and (centres <= 111 - edge + 1e-9).all()
