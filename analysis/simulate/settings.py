@@ -360,7 +360,8 @@ class SimulateSettings(StageSettings):
 
     @property
     def margin_px(self) -> float:
-        """Border kept free of somata so every ROI stays in view on every day."""
+        """Border kept free of targets so every target stays in view on every day (and of
+        all somata unless ``border_somata``)."""
         half = max(self.n_rows, self.n_cols) / 2
         rotation = half * np.sqrt(2) * np.deg2rad(self.max_day_rotation_deg)
         return self.max_day_shift_px + rotation + self.max_motion_px + self.max_soma_radius_px + 2
