@@ -121,6 +121,7 @@ def detect_somata(
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
         added = anatomy.anatomical_rois(
+            mean64,
             scales,
             [w for w, c in zip(weights, is_cell, strict=True) if c],
             diameter_px=settings.diameter_px,
