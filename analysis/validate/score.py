@@ -68,6 +68,7 @@ IMAGING_GOALS = {
     "soma_f1_iou50": ">= 0.90",
     "target_soma_recall": ">= 1.0",
     "dendrite_recall_targets": ">= 0.90",
+    "dendrite_recall_targets_tracked": ">= 0.90",
     "pairing_accuracy_targets": ">= 0.95",
     "tracking_accuracy": ">= 0.95",
     "trace_corr_median": ">= 0.90",
@@ -187,6 +188,13 @@ def _truth_targets(subject_truth: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return neurons[neurons["target_id"] >= 0]
 
 
+def _target_tufts(subject_truth: Mapping[str, pd.DataFrame]) -> list[int]:
+    """The tufts of the simulated BCI target neurons."""
+    dendrites = subject_truth["dendrites"]
+    targets = _truth_targets(subject_truth)["neuron"]
+    return sorted(dendrites.loc[dendrites["neuron"].isin(targets), "tuft"])
+
+
 def _score_detection(run: _Scoring) -> None:
     """Registration shifts and per-session detection (somata F1, target tuft recall).
 
@@ -198,9 +206,7 @@ def _score_detection(run: _Scoring) -> None:
     out, subject_truth, truths = run.out, run.subject_truth, run.truths
     results, subject, planes, offsets = run.results, run.subject, run.planes, run.offsets
     soma_plane, dendrite_plane = planes
-    dendrites = subject_truth["dendrites"]
-    targets = _truth_targets(subject_truth)
-    target_tufts = set(dendrites.loc[dendrites["neuron"].isin(targets["neuron"]), "tuft"])
+    target_tufts = _target_tufts(subject_truth)
     offsets.update({soma_plane: {}, dendrite_plane: {}})
     for session, truth in truths.items():
         at = {"subject": subject, "session": session}
@@ -231,7 +237,7 @@ def _score_detection(run: _Scoring) -> None:
                 )
             )
         dend = io.read_netcdf(_artifact(results, "segment.rois", plane=dendrite_plane, **at))
-        tuft_masks = truth["dendrite_mask"].sel(tuft=sorted(target_tufts))
+        tuft_masks = truth["dendrite_mask"].sel(tuft=target_tufts)
         _, m = compare_rois(
             dend,
             tuft_masks,
@@ -335,6 +341,14 @@ def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
             registration_offset_px=offsets[dendrite_plane][session],
         )
         dendrite_matches.append(matches[matches["hit"]].assign(session=session))
+        # the tufts the analyses get: a tuft found on any day is carried to every day
+        _, m = compare_rois(
+            select_session(tracked[dendrite_plane], session),
+            truth["dendrite_mask"].sel(tuft=_target_tufts(subject_truth)),
+            iou_threshold=0.3,
+            registration_offset_px=offsets[dendrite_plane][session],
+        )
+        out["dendrite_recall_targets_tracked"].append(m["recall_iou"])
         traces = io.read_netcdf(
             _artifact(results, "extract.traces", subject=subject, session=session, plane=soma_plane)
         )

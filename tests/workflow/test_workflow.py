@@ -401,6 +401,8 @@ def test_imaging_metrics_of_the_finished_run(workdir, finished_run):
     assert value["crossday_target_centroid_error_px"] < 2.0
     assert value["soma_f1_iou50"] > 0.7
     assert value["target_soma_recall"] > 0.8
+    # 2 of 9 here: in 400 frames few tufts are found on both days, as tracking requires
+    assert value["dendrite_recall_targets_tracked"] > 0.1
     assert value["tracking_accuracy"] > 0.8
     assert value["trace_corr_median"] > 0.7
     assert value["spike_corr_median"] > 0.5
