@@ -31,7 +31,11 @@ the anatomical detector's blob z (:func:`analysis.segment.anatomy.blob_images` a
 default ``segment.diameter_px``: texture-normalised, so the count above a z is how far
 somata stand out of the texture in the mean image) per 10,000 px, same region, bright and
 dark (somata whose indicator spares the nucleus can look darker than dense labelled
-neuropil).
+neuropil); the resting contrast of the most active cells, the mean image inside over
+around (``contrast`` of :func:`analysis.segment.detect_somata`, default settings, the
+movie at the real frame rate) of the most skewed functional ROIs (the top
+``ACTIVE_ROIS_PER_FIELD`` per 256 x 256 px) and the share of them passing
+``segment.min_contrast``: how much brighter than the neuropil active somata are at rest.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ LOG_SIGMA_PX = 3.5
 HIGHPASS_SIGMA_PX = 8.0
 SHADOW_BACKGROUND_PX = 25.0
 SHADOW_EDGE_PX = 32
+ACTIVE_ROIS_PER_FIELD = 30
+MIN_ACTIVE_FRAMES = 100
 
 
 def _zero_photon_level(movie: np.ndarray) -> float:
@@ -102,8 +108,8 @@ def local_correlation(movie: np.ndarray, *, highpass_frames: int = 31) -> np.nda
     return total / count
 
 
-def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
-    """Summary statistics of a movie (time, row, col) in raw counts."""
+def movie_statistics(movie: np.ndarray, *, offset: float, fs_hz: float) -> dict[str, float]:
+    """Summary statistics of a movie (time, row, col) in raw counts at ``fs_hz``."""
     movie = movie.astype(np.float64)
     mean = movie.mean(axis=0)
     sd = movie.std(axis=0)
@@ -145,7 +151,35 @@ def movie_statistics(movie: np.ndarray, *, offset: float) -> dict[str, float]:
     for q in (0.5, 1, 2, 5):
         out[f"shadow depth p{q}"] = float(np.percentile(depth, q))
     out.update(_strong_blobs(mean, b))
+    out.update(_active_contrast(movie - offset, fs_hz))
     return out
+
+
+def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
+    """Resting contrast of the most skewed functional ROIs (see the module docstring)."""
+    from analysis.segment import SegmentSettings, detect_somata
+
+    names = (
+        "contrast p25",
+        "contrast p50",
+        "contrast p75",
+        "share >= min_contrast",
+        "skewness p50",
+    )
+    if len(movie) < MIN_ACTIVE_FRAMES:  # too short to find cells by their activity
+        return {f"active ROIs: {name}": float("nan") for name in names}
+    settings = SegmentSettings(anatomical=False)
+    counts = np.clip(np.round(movie), 0, np.iinfo(np.int16).max).astype(np.int16)
+    rois = detect_somata(counts, mean_image=counts.mean(0), fs_hz=fs_hz, settings=settings)
+    n = max(1, round(ACTIVE_ROIS_PER_FIELD * counts[0].size / 256**2))
+    top = np.argsort(-rois["skewness"].values)[:n]
+    contrast = rois["contrast"].values[top]
+    values = (
+        *np.percentile(contrast, [25, 50, 75]),
+        np.mean(contrast >= settings.min_contrast),
+        np.median(rois["skewness"].values[top]),
+    )
+    return {f"active ROIs: {name}": float(v) for name, v in zip(names, values, strict=True)}
 
 
 def _strong_blobs(mean: np.ndarray, edge_px: int) -> dict[str, float]:
@@ -207,12 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     usable = sim.shape[0] // args.bin * args.bin
     sim = sim[:usable].reshape(-1, args.bin, *sim.shape[1:]).sum(axis=1)
     sim -= (args.bin - 1) * settings.raw_offset
-    columns = {"simulated": movie_statistics(sim, offset=float(settings.raw_offset))}
+    real_fs_hz = settings.fs_hz / args.bin
+    columns = {
+        "simulated": movie_statistics(sim, offset=float(settings.raw_offset), fs_hz=real_fs_hz)
+    }
     for name, rel in (("neurofinder", "neurofinder/q0_movie.tif"), ("sima", "sima/example.tif")):
         path = args.data / rel
         if path.exists():
             real = _read(path)
-            columns[name] = movie_statistics(real, offset=_zero_photon_level(real))
+            columns[name] = movie_statistics(
+                real, offset=_zero_photon_level(real), fs_hz=real_fs_hz
+            )
         else:
             print(f"{path} missing: skipped", file=sys.stderr)
     table = pd.DataFrame(columns)

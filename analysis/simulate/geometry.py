@@ -132,7 +132,8 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
         offset_px), ``soma_fp`` (neuron, row, col) and ``tuft_fp`` (tuft, row, col)
         footprints peak 1, ``background`` (plane, row, col) and ``neuropil`` (plane, row,
         col) spatial images (photons at rest); with a realistic field also ``soma_light``
-        (neuron, row, col), each neuron's relative light in the soma plane.
+        (neuron, row, col), each neuron's relative light in the soma plane at rest, and
+        ``transient_scale`` (neuron,), the share of it its transients carry.
     """
     shape = (settings.n_rows, settings.n_cols)
     n_targets = settings.n_pos_targets + settings.n_neg_targets
@@ -206,6 +207,7 @@ def _realistic_images(
         neuropil *= np.stack([realism.grain(settings, rng) for _ in range(2)])
     return {
         "soma_light": field["soma_light"].astype(np.float32),
+        "transient_scale": field["transient_scale"].astype(np.float32),
         "background": (geometry["background"] * shade).astype(np.float32),
         "neuropil": neuropil.astype(np.float32),
     }
@@ -318,11 +320,15 @@ def session_geometry(
     tuft_fp = to_session_coords(geometry["tuft_fp"], transform)
     background = brightness * to_session_coords(geometry["background"], transform)
     neuropil = brightness * to_session_coords(geometry["neuropil"], transform)
-    bright = [
+    rest = [
         brightness * settings.photons_soma * soma_light,
         brightness * settings.photons_dendrite * tuft_fp,
     ]
-    static = background + neuropil + np.stack([b.sum(axis=0) for b in bright])
+    static = background + neuropil + np.stack([b.sum(axis=0) for b in rest])
+    # the light that scales with each unit's dF/F
+    bright = list(rest)
+    if "transient_scale" in geometry:
+        bright[0] = rest[0] * geometry["transient_scale"][:, None, None]
     return {
         "soma_mask": np.where(soma_fp > 0.2, soma_fp, 0).astype(np.float32),
         "dendrite_mask": np.where(tuft_fp > 0.3, tuft_fp, 0).astype(np.float32),

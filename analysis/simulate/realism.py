@@ -183,8 +183,10 @@ def draw_field(
         ``flags`` (dict of per-neuron arrays: radius_px, brightness, ring, silent,
         out_of_focus), ``soma_fp`` (neuron, row, col) soma shapes peak 1 (the truth masks'
         source), ``soma_light`` (neuron, row, col) relative light of each neuron in the soma
-        plane (shape x brightness, dimmed when out of focus, plus its crossing processes),
-        ``transmission`` (row, col) vessel shadows (1 = clear).
+        plane at rest (shape x brightness, dimmed when out of focus, plus its crossing
+        processes), ``transient_scale`` (neuron,) the share of that light its transients
+        carry (``brightness ** (transient_brightness_exponent - 1)``), ``transmission``
+        (row, col) vessel shadows (1 = clear).
     """
     shape = (settings.n_rows, settings.n_cols)
     n = settings.n_neurons
@@ -233,6 +235,7 @@ def draw_field(
         },
         "soma_fp": soma_fp,
         "soma_light": light,
+        "transient_scale": brightness ** (settings.transient_brightness_exponent - 1.0),
         "transmission": transmission,
     }
 

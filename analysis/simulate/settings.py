@@ -28,6 +28,7 @@ REALISM_DEFAULTS: dict[str, Any] = {
     "soma_overlap": 0.0,
     "soma_radius_range_px": (),
     "soma_brightness_spread": 1.0,
+    "transient_brightness_exponent": 1.0,
     "ring_fraction": 0.0,
     "silent_fraction": 0.0,
     "out_of_focus_fraction": 0.0,
@@ -75,9 +76,13 @@ class SimulateSettings(StageSettings):
     preset): ``soma_placement`` 'random' places somata at random with centres at least
     ``(1 - soma_overlap)`` times the sum of their radii apart (touching and overlapping
     neighbours), radii uniform in ``soma_radius_range_px`` (min, max), brightness
-    log-uniform over a ``soma_brightness_spread``-fold range (targets in its upper half);
-    ``ring_fraction`` of somata are nucleus-excluded rings; ``silent_fraction`` and
-    ``out_of_focus_fraction`` of the non-targets never burst, or are blurred and dimmer;
+    log-uniform over a ``soma_brightness_spread``-fold range (targets in its upper half),
+    its transient photons scaling as ``brightness ** transient_brightness_exponent`` (its
+    resting light as brightness; 1: dF/F the same for every soma; 0: the same transient photons, so a soma
+    bright at rest has small dF/F and a dim one large dF/F, as with GCaMP: cells filled
+    with indicator are bright and respond little); ``ring_fraction`` of somata are
+    nucleus-excluded rings; ``silent_fraction`` and ``out_of_focus_fraction`` of the
+    non-targets never burst, or are blurred and dimmer;
     ``neuropil_grain_px`` > 0 multiplies the neuropil by a fine log-normal texture of that
     correlation length and log-SD ``neuropil_grain_contrast``; ``n_vessels`` dark tubes
     shade background and neuropil of both planes; ``n_processes`` dendrites and axons of
@@ -158,6 +163,7 @@ class SimulateSettings(StageSettings):
     soma_overlap: float = 0.0
     soma_radius_range_px: tuple[float, ...] = ()
     soma_brightness_spread: float = 1.0
+    transient_brightness_exponent: float = 1.0
     ring_fraction: float = 0.0
     silent_fraction: float = 0.0
     out_of_focus_fraction: float = 0.0

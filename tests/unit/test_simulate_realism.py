@@ -232,3 +232,21 @@ def test_border_somata_fill_the_band_at_the_interiors_density():
     # a band soma's tuft stays near it, not pushed into the interior
     tufts = dendrites.set_index("neuron").loc[neurons.loc[in_band, "neuron"]]
     assert np.median(tufts["offset_px"]) < 2 * settings.tuft_offset_px
+
+
+def test_transients_can_carry_the_same_photons_whatever_the_resting_brightness():
+    """Exponent 1: a soma's transients scale with its resting light (one dF/F for all);
+    0: the same transient photons, so the dim soma has the larger dF/F."""
+    identity = {"shift_row": 0.0, "shift_col": 0.0, "rotation_deg": 0.0}
+    ratios = {}
+    for exponent in (1.0, 0.0):
+        settings = simulate.SimulateSettings.from_mapping(
+            {**FIELD, "transient_brightness_exponent": exponent}
+        )
+        geom = simulate.simulate_geometry(settings, rng=np.random.default_rng(4))
+        sgeom = simulate.session_geometry(geom, identity, settings=settings)
+        rest = settings.photons_soma * geom["soma_light"].sum(axis=(1, 2))
+        ratios[exponent] = sgeom["bright_fp"][0].sum(axis=(1, 2)) / rest
+        brightness = geom["neurons"]["brightness"].to_numpy()
+    np.testing.assert_allclose(ratios[1.0], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(ratios[0.0], 1.0 / brightness, rtol=1e-5)
