@@ -78,11 +78,11 @@ class SimulateSettings(StageSettings):
     neighbours), radii uniform in ``soma_radius_range_px`` (min, max), brightness
     log-uniform over a ``soma_brightness_spread``-fold range (targets in its upper half),
     its transient photons scaling as ``brightness ** transient_brightness_exponent`` (its
-    resting light as brightness; 1: dF/F the same for every soma; 0: the same transient photons, so a soma
-    bright at rest has small dF/F and a dim one large dF/F, as with GCaMP: cells filled
-    with indicator are bright and respond little); ``ring_fraction`` of somata are
-    nucleus-excluded rings; ``silent_fraction`` and ``out_of_focus_fraction`` of the
-    non-targets never burst, or are blurred and dimmer;
+    resting light as brightness; 1: dF/F the same for every soma; 0: the same transient
+    photons, so a soma bright at rest has small dF/F and a dim one large dF/F, as with
+    GCaMP: cells filled with indicator are bright and respond little); ``ring_fraction``
+    of somata are nucleus-excluded rings; ``silent_fraction`` and
+    ``out_of_focus_fraction`` of the non-targets never burst, or are blurred and dimmer;
     ``neuropil_grain_px`` > 0 multiplies the neuropil by a fine log-normal texture of that
     correlation length and log-SD ``neuropil_grain_contrast``; ``n_vessels`` dark tubes
     shade background and neuropil of both planes; ``n_processes`` dendrites and axons of
