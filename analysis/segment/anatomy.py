@@ -231,5 +231,6 @@ def anatomical_rois(
             mask = blob_mask(mean_image, (r, c), sizes[k], sign)
             if taken is not None:
                 mask &= ~taken
-            out.append(mask.astype(np.float64))
+            if mask.any():
+                out.append(mask.astype(np.float64))
     return out

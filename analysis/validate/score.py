@@ -341,7 +341,7 @@ def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
             registration_offset_px=offsets[dendrite_plane][session],
         )
         dendrite_matches.append(matches[matches["hit"]].assign(session=session))
-        # the tufts the analyses get: a tuft found on any day is carried to every day
+        # the tufts the analyses get: one found on track.min_sessions days is on every day
         _, m = compare_rois(
             select_session(tracked[dendrite_plane], session),
             truth["dendrite_mask"].sel(tuft=_target_tufts(subject_truth)),
