@@ -314,6 +314,7 @@ def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
     results, subject, planes, offsets = run.results, run.subject, run.planes, run.offsets
     soma_plane, dendrite_plane = planes
     true_targets = _truth_targets(subject_truth)[["target_id", "neuron", "group"]]
+    target_tufts = _target_tufts(subject_truth)
     tracked = {
         plane: io.read_netcdf(_artifact(results, "track.rois", subject=subject, plane=plane))
         for plane in planes
@@ -344,7 +345,7 @@ def _score_tracked(run: _Scoring) -> tuple[pd.DataFrame, pd.DataFrame]:
         # the tufts the analyses get: one found on track.min_sessions days is on every day
         _, m = compare_rois(
             select_session(tracked[dendrite_plane], session),
-            truth["dendrite_mask"].sel(tuft=_target_tufts(subject_truth)),
+            truth["dendrite_mask"].sel(tuft=target_tufts),
             iou_threshold=0.3,
             registration_offset_px=offsets[dendrite_plane][session],
         )
