@@ -31,11 +31,13 @@ the anatomical detector's blob z (:func:`analysis.segment.anatomy.blob_images` a
 default ``segment.diameter_px``: texture-normalised, so the count above a z is how far
 somata stand out of the texture in the mean image) per 10,000 px, same region, bright and
 dark (somata whose indicator spares the nucleus can look darker than dense labelled
-neuropil); the resting contrast of the most active cells, the mean image inside over
+neuropil), and how light or dark those above z 3 are (mean within 2.5 px over the median
+6-9 px away); the resting contrast of the most active cells, the mean image inside over
 around (``contrast`` of :func:`analysis.segment.detect_somata`, default settings, the
 movie at the real frame rate) of the most skewed functional ROIs (the top
 ``ACTIVE_ROIS_PER_FIELD`` per 256 x 256 px) and the share of them passing
-``segment.min_contrast``: how much brighter than the neuropil active somata are at rest.
+``segment.min_contrast``: how much brighter than the neuropil active somata are at rest;
+and how many functional ROIs there are per 10,000 px and their median area.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def movie_statistics(movie: np.ndarray, *, offset: float, fs_hz: float) -> dict[
     depth = depth[b:-b, b:-b]
     for q in (0.5, 1, 2, 5):
         out[f"shadow depth p{q}"] = float(np.percentile(depth, q))
-    out.update(_strong_blobs(mean, b))
+    out.update(_strong_blobs(mean - offset, b))
     out.update(_active_contrast(movie - offset, fs_hz))
     return out
 
@@ -165,6 +167,8 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
         "contrast p75",
         "share >= min_contrast",
         "skewness p50",
+        "all: per 1e4 px",
+        "all: area px p50",
     )
     if len(movie) < MIN_ACTIVE_FRAMES:  # too short to find cells by their activity
         return {f"active ROIs: {name}": float("nan") for name in names}
@@ -178,6 +182,8 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
         *np.percentile(contrast, [25, 50, 75]),
         np.mean(contrast >= settings.min_contrast),
         np.median(rois["skewness"].values[top]),
+        len(rois["skewness"]) / counts[0].size * 1e4,
+        np.median(rois["area_px"].values),
     )
     return {f"active ROIs: {name}": float(v) for name, v in zip(names, values, strict=True)}
 
@@ -192,12 +198,25 @@ def _strong_blobs(mean: np.ndarray, edge_px: int) -> dict[str, float]:
 
     z, _ = blob_images(mean, SegmentSettings().diameter_px, 0.0)
     z = z[edge_px:-edge_px, edge_px:-edge_px]
+    inner = mean[edge_px:-edge_px, edge_px:-edge_px]
     out = {}
     for kind, sign in (("strong blobs", 1.0), ("strong dark blobs", -1.0)):
-        peaks = sign * z[tuple(peak_local_max(sign * z, min_distance=3, threshold_abs=2.0).T)]
+        at = peak_local_max(sign * z, min_distance=3, threshold_abs=2.0)
+        peaks = sign * z[tuple(at.T)]
         for t in (3, 4, 5):
             out[f"{kind} |z|>{t} /1e4 px"] = np.sum(peaks > t) / z.size * 1e4
+        depth = [_centre_over_surround(inner, r, c) for r, c in at[peaks > 3]]
+        out[f"{kind} |z|>3: centre / surround p50"] = float(np.median(depth)) if depth else np.nan
     return out
+
+
+def _centre_over_surround(image: np.ndarray, r: int, c: int) -> float:
+    """Mean within 2.5 px of (r, c) over the median 6-9 px away: how much lighter or
+    darker than its surround a blob is (the image is light above the zero-photon level)."""
+    rr, cc = np.ogrid[-r : image.shape[0] - r, -c : image.shape[1] - c]
+    distance = np.hypot(rr, cc)
+    surround = np.median(image[(distance >= 6) & (distance <= 9)])
+    return float(image[distance <= 2.5].mean() / surround)
 
 
 def simulated_movie(settings: simulate.SimulateSettings, *, seed: int) -> np.ndarray:

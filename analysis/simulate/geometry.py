@@ -164,18 +164,23 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
             "centroid_col": centres[:, 1],
             "tuft": np.arange(n),
             "coupling_gain": np.clip(
-                rng.normal(settings.coupling_gain, settings.coupling_gain_sd, n), 0.2, None
+                rng.normal(settings.coupling_gain, settings.coupling_gain_sd, n),
+                0.25 * settings.coupling_gain,
+                None,
             ),
             "coupling_intercept": settings.coupling_intercept * rng.uniform(0.5, 1.5, n),
             "burst_rate_hz": settings.burst_rate_hz * rng.lognormal(0, 0.3, n),
         }
     )
-    cells = np.stack([soma_fp.max(axis=0), np.max(tuft_fp, axis=0)]) > 0
+    occupied = np.stack([soma_fp.max(axis=0), np.max(tuft_fp, axis=0)])
+    # a realistic field's soft somata displace neuropil as far as they reach, so a dim
+    # soma is a dark disk, not a disk inside a dark outline
+    occupied = np.clip(occupied, 0, 1) if field else (occupied > 0).astype(np.float64)
     background = np.stack([_smooth_texture(shape, 6, rng) for _ in range(2)])
     background *= settings.photons_background
     # Somata and dendrites displace neuropil, so an ROI sees ~coefficient x the surround.
     neuropil = np.stack([_smooth_texture(shape, 12, rng) for _ in range(2)])
-    neuropil *= settings.photons_neuropil * np.where(cells, settings.neuropil_coefficient, 1.0)
+    neuropil *= settings.photons_neuropil * (1 - (1 - settings.neuropil_coefficient) * occupied)
     out = {
         "neurons": neurons,
         "dendrites": pd.DataFrame(rows),

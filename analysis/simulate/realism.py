@@ -128,7 +128,7 @@ def _border_count(settings: SimulateSettings) -> int:
     return int(round(settings.n_neurons * band / interior))
 
 
-def soma_footprint(
+def soma_shapes(
     centre: np.ndarray,
     shape: tuple[int, int],
     radius: float,
@@ -136,9 +136,10 @@ def soma_footprint(
     *,
     ring: bool = False,
     out_of_focus: bool = False,
-) -> np.ndarray:
-    """Soft elliptical soma (row, col), peak 1, with a dim nucleus (a dark one: a ring);
-    blurred when out of focus."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """A soft elliptical soma (row, col): its body (nucleus included: what it occupies and
+    what an annotator draws) and its light (a dim nucleus; a dark one: a ring), both peak
+    1 and blurred when out of focus."""
     rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
     a, b = radius * rng.uniform(0.85, 1.15, size=2)
     theta = rng.uniform(0, np.pi)
@@ -147,14 +148,23 @@ def soma_footprint(
     v = (-dr * np.sin(theta) + dc * np.cos(theta)) / b
     d = np.sqrt(u**2 + v**2)
     depth, width = RING_NUCLEUS if ring else (0.4, 0.18)
-    body = 1.0 / (1.0 + np.exp((d - 1.0) * 8.0))
-    nucleus = depth * np.exp(-(d**2) / width)
-    fp = np.clip(body - nucleus, 0, None)
-    if out_of_focus:
-        fp = ndimage.gaussian_filter(fp, OUT_OF_FOCUS_BLUR * radius)
-        fp /= fp.max()
-    fp[fp < 0.02] = 0
-    return fp / fp.max()
+    body = 1.0 / (1.0 + np.exp(np.clip((d - 1.0) * 8.0, None, 50.0)))
+    light = np.clip(body - depth * np.exp(-(d**2) / width), 0, None)
+    out = []
+    for fp in (body, light):
+        if out_of_focus:
+            fp = ndimage.gaussian_filter(fp, OUT_OF_FOCUS_BLUR * radius)
+        fp = fp / fp.max()
+        fp[fp < 0.02] = 0
+        out.append(fp / fp.max())
+    return out[0], out[1]
+
+
+def soma_footprint(
+    centre: np.ndarray, shape: tuple[int, int], radius: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The light of a soft elliptical soma with a dim nucleus (:func:`soma_shapes`)."""
+    return soma_shapes(centre, shape, radius, rng)[1]
 
 
 def _flags(
@@ -181,12 +191,13 @@ def draw_field(
     dict
         ``centres`` (neuron, 2) px, ``target_idx`` (the first ``n_pos_targets`` are P+),
         ``flags`` (dict of per-neuron arrays: radius_px, brightness, ring, silent,
-        out_of_focus), ``soma_fp`` (neuron, row, col) soma shapes peak 1 (the truth masks'
-        source), ``soma_light`` (neuron, row, col) relative light of each neuron in the soma
-        plane at rest (shape x brightness, dimmed when out of focus, plus its crossing
-        processes), ``transient_scale`` (neuron,) the share of that light its transients
-        carry (``brightness ** (transient_brightness_exponent - 1)``), ``transmission``
-        (row, col) vessel shadows (1 = clear).
+        out_of_focus), ``soma_fp`` (neuron, row, col) soma bodies peak 1, nucleus included
+        (the truth masks' source and the neuropil they displace), ``soma_light`` (neuron,
+        row, col) relative light of each neuron in the soma plane at rest (shape x
+        brightness, dimmed when out of focus, plus its crossing processes),
+        ``transient_scale`` (neuron,) the share of that light its transients carry
+        (``brightness ** (transient_brightness_exponent - 1)``), ``transmission`` (row,
+        col) vessel shadows (1 = clear).
     """
     shape = (settings.n_rows, settings.n_cols)
     n = settings.n_neurons
@@ -209,13 +220,17 @@ def draw_field(
     half = np.log(settings.soma_brightness_spread) / 2
     brightness = np.exp(rng.uniform(np.where(is_target, 0.0, -half), half))
     ring = rng.random(n) < settings.ring_fraction
-    soma_fp = np.stack(
-        [
-            soma_footprint(c, shape, r, rng, ring=g, out_of_focus=b)
-            for c, r, g, b in zip(centres, radii, ring, blurred, strict=True)
-        ]
+    body, shape_light = (
+        np.stack(images)
+        for images in zip(
+            *(
+                soma_shapes(c, shape, r, rng, ring=g, out_of_focus=b)
+                for c, r, g, b in zip(centres, radii, ring, blurred, strict=True)
+            ),
+            strict=True,
+        )
     )
-    light = soma_fp * (brightness * np.where(blurred, OUT_OF_FOCUS_LIGHT, 1.0))[:, None, None]
+    light = shape_light * (brightness * np.where(blurred, OUT_OF_FOCUS_LIGHT, 1.0))[:, None, None]
     for _ in range(settings.n_processes):
         owner = int(rng.integers(n))
         # start at some soma, so processes cross somata
@@ -233,7 +248,7 @@ def draw_field(
             "silent": silent,
             "out_of_focus": blurred,
         },
-        "soma_fp": soma_fp,
+        "soma_fp": body,
         "soma_light": light,
         "transient_scale": brightness ** (settings.transient_brightness_exponent - 1.0),
         "transmission": transmission,

@@ -75,13 +75,46 @@ def test_silent_cells_never_burst(field):
     assert soma["spikes"][~silent].sum(axis=1).min() > 0
 
 
-def test_rings_have_a_dark_centre():
+def test_rings_have_a_dark_centre_inside_a_whole_body():
+    """A ring cell's light spares its nucleus; its body (the truth mask an annotator
+    draws, and the neuropil it displaces) does not."""
     rng = np.random.default_rng(1)
     centre = np.array([20.0, 20.0])
-    ring = realism.soma_footprint(centre, (41, 41), 6.0, rng, ring=True)
+    body, ring = realism.soma_shapes(centre, (41, 41), 6.0, rng, ring=True)
     disk = realism.soma_footprint(centre, (41, 41), 6.0, rng)
     assert ring[20, 20] < 0.1 < 0.5 < disk[20, 20]
-    assert ring.max() == disk.max() == 1
+    assert ring.max() == disk.max() == body.max() == 1
+    assert body[20, 20] > 0.9  # the nucleus is inside the body's mask, not the ring's
+
+
+def test_a_dim_soma_is_a_dark_disk_without_a_dark_outline():
+    """Soft somata displace neuropil as far as their body reaches: a soma dimmer than the
+    neuropil it displaces is darkest at its centre, not along a rim where a hard-edged
+    displacement would remove neuropil that its soft edge does not replace."""
+    settings = simulate.SimulateSettings.from_mapping(
+        {
+            **FIELD,
+            "n_neurons": 6,
+            "soma_overlap": 0.0,
+            "ring_fraction": 0.0,
+            "silent_fraction": 0.0,
+            "out_of_focus_fraction": 0.0,
+            "n_vessels": 0,
+            "n_processes": 0,
+            "neuropil_grain_px": 0.0,
+            "neuropil_grain_contrast": 0.0,
+            "photons_soma": 0.01,
+            "photons_background": 1e-3,
+        }
+    )
+    geom = simulate.simulate_geometry(settings, rng=np.random.default_rng(2))
+    identity = {"shift_row": 0.0, "shift_col": 0.0, "rotation_deg": 0.0}
+    static = simulate.session_geometry(geom, identity, settings=settings)["static"][0]
+    others = geom["soma_fp"].sum(axis=0)
+    for body in geom["soma_fp"]:
+        alone = others - body == 0
+        edge, core = alone & (body > 0.02) & (body < 0.3), alone & (body > 0.9)
+        assert static[edge].mean() > static[core].mean()
 
 
 def test_out_of_focus_cells_are_blurrier_and_dimmer(field):
@@ -191,6 +224,18 @@ def test_realistic_subject_runs_small():
     frames = np.concatenate(list(simulate.render_plane(day, plane=0, settings=settings)))
     assert frames.shape == (300, 112, 112) and frames.dtype == np.uint16
     assert 50 < np.median(frames.mean(axis=0)) < 400  # raw counts, not photons
+
+
+def test_dark_somata_preset_keeps_the_tuft_side_of_the_coupling():
+    """The dark-somata preset's dim somata have larger dF/F per spike; the coupling gain
+    shrinks by the same factor, so a burst drives the same tuft event."""
+    dark, realistic = simulate.settings_for("realistic_dark"), simulate.settings_for("realistic")
+    factor = dark.spike_dff / realistic.spike_dff
+    assert factor > 1
+    assert dark.coupling_gain * factor == pytest.approx(realistic.coupling_gain)
+    assert dark.coupling_gain_sd * factor == pytest.approx(realistic.coupling_gain_sd)
+    for name in ("coupling_intercept", "residual_amplitude", "residual_noise_sd"):
+        assert getattr(dark, name) == getattr(realistic, name), name
 
 
 def test_realistic_transients_scale_together():
