@@ -34,8 +34,8 @@ dark (somata whose indicator spares the nucleus can look darker than dense label
 neuropil), and how light or dark those above z 3 are (mean within 2.5 px over the median
 6-9 px away); the resting contrast of the most active cells, the mean image inside over
 around (``contrast`` of :func:`analysis.segment.detect_somata`, default settings, the
-movie at the real frame rate) of the most skewed functional ROIs (the top
-``ACTIVE_ROIS_PER_FIELD`` per 256 x 256 px) and the share of them passing
+movie at the real frame rate) of the most skewed functional ROIs (the top 30 per 256 x
+256 px, :func:`analysis.segment.somata.most_active`) and the share of them passing
 ``segment.min_contrast``: how much brighter than the neuropil active somata are at rest;
 and how many functional ROIs there are per 10,000 px and their median area.
 """
@@ -61,7 +61,6 @@ LOG_SIGMA_PX = 3.5
 HIGHPASS_SIGMA_PX = 8.0
 SHADOW_BACKGROUND_PX = 25.0
 SHADOW_EDGE_PX = 32
-ACTIVE_ROIS_PER_FIELD = 30
 MIN_ACTIVE_FRAMES = 100
 
 
@@ -160,6 +159,7 @@ def movie_statistics(movie: np.ndarray, *, offset: float, fs_hz: float) -> dict[
 def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
     """Resting contrast of the most skewed functional ROIs (see the module docstring)."""
     from analysis.segment import SegmentSettings, detect_somata
+    from analysis.segment.somata import most_active
 
     names = (
         "contrast p25",
@@ -175,8 +175,7 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
     settings = SegmentSettings(anatomical=False)
     counts = np.clip(np.round(movie), 0, np.iinfo(np.int16).max).astype(np.int16)
     rois = detect_somata(counts, mean_image=counts.mean(0), fs_hz=fs_hz, settings=settings)
-    n = max(1, round(ACTIVE_ROIS_PER_FIELD * counts[0].size / 256**2))
-    top = np.argsort(-rois["skewness"].values)[:n]
+    top = most_active(rois["skewness"].values, counts.shape[1:])
     contrast = rois["contrast"].values[top]
     values = (
         *np.percentile(contrast, [25, 50, 75]),

@@ -118,6 +118,8 @@ def detect_somata(
     model = None if settings.classifier == RULES else classifier.load(settings.classifier)
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
     is_cell, probability = _classify(feats, settings, model)
+    if model is None:
+        _warn_if_active_rois_rest_dim(feats, (n_rows, n_cols), settings)
     added = []
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
@@ -268,6 +270,41 @@ def _classify(
     )
     threshold = settings.min_cell_probability or model["threshold"]
     return probability >= threshold, probability.astype(np.float32)
+
+
+#: The most skewed functional ROIs per 256 x 256 px whose resting contrast is checked ...
+ACTIVE_ROIS_PER_FIELD = 30
+#: ... and the share of them below which the contrast rule is said to reject active cells.
+MIN_ACTIVE_SHARE_PASSING = 0.5
+
+
+def most_active(skewness: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Indices of the :data:`ACTIVE_ROIS_PER_FIELD` (per 256 x 256 px) most skewed ROIs."""
+    n = max(1, round(ACTIVE_ROIS_PER_FIELD * shape[0] * shape[1] / 256**2))
+    return np.argsort(-np.asarray(skewness))[:n]
+
+
+def _warn_if_active_rois_rest_dim(
+    feats: dict[str, np.ndarray], shape: tuple[int, int], settings: SegmentSettings
+) -> None:
+    """Warn when most of the most active functional ROIs fail ``min_contrast``: somata
+    that rest darker than their neuropil (as in the neurofinder movie, and in the
+    simulator's ``realistic_dark`` preset, where the rule keeps a fifth of the cells) are
+    then lost unless the mean image finds them."""
+    if not len(feats["skewness"]):
+        return
+    top = most_active(feats["skewness"], shape)
+    share = float(np.mean(feats["contrast"][top] >= settings.min_contrast))
+    if share < MIN_ACTIVE_SHARE_PASSING:
+        logger.warning(
+            "detect_somata: only %.0f%% of the %d most active ROIs are brighter than their "
+            "surround by segment.min_contrast %.2f (median %.2f): this field's somata may "
+            "rest dark; if so, lower segment.min_contrast (README: 'Dark somata')",
+            100 * share,
+            len(top),
+            settings.min_contrast,
+            float(np.median(feats["contrast"][top])),
+        )
 
 
 def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings) -> np.ndarray:

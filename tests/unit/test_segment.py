@@ -18,7 +18,11 @@ from analysis.segment.dendrites import (
     _PixelStats,
     _remove_residual_motion,
 )
-from analysis.segment.somata import _merge_split_somata, _split_blobs
+from analysis.segment.somata import (
+    _merge_split_somata,
+    _split_blobs,
+    _warn_if_active_rois_rest_dim,
+)
 from analysis.settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -454,3 +458,19 @@ def test_grow_to_somata_leaves_a_larger_rois_soma_to_it():
     for before, after in zip([small_on_first, between], grown[:2], strict=True):
         assert np.array_equal(after > 0, before > 0)
     assert not (grown[2] > 0)[30, 40] and not (grown[3] > 0)[30, 30]
+
+
+def test_a_warning_when_the_most_active_rois_rest_dim(caplog):
+    """Label-free: most of the most skewed functional ROIs failing min_contrast means the
+    contrast rule is rejecting active cells, which a lab should hear about."""
+    rng = np.random.default_rng(0)
+    skewness = rng.uniform(0, 5, 100)
+    active = skewness > np.sort(skewness)[-31]
+    settings = SegmentSettings()
+    caplog.set_level(logging.WARNING, logger="analysis.segment.somata")
+    for active_contrast, warned in ((1.05, True), (1.5, False)):
+        caplog.clear()
+        contrast = np.where(active, active_contrast, 1.5)
+        feats = {"skewness": skewness, "contrast": contrast}
+        _warn_if_active_rois_rest_dim(feats, (256, 256), settings)
+        assert ("segment.min_contrast" in caplog.text) is warned
