@@ -295,3 +295,27 @@ def test_transients_can_carry_the_same_photons_whatever_the_resting_brightness()
         brightness = geom["neurons"]["brightness"].to_numpy()
     np.testing.assert_allclose(ratios[1.0], 1.0, rtol=1e-5)
     np.testing.assert_allclose(ratios[0.0], 1.0 / brightness, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("preset", "n_neurons", "dark_share"),
+    [("realistic", 22, (0.0, 0.3)), ("realistic_dark", 45, (0.5, 1.0))],
+)
+def test_dark_somata_preset_rests_most_somata_below_their_neuropil(preset, n_neurons, dark_share):
+    """The mean image of ``realistic_dark`` shows most in-focus somata as dark disks, as
+    the neurofinder movie does; the ``realistic`` preset's are mostly bright."""
+    from scipy import ndimage
+
+    settings = simulate.settings_for(preset, n_rows=128, n_cols=128, n_neurons=n_neurons)
+    geom = simulate.simulate_geometry(settings, rng=np.random.default_rng(0))
+    identity = {"shift_row": 0.0, "shift_col": 0.0, "rotation_deg": 0.0}
+    static = simulate.session_geometry(geom, identity, settings=settings)["static"][0]
+    occupied = geom["soma_fp"].sum(axis=0) > 0
+    in_focus = ~geom["neurons"]["out_of_focus"].to_numpy()
+    darker = []
+    for body in geom["soma_fp"][in_focus]:
+        ring = ndimage.binary_dilation(body > 0.02, iterations=3) & ~occupied
+        if ring.sum() >= 10:
+            darker.append(static[body > 0.5].mean() < static[ring].mean())
+    assert len(darker) >= 15
+    assert dark_share[0] <= np.mean(darker) <= dark_share[1], np.mean(darker)
