@@ -154,8 +154,8 @@ def soma_shapes(
     for fp in (body, light):
         if out_of_focus:
             fp = ndimage.gaussian_filter(fp, OUT_OF_FOCUS_BLUR * radius)
-        fp = fp / fp.max()
-        fp[fp < 0.02] = 0
+            fp = fp / fp.max()
+        fp = np.where(fp < 0.02, 0.0, fp)
         out.append(fp / fp.max())
     return out[0], out[1]
 
