@@ -289,7 +289,7 @@ def _warn_if_active_rois_rest_dim(
 ) -> None:
     """Warn when most of the most active functional ROIs fail ``min_contrast``: somata
     that rest darker than their neuropil (as in the neurofinder movie, and in the
-    simulator's ``realistic_dark`` preset, where the rule keeps a fifth of the cells) are
+    simulator's ``realistic_dark`` preset, where the default finds an eighth of them) are
     then lost unless the mean image finds them."""
     if not len(feats["skewness"]):
         return

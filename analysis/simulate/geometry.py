@@ -173,8 +173,8 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
         }
     )
     occupied = np.stack([soma_fp.max(axis=0), np.max(tuft_fp, axis=0)])
-    # a realistic field's soft somata displace neuropil as far as they reach, so a dim
-    # soma is a dark disk, not a disk inside a dark outline
+    # a realistic field's soft somata and tufts displace neuropil as far as they reach, so
+    # a dim soma is a dark disk, not a disk inside a dark outline
     occupied = np.clip(occupied, 0, 1) if field else (occupied > 0).astype(np.float64)
     background = np.stack([_smooth_texture(shape, 6, rng) for _ in range(2)])
     background *= settings.photons_background

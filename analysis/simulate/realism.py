@@ -148,7 +148,7 @@ def soma_shapes(
     v = (-dr * np.sin(theta) + dc * np.cos(theta)) / b
     d = np.sqrt(u**2 + v**2)
     depth, width = RING_NUCLEUS if ring else (0.4, 0.18)
-    body = 1.0 / (1.0 + np.exp(np.clip((d - 1.0) * 8.0, None, 50.0)))
+    body = 1.0 / (1.0 + np.exp(np.clip((d - 1.0) * 8.0, None, 50.0)))  # no overflow far out
     light = np.clip(body - depth * np.exp(-(d**2) / width), 0, None)
     out = []
     for fp in (body, light):

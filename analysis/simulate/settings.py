@@ -455,13 +455,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # The realistic field with dark somata, as the neurofinder movie's mean image shows them
 # (benchmarks/simulator_realism.py, no labels read): somata rest dim and the neuropil they
-# displace is bright, so most are dark disks (its dark blobs keep 0.64 of their surround's
+# displace is bright, so most are dark disks (its dark blobs keep 0.69 of their surround's
 # light, median) and its most active cells rest at 1.05 times their surround; bright
 # somata (the upper part of a 30-fold spread) are few. Transients carry the same photons
 # whatever a soma's resting light (exponent 0), so the somatic dF/F is larger
 # (REALISTIC_SOMA_DFF_SCALE) and the coupling gain smaller by the same factor: tuft events,
 # the residual and its noise are the realistic preset's. Not the validation default: the
-# detector's defaults do not suit it yet (see README, "Soma detection on real data").
+# detector's defaults do not suit it yet (README, "Dark somata").
 PRESETS["realistic_dark"] = {
     **PRESETS["realistic"],
     # smaller, denser somata: the real mean image's blobs fit the detector's smallest size
