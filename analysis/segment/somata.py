@@ -406,7 +406,7 @@ def _one_piece(weight: np.ndarray) -> np.ndarray:
     labels, n = ndimage.label(weight > 0)
     if n == 0:
         return weight
-    largest = 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(weight), labels, range(1, n + 1))))
+    largest = 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     piece = ndimage.binary_fill_holes(labels == largest)
     return np.where(piece, np.where(weight > 0, weight, weight[weight > 0].min()), 0.0)
 

@@ -220,16 +220,12 @@ def draw_field(
     half = np.log(settings.soma_brightness_spread) / 2
     brightness = np.exp(rng.uniform(np.where(is_target, 0.0, -half), half))
     ring = rng.random(n) < settings.ring_fraction
-    body, shape_light = (
-        np.stack(images)
-        for images in zip(
-            *(
-                soma_shapes(c, shape, r, rng, ring=g, out_of_focus=b)
-                for c, r, g, b in zip(centres, radii, ring, blurred, strict=True)
-            ),
-            strict=True,
-        )
-    )
+    shapes = [
+        soma_shapes(c, shape, r, rng, ring=g, out_of_focus=b)
+        for c, r, g, b in zip(centres, radii, ring, blurred, strict=True)
+    ]
+    body = np.stack([soma_body for soma_body, _ in shapes])
+    shape_light = np.stack([soma_light for _, soma_light in shapes])
     light = shape_light * (brightness * np.where(blurred, OUT_OF_FOCUS_LIGHT, 1.0))[:, None, None]
     for _ in range(settings.n_processes):
         owner = int(rng.integers(n))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from analysis import simulate
 from analysis.settings import ConfigError
@@ -304,8 +305,6 @@ def test_transients_can_carry_the_same_photons_whatever_the_resting_brightness()
 def test_dark_somata_preset_rests_most_somata_below_their_neuropil(preset, n_neurons, dark_share):
     """The mean image of ``realistic_dark`` shows most in-focus somata as dark disks, as
     the neurofinder movie does; the ``realistic`` preset's are mostly bright."""
-    from scipy import ndimage
-
     settings = simulate.settings_for(preset, n_rows=128, n_cols=128, n_neurons=n_neurons)
     geom = simulate.simulate_geometry(settings, rng=np.random.default_rng(0))
     identity = {"shift_row": 0.0, "shift_col": 0.0, "rotation_deg": 0.0}
