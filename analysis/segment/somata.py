@@ -118,6 +118,7 @@ def detect_somata(
     model = None if settings.classifier == RULES else classifier.load(settings.classifier)
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
     is_cell, probability = _classify(feats, settings, model)
+    is_cell &= ~_second_on_a_soma(weights, is_cell, settings.max_cell_overlap)
     if model is None:
         _warn_if_active_rois_rest_dim(feats, (n_rows, n_cols), settings)
     added = []
@@ -137,18 +138,16 @@ def detect_somata(
         feats = {k: np.concatenate([feats[k], extra[k]]) for k in feats}
         is_cell = np.concatenate([is_cell, extra_cell])
         probability = np.concatenate([probability, extra_probability])
-    n_functional = len(weights)
-    weights = weights + added
     logger.info(
         "detect_somata: %d sparsery ROIs, %d after merging, %d mean-image blobs added, "
         "%d classified as cells",
         len(stat),
-        n_functional,
+        len(weights),
         len(added),
         is_cell.sum(),
     )
     return masks_dataset(
-        weights,
+        weights + added,
         (n_rows, n_cols),
         {
             "is_cell": is_cell,
@@ -270,6 +269,24 @@ def _classify(
     )
     threshold = settings.min_cell_probability or model["threshold"]
     return probability >= threshold, probability.astype(np.float32)
+
+
+def _second_on_a_soma(
+    weights: list[np.ndarray], is_cell: np.ndarray, max_overlap: float
+) -> np.ndarray:
+    """Cells sharing at least ``max_overlap`` of their pixels with larger cells: a piece
+    of a soma sparsery split off that a larger ROI grew over (largest kept first)."""
+    second = np.zeros(len(weights), bool)
+    if not weights:
+        return second
+    claimed = np.zeros(weights[0].shape, bool)
+    for k in sorted(np.flatnonzero(is_cell), key=lambda k: -np.count_nonzero(weights[k])):
+        own = weights[k] > 0
+        if np.count_nonzero(own & claimed) >= max_overlap * np.count_nonzero(own):
+            second[k] = True
+        else:
+            claimed |= own
+    return second
 
 
 #: The most skewed functional ROIs per 256 x 256 px whose resting contrast is checked ...

@@ -20,6 +20,7 @@ from analysis.segment.dendrites import (
 )
 from analysis.segment.somata import (
     _merge_split_somata,
+    _second_on_a_soma,
     _split_blobs,
     _warn_if_active_rois_rest_dim,
 )
@@ -280,6 +281,25 @@ def test_merge_split_somata_joins_halves_not_neighbours():
         )
         == []
     )
+
+
+def test_a_piece_inside_a_larger_cell_is_not_a_second_cell():
+    rr, cc = np.mgrid[:40, :40]
+    soma = (np.hypot(rr - 20, cc - 12) <= 5).astype(float)  # grown to its whole soma
+    piece = (np.hypot(rr - 20, cc - 15) <= 3).astype(float)  # partly outside the soma
+    touching = (np.hypot(rr - 20, cc - 24) <= 5).astype(float)  # the next soma, 1 px apart
+    weights = [piece, soma, touching]
+    share = np.count_nonzero(piece * soma) / np.count_nonzero(piece)
+    assert 0.5 < share < 1.0
+    np.testing.assert_array_equal(
+        _second_on_a_soma(weights, np.ones(3, bool), 0.3), [True, False, False]
+    )
+    # only cells count: a non-cell larger ROI leaves the piece a cell
+    np.testing.assert_array_equal(
+        _second_on_a_soma(weights, np.array([True, False, True]), 0.3), [False, False, False]
+    )
+    assert not _second_on_a_soma(weights, np.ones(3, bool), share + 0.01).any()
+    assert _second_on_a_soma([], np.zeros(0, bool), 0.3).shape == (0,)
 
 
 def test_merge_split_somata_joins_halves_whose_dim_rims_spill_far():
