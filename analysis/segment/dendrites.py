@@ -173,6 +173,69 @@ def _fragment_traces(
     return traces
 
 
+def _merge_fragments(
+    fragments: list[np.ndarray], traces: np.ndarray, settings: SegmentSettings
+) -> tuple[list[np.ndarray], list[int]]:
+    """Tuft ROIs from the skewed fragments merged by trace correlation, and the number of
+    fragments in each; ROIs too short or too small are dropped."""
+    from skimage.morphology import skeletonize
+
+    keep = [
+        i
+        for i, f in enumerate(fragments)
+        if f.sum() >= 3 and stats.skew(traces[i]) >= settings.min_fragment_skewness
+    ]
+    rois, n_fragments = [], []
+    for group in _merge_groups(traces[keep], settings.merge_corr_threshold):
+        pix = np.any([fragments[keep[i]] for i in group], axis=0)
+        long_enough = skeletonize(pix).sum() >= settings.min_length_px
+        if long_enough and pix.sum() >= settings.min_dendrite_area_px:
+            rois.append(pix)
+            n_fragments.append(len(group))
+    return rois, n_fragments
+
+
+def _grow_by_correlation(
+    bins: Any,
+    rois: list[np.ndarray],
+    pixel_stats: _PixelStats,
+    *,
+    reach_px: int,
+    min_corr: float,
+    batch_bins: int = 64,
+) -> list[np.ndarray]:
+    """Each ROI grown by the pixels within ``reach_px`` whose binned trace correlates at
+    least ``min_corr`` with the ROI's mean trace, where they connect to it.
+
+    Tufts cross and overlap, but the watershed gives each pixel one fragment, so a tuft
+    crossing another loses its share of the crossing and can break into pieces; here a
+    pixel may join every ROI it follows. ``bins`` are the binned frames ``pixel_stats``
+    was accumulated from, read in batches.
+    """
+    if not rois:
+        return []
+    traces = _fragment_traces(bins, rois, pixel_stats)
+    spread = traces.std(axis=1, keepdims=True)
+    unit = (traces - traces.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+    rings = [ndimage.binary_dilation(r, iterations=reach_px) & ~r for r in rois]
+    owner = np.concatenate([np.full(np.count_nonzero(r), k) for k, r in enumerate(rings)])
+    pixels = np.concatenate([np.flatnonzero(r) for r in rings])
+    mean, sd = (a.ravel()[pixels] for a in pixel_stats.mean_sd())
+    corr = np.zeros(len(pixels))
+    for start in range(0, len(bins), batch_bins):
+        chunk = np.asarray(bins[start : start + batch_bins], np.float64)
+        z = (chunk.reshape(len(chunk), -1)[:, pixels] - mean) / sd
+        corr += np.einsum("tp,pt->p", z, unit[owner, start : start + len(chunk)])
+    corr /= len(bins)
+    grown = []
+    for k, roi in enumerate(rois):
+        joins = np.zeros(roi.shape, bool)
+        joins.flat[pixels[(owner == k) & (corr >= min_corr)]] = True
+        parts, _ = ndimage.label(roi | joins, structure=np.ones((3, 3)))
+        grown.append(np.isin(parts, np.unique(parts[roi])))
+    return grown
+
+
 def _merge_groups(traces: np.ndarray, threshold: float) -> list[list[int]]:
     """Average-linkage clusters of traces (fragment, time) whose mean correlation >= threshold.
 
@@ -220,7 +283,9 @@ def detect_dendrites(
     fragments are merged by average-linkage clustering of their binned traces (mean
     correlation >= ``merge_corr_threshold``, one tuft); merged ROIs whose skeleton is
     shorter than ``min_length_px`` or with fewer than ``min_dendrite_area_px`` pixels are
-    dropped.
+    dropped; each ROI left takes in the nearby pixels that follow its trace
+    (:func:`_grow_by_correlation`, ``dendrite_grow_px``), so overlapping tufts share
+    pixels.
 
     Parameters
     ----------
@@ -286,24 +351,22 @@ def detect_dendrites(
         labels = watershed(-smooth, markers, mask=fg)
         fragments = [labels == k for k in range(1, labels.max() + 1)]
         traces = _fragment_traces(spill, fragments, pixel_stats)
+        rois, n_frag = _merge_fragments(fragments, traces, settings)
+        if settings.dendrite_grow_px > 0:
+            rois = _grow_by_correlation(
+                spill,
+                rois,
+                pixel_stats,
+                reach_px=settings.dendrite_grow_px,
+                min_corr=settings.dendrite_grow_min_corr,
+            )
         spill.close()
-    keep = [
-        i
-        for i, f in enumerate(fragments)
-        if f.sum() >= 3 and stats.skew(traces[i]) >= settings.min_fragment_skewness
-    ]
-    fragments, traces = [fragments[i] for i in keep], traces[keep]
-    groups = _merge_groups(traces, settings.merge_corr_threshold)
 
-    weights, length_px, n_frag, bright = [], [], [], []
-    for g in groups:
-        pix = np.any([fragments[i] for i in g], axis=0)
-        length = int(skeletonize(pix).sum())
-        if length < settings.min_length_px or pix.sum() < settings.min_dendrite_area_px:
-            continue
+    weights, length_px, n_fragments, bright = [], [], [], []
+    for pix, n in zip(rois, n_frag, strict=True):
         weights.append(pix.astype(np.float64))
-        length_px.append(length)
-        n_frag.append(len(g))
+        length_px.append(int(skeletonize(pix).sum()))
+        n_fragments.append(n)
         bright.append(float(mean_image[pix].mean()))
     centroid_row, centroid_col = mask_centroids(weights)
     logger.info("detect_dendrites: %d fragments merged into %d ROIs", len(fragments), len(weights))
@@ -313,7 +376,7 @@ def detect_dendrites(
         {
             "area_px": np.asarray([int(w.sum()) for w in weights], np.int64),
             "length_px": np.asarray(length_px, np.int64),
-            "n_fragments": np.asarray(n_frag, np.int64),
+            "n_fragments": np.asarray(n_fragments, np.int64),
             "mean_brightness": np.asarray(bright, np.float32),
             "centroid_row": centroid_row,
             "centroid_col": centroid_col,

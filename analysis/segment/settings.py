@@ -114,6 +114,14 @@ class SegmentSettings(StageSettings):
         segment 2-3 px wide and ``min_length_px`` long covers more).
         merge_corr_threshold: fragments are merged (average-linkage clustering) while their
         binned traces correlate at least this much on average (one tuft).
+        dendrite_grow_px: each merged ROI then takes in the pixels within this distance
+        whose binned trace correlates at least ``dendrite_grow_min_corr`` with the ROI's
+        mean trace (connected to it; a pixel may join several ROIs, as tufts overlap);
+        0 turns this off. The watershed gives each pixel one fragment, so a tuft crossing
+        others lost its share of the crossings. Chosen on the realistic validate cohort
+        (3 animals x 5 days, cached fragments): target tufts found per session (IoU >= 0.3)
+        mean 0.837 -> 0.874, median 0.78 -> 0.89; all tufts recall 0.649 -> 0.673,
+        precision 0.857 -> 0.888; min_corr 0.15-0.25 and reach 2-4 px within 0.01.
     device: torch device for suite2p's soma detection: "cpu", "cuda", "cuda:<n>" or "mps"
         (a GPU the job's machine lacks stops the job with a ConfigError).
     """
@@ -157,6 +165,8 @@ class SegmentSettings(StageSettings):
     min_length_px: int = 6
     min_dendrite_area_px: int = 18
     merge_corr_threshold: float = 0.6
+    dendrite_grow_px: int = 3
+    dendrite_grow_min_corr: float = 0.2
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -203,6 +213,11 @@ class SegmentSettings(StageSettings):
         require(
             -1 <= self.merge_corr_threshold <= 1,
             "segment.merge_corr_threshold must be in [-1, 1]",
+        )
+        require(self.dendrite_grow_px >= 0, "segment.dendrite_grow_px must be >= 0 px")
+        require(
+            -1 <= self.dendrite_grow_min_corr <= 1,
+            "segment.dendrite_grow_min_corr must be in [-1, 1]",
         )
         check_device(self.device, "segment.device")
 

@@ -15,6 +15,7 @@ from analysis.segment import SegmentSettings, anatomy, detect_dendrites, detect_
 from analysis.segment.dendrites import (
     _block_median,
     _fragment_traces,
+    _grow_by_correlation,
     _PixelStats,
     _remove_residual_motion,
 )
@@ -281,6 +282,36 @@ def test_merge_split_somata_joins_halves_not_neighbours():
         )
         == []
     )
+
+
+def test_crossing_tufts_each_take_back_the_crossing_and_their_own_gaps():
+    """A horizontal and a vertical dendrite with independent activity cross; the
+    horizontal ROI lost the crossing and its neighbours (given to the other fragment), the
+    vertical one a pixel further on. Grown, each is its whole line, both hold the
+    crossing, and neither takes the other's pixels or the noise around."""
+    rng = np.random.default_rng(0)
+    n_bins = 400
+    frames = rng.normal(0.0, 1.0, (n_bins, 20, 20))
+    horizontal, vertical = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
+    horizontal[10, 2:18] = True
+    vertical[2:18, 10] = True
+    for line in (horizontal, vertical):
+        frames[:, line] += 3.0 * _calcium(rng, n_bins, 0.3)[:, None]
+    stats = _PixelStats((20, 20))
+    stats.add(frames.astype(np.float32))
+    h_roi, v_roi = horizontal.copy(), vertical.copy()
+    h_roi[10, 9:12] = False
+    v_roi[13, 10] = False
+    grown = _grow_by_correlation(
+        frames.astype(np.float32), [h_roi, v_roi], stats, reach_px=3, min_corr=0.2
+    )
+    np.testing.assert_array_equal(grown[0], horizontal)
+    np.testing.assert_array_equal(grown[1], vertical)
+    unchanged = _grow_by_correlation(
+        frames.astype(np.float32), [h_roi, v_roi], stats, reach_px=3, min_corr=0.99
+    )
+    np.testing.assert_array_equal(unchanged[0], h_roi)
+    assert _grow_by_correlation(frames, [], stats, reach_px=3, min_corr=0.2) == []
 
 
 def test_a_piece_inside_a_larger_cell_is_not_a_second_cell():
