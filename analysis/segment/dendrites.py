@@ -369,7 +369,7 @@ def detect_dendrites(
         n_fragments.append(n)
         bright.append(float(mean_image[pix].mean()))
     centroid_row, centroid_col = mask_centroids(weights)
-    logger.info("detect_dendrites: %d fragments merged into %d ROIs", len(fragments), len(weights))
+    logger.info("detect_dendrites: %d fragments, %d tuft ROIs", len(fragments), len(weights))
     return masks_dataset(
         weights,
         (n_rows, n_cols),

@@ -72,7 +72,8 @@ class SegmentSettings(StageSettings):
         soma the larger one grew to) and is not a cell. Chosen on the realistic preset:
         there, overlapping cell pairs sharing >= 0.3 of the smaller were one soma in 33 of
         37 pairs (two somata below 0.3); soma F1 of the detectable somata 0.58 -> 0.62
-        and 0.655 -> 0.654 on two fields. No two cells overlap so on the neurofinder movie.
+        and 0.655 -> 0.654 on two fields; 0.715 -> 0.736 on a cohort that chose nothing
+        (seed 2). No two cells overlap so on the neurofinder movie.
     Anatomical detection (mean image; finds somata too quiet for sparsery)
         anatomical: also look for soma-sized blobs in the mean image and add those away
         from the functional cells. A blob passing both rules below is a cell when it
@@ -121,7 +122,9 @@ class SegmentSettings(StageSettings):
         others lost its share of the crossings. Chosen on the realistic validate cohort
         (3 animals x 5 days, cached fragments): target tufts found per session (IoU >= 0.3)
         mean 0.837 -> 0.874, median 0.78 -> 0.89; all tufts recall 0.649 -> 0.673,
-        precision 0.857 -> 0.888; min_corr 0.15-0.25 and reach 2-4 px within 0.01.
+        precision 0.857 -> 0.888; min_corr 0.15-0.25 and reach 2-4 px within 0.01. On
+        cohorts that chose nothing, all tufts recall / precision: seed 2 0.673 / 0.893 ->
+        0.688 / 0.914, ``realistic_dark`` 0.506 / 0.777 -> 0.574 / 0.881.
     device: torch device for suite2p's soma detection: "cpu", "cuda", "cuda:<n>" or "mps"
         (a GPU the job's machine lacks stops the job with a ConfigError).
     """
