@@ -175,9 +175,10 @@ def _fragment_traces(
 
 def _merge_fragments(
     fragments: list[np.ndarray], traces: np.ndarray, settings: SegmentSettings
-) -> tuple[list[np.ndarray], list[int]]:
-    """Tuft ROIs from the skewed fragments merged by trace correlation, and the number of
-    fragments in each; ROIs too short or too small are dropped."""
+) -> tuple[list[np.ndarray], list[int], list[int]]:
+    """Tuft ROIs from the skewed fragments merged by trace correlation, the number of
+    fragments in each and its skeleton length (px); ROIs too short or too small are
+    dropped."""
     from skimage.morphology import skeletonize
 
     keep = [
@@ -185,14 +186,15 @@ def _merge_fragments(
         for i, f in enumerate(fragments)
         if f.sum() >= 3 and stats.skew(traces[i]) >= settings.min_fragment_skewness
     ]
-    rois, n_fragments = [], []
+    rois, n_fragments, lengths = [], [], []
     for group in _merge_groups(traces[keep], settings.merge_corr_threshold):
         pix = np.any([fragments[keep[i]] for i in group], axis=0)
-        long_enough = skeletonize(pix).sum() >= settings.min_length_px
-        if long_enough and pix.sum() >= settings.min_dendrite_area_px:
+        length = int(skeletonize(pix).sum())
+        if length >= settings.min_length_px and pix.sum() >= settings.min_dendrite_area_px:
             rois.append(pix)
             n_fragments.append(len(group))
-    return rois, n_fragments
+            lengths.append(length)
+    return rois, n_fragments, lengths
 
 
 def _grow_by_correlation(
@@ -304,12 +306,11 @@ def detect_dendrites(
     xr.Dataset
         Sparse mask set (:mod:`analysis.masks`), uniform weights summing to 1 per ROI.
         Coordinates on ``roi``: ``area_px``,
-        ``length_px`` (skeleton pixels), ``n_fragments`` (merged fragments),
+        ``length_px`` (skeleton pixels, before the growth), ``n_fragments`` (merged fragments),
         ``mean_brightness``, ``centroid_row``, ``centroid_col`` (px).
     """
     from skimage.feature import peak_local_max
     from skimage.filters import sato
-    from skimage.morphology import skeletonize
     from skimage.segmentation import watershed
 
     n_frames, n_rows, n_cols = check_inputs(movie, mean_image, fs_hz)
@@ -351,7 +352,7 @@ def detect_dendrites(
         labels = watershed(-smooth, markers, mask=fg)
         fragments = [labels == k for k in range(1, labels.max() + 1)]
         traces = _fragment_traces(spill, fragments, pixel_stats)
-        rois, n_frag = _merge_fragments(fragments, traces, settings)
+        rois, n_fragments, length_px = _merge_fragments(fragments, traces, settings)
         if settings.dendrite_grow_px > 0:
             rois = _grow_by_correlation(
                 spill,
@@ -362,12 +363,8 @@ def detect_dendrites(
             )
         spill.close()
 
-    weights, length_px, n_fragments, bright = [], [], [], []
-    for pix, n in zip(rois, n_frag, strict=True):
-        weights.append(pix.astype(np.float64))
-        length_px.append(int(skeletonize(pix).sum()))
-        n_fragments.append(n)
-        bright.append(float(mean_image[pix].mean()))
+    weights = [pix.astype(np.float64) for pix in rois]
+    bright = [float(mean_image[pix].mean()) for pix in rois]
     centroid_row, centroid_col = mask_centroids(weights)
     logger.info("detect_dendrites: %d fragments, %d tuft ROIs", len(fragments), len(weights))
     return masks_dataset(

@@ -219,8 +219,8 @@ class SegmentSettings(StageSettings):
         )
         require(self.dendrite_grow_px >= 0, "segment.dendrite_grow_px must be >= 0 px")
         require(
-            -1 <= self.dendrite_grow_min_corr <= 1,
-            "segment.dendrite_grow_min_corr must be in [-1, 1]",
+            0 < self.dendrite_grow_min_corr <= 1,
+            "segment.dendrite_grow_min_corr must be in (0, 1]",
         )
         check_device(self.device, "segment.device")
 
