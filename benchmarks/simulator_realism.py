@@ -175,7 +175,13 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
     settings = SegmentSettings(anatomical=False)
     counts = np.clip(np.round(movie), 0, np.iinfo(np.int16).max).astype(np.int16)
     rois = detect_somata(counts, mean_image=counts.mean(0), fs_hz=fs_hz, settings=settings)
-    top = most_active(rois["skewness"].values, counts.shape[1:])
+    top = most_active(
+        rois["skewness"].values,
+        rois["centroid_row"].values,
+        rois["centroid_col"].values,
+        counts.shape[1:],
+        settings.diameter_px,
+    )
     contrast = rois["contrast"].values[top]
     values = (
         *np.percentile(contrast, [25, 50, 75]),

@@ -519,9 +519,17 @@ def test_a_warning_when_the_most_active_rois_rest_dim(caplog):
     active = skewness > np.sort(skewness)[-31]
     settings = SegmentSettings()
     caplog.set_level(logging.WARNING, logger="analysis.segment.somata")
-    for active_contrast, warned in ((1.05, True), (1.5, False)):
+    inside = rng.uniform(20, 236, (2, 100))
+    # the most skewed ROIs on the frame's edge (registration's artifacts) are not counted
+    at_edge = np.where(active, 3.0, inside)
+    for active_contrast, rows, warned in (
+        (1.05, inside[0], True),
+        (1.5, inside[0], False),
+        (1.05, at_edge[0], False),
+    ):
         caplog.clear()
         contrast = np.where(active, active_contrast, 1.5)
         feats = {"skewness": skewness, "contrast": contrast}
+        feats.update(centroid_row=rows, centroid_col=inside[1])
         _warn_if_active_rois_rest_dim(feats, (256, 256), settings)
         assert ("segment.min_contrast" in caplog.text) is warned
