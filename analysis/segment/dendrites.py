@@ -175,10 +175,11 @@ def _fragment_traces(
 
 def _merge_fragments(
     fragments: list[np.ndarray], traces: np.ndarray, settings: SegmentSettings
-) -> tuple[list[np.ndarray], list[int], list[int]]:
-    """Tuft ROIs from the skewed fragments merged by trace correlation, the number of
-    fragments in each and its skeleton length (px); ROIs too short or too small are
-    dropped."""
+) -> tuple[list[np.ndarray], np.ndarray, list[int], list[int]]:
+    """Tuft ROIs from the skewed fragments merged by trace correlation, their mean
+    z-scored traces (roi, bin), the number of fragments in each and its skeleton length
+    (px); ROIs too short or too small are dropped. The fragments are disjoint, so a ROI's
+    trace is its fragments' traces weighted by their pixel counts."""
     from skimage.morphology import skeletonize
 
     keep = [
@@ -186,20 +187,25 @@ def _merge_fragments(
         for i, f in enumerate(fragments)
         if f.sum() >= 3 and stats.skew(traces[i]) >= settings.min_fragment_skewness
     ]
-    rois, n_fragments, lengths = [], [], []
+    rois, roi_traces, n_fragments, lengths = [], [], [], []
     for group in _merge_groups(traces[keep], settings.merge_corr_threshold):
-        pix = np.any([fragments[keep[i]] for i in group], axis=0)
+        members = [keep[i] for i in group]
+        pix = np.any([fragments[i] for i in members], axis=0)
         length = int(skeletonize(pix).sum())
         if length >= settings.min_length_px and pix.sum() >= settings.min_dendrite_area_px:
             rois.append(pix)
+            sizes = [np.count_nonzero(fragments[i]) for i in members]
+            roi_traces.append(np.average(traces[members], axis=0, weights=sizes))
             n_fragments.append(len(group))
             lengths.append(length)
-    return rois, n_fragments, lengths
+    roi_traces = np.array(roi_traces).reshape(len(rois), traces.shape[1])
+    return rois, roi_traces, n_fragments, lengths
 
 
 def _grow_by_correlation(
     bins: Any,
     rois: list[np.ndarray],
+    traces: np.ndarray,
     pixel_stats: _PixelStats,
     *,
     reach_px: int,
@@ -207,7 +213,8 @@ def _grow_by_correlation(
     batch_bins: int = 64,
 ) -> list[np.ndarray]:
     """Each ROI grown by the pixels within ``reach_px`` whose binned trace correlates at
-    least ``min_corr`` with the ROI's mean trace, where they connect to it.
+    least ``min_corr`` with the ROI's mean z-scored trace (``traces``, roi x bin), where
+    they connect to it.
 
     Tufts cross and overlap, but the watershed gives each pixel one fragment, so a tuft
     crossing another loses its share of the crossing and can break into pieces; here a
@@ -216,7 +223,6 @@ def _grow_by_correlation(
     """
     if not rois:
         return []
-    traces = _fragment_traces(bins, rois, pixel_stats)
     spread = traces.std(axis=1, keepdims=True)
     unit = (traces - traces.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
     rings = [ndimage.binary_dilation(r, iterations=reach_px) & ~r for r in rois]
@@ -352,11 +358,12 @@ def detect_dendrites(
         labels = watershed(-smooth, markers, mask=fg)
         fragments = [labels == k for k in range(1, labels.max() + 1)]
         traces = _fragment_traces(spill, fragments, pixel_stats)
-        rois, n_fragments, length_px = _merge_fragments(fragments, traces, settings)
+        rois, roi_traces, n_fragments, length_px = _merge_fragments(fragments, traces, settings)
         if settings.dendrite_grow_px > 0:
             rois = _grow_by_correlation(
                 spill,
                 rois,
+                roi_traces,
                 pixel_stats,
                 reach_px=settings.dendrite_grow_px,
                 min_corr=settings.dendrite_grow_min_corr,

@@ -320,13 +320,13 @@ def _warn_if_active_rois_rest_dim(
     that rest darker than their neuropil (as in the neurofinder movie, and in the
     simulator's ``realistic_dark`` preset, where the default finds an eighth of them) are
     then lost unless the mean image finds them."""
-    if not len(feats["skewness"]):
-        return
     top = most_active(
         feats["skewness"], feats["centroid_row"], feats["centroid_col"], shape, settings.diameter_px
     )
+    if not len(top):
+        return
     share = float(np.mean(feats["contrast"][top] >= settings.min_contrast))
-    if len(top) and share < MIN_ACTIVE_SHARE_PASSING:
+    if share < MIN_ACTIVE_SHARE_PASSING:
         logger.warning(
             "detect_somata: only %.0f%% of the %d most active ROIs are brighter than their "
             "surround by segment.min_contrast %.2f (median %.2f): this field's somata may "

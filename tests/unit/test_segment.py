@@ -302,16 +302,14 @@ def test_crossing_tufts_each_take_back_the_crossing_and_their_own_gaps():
     h_roi, v_roi = horizontal.copy(), vertical.copy()
     h_roi[10, 9:12] = False
     v_roi[13, 10] = False
-    grown = _grow_by_correlation(
-        frames.astype(np.float32), [h_roi, v_roi], stats, reach_px=3, min_corr=0.2
-    )
+    bins = frames.astype(np.float32)
+    traces = _fragment_traces(bins, [h_roi, v_roi], stats)
+    grown = _grow_by_correlation(bins, [h_roi, v_roi], traces, stats, reach_px=3, min_corr=0.2)
     np.testing.assert_array_equal(grown[0], horizontal)
     np.testing.assert_array_equal(grown[1], vertical)
-    unchanged = _grow_by_correlation(
-        frames.astype(np.float32), [h_roi, v_roi], stats, reach_px=3, min_corr=0.99
-    )
+    unchanged = _grow_by_correlation(bins, [h_roi, v_roi], traces, stats, reach_px=3, min_corr=0.99)
     np.testing.assert_array_equal(unchanged[0], h_roi)
-    assert _grow_by_correlation(frames, [], stats, reach_px=3, min_corr=0.2) == []
+    assert _grow_by_correlation(bins, [], traces[:0], stats, reach_px=3, min_corr=0.2) == []
 
 
 def test_a_piece_inside_a_larger_cell_is_not_a_second_cell():
