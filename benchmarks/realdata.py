@@ -21,8 +21,8 @@ functions its rules call:
   the movie as int16 with its mean image, ``fs_hz`` 7.5. The ROIs it classifies as cells
   (method ``pipeline, cells``), all its ROIs, the same two with the mean-image blobs
   toggled (``segment.anatomical`` the other way from the config), the same two at
-  ``segment.min_contrast`` :data:`DARK_SOMATA_MIN_CONTRAST` (the README's setting for
-  somata that rest dark), and suite2p's own
+  ``segment.min_contrast_dark`` equal to ``segment.min_contrast`` (no switch to the
+  dark-somata contrast rule, README "Dark somata"), and suite2p's own
   detection run by hand in the same run (``suite2p_variants.py``: defaults, its
   classifier's cells, sourcery, threshold scaling 0.5 and 2) are each matched to the 106
   hand-drawn ROIs by :func:`analysis.validate.compare_rois` (Hungarian on centroid
@@ -88,7 +88,6 @@ SPIKEFINDER_SETS = (4, 5, 6)
 CASCADE_SET = "DS14-GCaMP6s-m-V1"
 BIN_S = 0.04
 CENTROID_PX = 5.0
-DARK_SOMATA_MIN_CONTRAST = 0.8  # README "Dark somata"
 RIGID_SD_PX = 2.0
 RIGID_TIMESCALE_S = 1.0
 NONRIGID_MAX_PX = 1.0
@@ -166,9 +165,9 @@ def score_segmentation(
         f"pipeline, segment.anatomical {str(toggled).lower()}": dataclasses.replace(
             settings, anatomical=toggled
         ),
-        # what README "Dark somata" suggests where the active somata rest dark
-        f"pipeline, segment.min_contrast {DARK_SOMATA_MIN_CONTRAST}": dataclasses.replace(
-            settings, min_contrast=DARK_SOMATA_MIN_CONTRAST
+        # the contrast rule without the switch for fields whose somata rest dark
+        f"pipeline, segment.min_contrast_dark {settings.min_contrast}": dataclasses.replace(
+            settings, min_contrast_dark=settings.min_contrast
         ),
     }
     for label, run_settings in runs.items():

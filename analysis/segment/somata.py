@@ -4,6 +4,7 @@ from neuropil fragments by area, compactness, skewness and contrast.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -36,12 +37,14 @@ def detect_somata(
     ``merge_distance_fraction * diameter_px`` are merged while the union fits
     ``merge_max_area_fraction`` (:func:`_merge_split_somata`), and pixels below
     ``trim_fraction`` of each ROI's peak are dropped; with ``fit_soma_size`` each ROI
-    is grown to the mean-image soma it sits on, not over other ROIs
-    (:func:`anatomy.grow_to_somata`). With
+    is grown to the mean-image soma it sits on where that soma is brighter than its
+    surround, not over other ROIs (:func:`anatomy.grow_to_somata`). With
     ``anatomical``, mean-image blobs of fitted size away from the functional cells are
     added (:func:`anatomy.anatomical_rois`).
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
-    skewness and contrast; blobs on area and compactness alone) or a trained model.
+    skewness and contrast; blobs on area and compactness alone) or a trained model. The
+    contrast rule is ``min_contrast_dark`` on a field whose most active ROIs mostly rest
+    dark (:func:`_field_min_contrast`).
 
     Parameters
     ----------
@@ -70,7 +73,8 @@ def detect_somata(
         around), ``cell_probability`` (the model's; NaN with the rules),
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
         and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
-        gives a length-0 ``roi``.
+        gives a length-0 ``roi``. Attribute ``min_contrast_applied``: the contrast rule
+        this field was classified with.
 
     Examples
     --------
@@ -112,15 +116,16 @@ def detect_somata(
         else anatomy.blob_images(mean64, settings.diameter_px, noise_sd)
     )
     if settings.fit_soma_size:
-        weights = anatomy.grow_to_somata(weights, scales)
+        weights = anatomy.grow_to_somata(weights, scales, mean64)
     weights = [_one_piece(w) for w in weights]
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
     model = None if settings.classifier == RULES else classifier.load(settings.classifier)
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
+    if model is None:
+        min_contrast = _field_min_contrast(feats, (n_rows, n_cols), settings)
+        settings = dataclasses.replace(settings, min_contrast=min_contrast)
     is_cell, probability = _classify(feats, settings, model)
     is_cell &= ~_second_on_a_soma(weights, is_cell, settings.max_cell_overlap)
-    if model is None:
-        _warn_if_active_rois_rest_dim(feats, (n_rows, n_cols), settings)
     added = []
     if settings.anatomical:
         # blobs are candidates of their own, added where no functional cell sits
@@ -154,7 +159,7 @@ def detect_somata(
             "cell_probability": probability,
             **feats,
         },
-    )
+    ).assign_attrs(min_contrast_applied=settings.min_contrast)
 
 
 def _sparsery_settings(
@@ -313,29 +318,33 @@ def most_active(
     return inside[np.argsort(-np.asarray(skewness)[inside], kind="stable")][:n]
 
 
-def _warn_if_active_rois_rest_dim(
+def _field_min_contrast(
     feats: dict[str, np.ndarray], shape: tuple[int, int], settings: SegmentSettings
-) -> None:
-    """Warn when most of the most active functional ROIs fail ``min_contrast``: somata
-    that rest darker than their neuropil (as in the neurofinder movie, and in the
-    simulator's ``realistic_dark`` preset, where the default finds an eighth of them) are
-    then lost unless the mean image finds them."""
+) -> float:
+    """The contrast rule for this field: ``min_contrast_dark`` where fewer than half of
+    its most active functional ROIs pass ``min_contrast`` (its somata rest as dim as the
+    neuropil they displace, as in the neurofinder movie and the simulator's
+    ``realistic_dark`` preset, where ``min_contrast`` finds an eighth of them), else
+    ``min_contrast``. The switch is logged as a warning."""
     top = most_active(
         feats["skewness"], feats["centroid_row"], feats["centroid_col"], shape, settings.diameter_px
     )
     if not len(top):
-        return
+        return settings.min_contrast
     share = float(np.mean(feats["contrast"][top] >= settings.min_contrast))
-    if share < MIN_ACTIVE_SHARE_PASSING:
-        logger.warning(
-            "detect_somata: only %.0f%% of the %d most active ROIs are brighter than their "
-            "surround by segment.min_contrast %.2f (median %.2f): this field's somata may "
-            "rest dark; if so, lower segment.min_contrast (README: 'Dark somata')",
-            100 * share,
-            len(top),
-            settings.min_contrast,
-            float(np.median(feats["contrast"][top])),
-        )
+    if share >= MIN_ACTIVE_SHARE_PASSING:
+        return settings.min_contrast
+    logger.warning(
+        "detect_somata: only %.0f%% of the %d most active ROIs are brighter than their "
+        "surround by segment.min_contrast %.2f (median %.2f): this field's somata rest dark, "
+        "so its contrast rule is segment.min_contrast_dark %.2f (README: 'Dark somata')",
+        100 * share,
+        len(top),
+        settings.min_contrast,
+        float(np.median(feats["contrast"][top])),
+        settings.min_contrast_dark,
+    )
+    return settings.min_contrast_dark
 
 
 def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings) -> np.ndarray:

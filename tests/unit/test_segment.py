@@ -20,10 +20,10 @@ from analysis.segment.dendrites import (
     _remove_residual_motion,
 )
 from analysis.segment.somata import (
+    _field_min_contrast,
     _merge_split_somata,
     _second_on_a_soma,
     _split_blobs,
-    _warn_if_active_rois_rest_dim,
 )
 from analysis.settings import ConfigError
 
@@ -376,6 +376,7 @@ def test_merge_split_somata_joins_a_half_whose_dim_tail_pulls_its_centroid_away(
         ("merge_distance_fraction", -0.1, "merge_distance_fraction must be >= 0"),
         ("min_area_fraction", 4.0, "min_area_fraction must be >= 0 and <="),
         ("min_contrast", -1.0, "min_contrast must be >= 0"),
+        ("min_contrast_dark", 1.5, "min_contrast_dark must be >= 0 and <="),
     ],
 )
 def test_soma_settings_reject_bad_values(field, value, message):
@@ -484,10 +485,30 @@ def test_grow_to_somata_fills_the_soma_a_fragment_sits_on():
     fragment = np.zeros((60, 60))
     fragment[28:32, 28:33] = 1.0
     scales = anatomy.scale_images(mean_image, 8.0, noise_sd=1.0)
-    (grown,) = anatomy.grow_to_somata([fragment], scales)
+    (grown,) = anatomy.grow_to_somata([fragment], scales, mean_image)
     soma = mean_image > 150
     assert _hungarian_iou((grown > 0)[None], soma[None])[0] >= 0.7
     assert np.count_nonzero(grown) > 5 * np.count_nonzero(fragment)
+
+
+def test_grow_to_somata_leaves_a_dim_soma_beside_a_bright_one_as_it_is(monkeypatch):
+    """A soma resting no brighter than the neuropil, beside a larger bright soma: the
+    response at its centre keeps rising with size, and its disk would take in half the
+    neighbour."""
+    shape = (60, 60)
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    mean_image = np.full(shape, 100.0)
+    mean_image[np.hypot(rr - 30, cc - 37) <= 6.0] = 140.0
+    dim_soma = np.hypot(rr - 30, cc - 30) <= 3.5
+    mean_image[dim_soma] = 100.0
+    fragment = (np.hypot(rr - 30, cc - 30) <= 2.5).astype(float)
+    scales = anatomy.scale_images(mean_image, 8.0, noise_sd=1.0)
+    (kept,) = anatomy.grow_to_somata([fragment], scales, mean_image)
+    assert np.array_equal(kept > 0, fragment > 0)
+    # the rule is what keeps it: without it the fragment takes in its neighbour
+    monkeypatch.setattr(anatomy, "GROW_MIN_DISK_CONTRAST", 0.0)
+    (grown,) = anatomy.grow_to_somata([fragment], scales, mean_image)
+    assert np.count_nonzero((grown > 0) & (mean_image > 120)) > 20
 
 
 def test_grow_to_somata_leaves_a_larger_rois_soma_to_it():
@@ -503,15 +524,15 @@ def test_grow_to_somata_leaves_a_larger_rois_soma_to_it():
     between = np.zeros(shape)
     between[29:31, 34:37] = 1.0
     scales = anatomy.scale_images(mean_image, 8.0, noise_sd=1.0)
-    grown = anatomy.grow_to_somata([small_on_first, between, first, second], scales)
+    grown = anatomy.grow_to_somata([small_on_first, between, first, second], scales, mean_image)
     for before, after in zip([small_on_first, between], grown[:2], strict=True):
         assert np.array_equal(after > 0, before > 0)
     assert not (grown[2] > 0)[30, 40] and not (grown[3] > 0)[30, 30]
 
 
-def test_a_warning_when_the_most_active_rois_rest_dim(caplog):
+def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(caplog):
     """Label-free: most of the most skewed functional ROIs failing min_contrast means the
-    contrast rule is rejecting active cells, which a lab should hear about."""
+    field's somata rest dark; its contrast rule becomes min_contrast_dark, with a warning."""
     rng = np.random.default_rng(0)
     skewness = rng.uniform(0, 5, 100)
     active = skewness > np.sort(skewness)[-31]
@@ -520,7 +541,7 @@ def test_a_warning_when_the_most_active_rois_rest_dim(caplog):
     inside = rng.uniform(20, 236, (2, 100))
     # the most skewed ROIs on the frame's edge (registration's artifacts) are not counted
     at_edge = np.where(active, 3.0, inside)
-    for active_contrast, rows, warned in (
+    for active_contrast, rows, dark in (
         (1.05, inside[0], True),
         (1.5, inside[0], False),
         (1.05, at_edge[0], False),
@@ -529,5 +550,6 @@ def test_a_warning_when_the_most_active_rois_rest_dim(caplog):
         contrast = np.where(active, active_contrast, 1.5)
         feats = {"skewness": skewness, "contrast": contrast}
         feats.update(centroid_row=rows, centroid_col=inside[1])
-        _warn_if_active_rois_rest_dim(feats, (256, 256), settings)
-        assert ("segment.min_contrast" in caplog.text) is warned
+        applied = _field_min_contrast(feats, (256, 256), settings)
+        assert applied == (settings.min_contrast_dark if dark else settings.min_contrast)
+        assert ("segment.min_contrast_dark" in caplog.text) is dark
