@@ -139,7 +139,8 @@ def grow_to_somata(
             disk = distance <= radius
             ring = (distance > radius) & (distance <= radius + 3.0)
             bright = ring.any() and (
-                mean_image[disk].mean() >= GROW_MIN_DISK_CONTRAST * mean_image[ring].mean()
+                mean_image[disk].mean()
+                >= GROW_MIN_DISK_CONTRAST * max(mean_image[ring].mean(), 1e-6)
             )
             mostly_free = np.count_nonzero(disk & claimed) <= 0.5 * np.count_nonzero(disk)
             if bright and mostly_free and not claimed[r, c]:

@@ -74,7 +74,7 @@ def detect_somata(
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
         and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
         gives a length-0 ``roi``. Attribute ``min_contrast_applied``: the contrast rule
-        this field was classified with.
+        this field was classified with (NaN with a trained model).
 
     Examples
     --------
@@ -159,7 +159,7 @@ def detect_somata(
             "cell_probability": probability,
             **feats,
         },
-    ).assign_attrs(min_contrast_applied=settings.min_contrast)
+    ).assign_attrs(min_contrast_applied=settings.min_contrast if model is None else np.nan)
 
 
 def _sparsery_settings(
@@ -332,7 +332,7 @@ def _field_min_contrast(
     if not len(top):
         return settings.min_contrast
     share = float(np.mean(feats["contrast"][top] >= settings.min_contrast))
-    if share >= MIN_ACTIVE_SHARE_PASSING:
+    if share >= MIN_ACTIVE_SHARE_PASSING or settings.min_contrast_dark >= settings.min_contrast:
         return settings.min_contrast
     logger.warning(
         "detect_somata: only %.0f%% of the %d most active ROIs are brighter than their "

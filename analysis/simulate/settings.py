@@ -461,7 +461,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # whatever a soma's resting light (exponent 0), so the somatic dF/F is larger
 # (REALISTIC_SOMA_DFF_SCALE) and the coupling gain smaller by the same factor: tuft events,
 # the residual and its noise are the realistic preset's. Not the validation default: the
-# detector's defaults do not suit it yet (README, "Dark somata").
+# validation cohort stays the preset the detector's other defaults were chosen on; the
+# dark-field contrast switch suits this one (README, "Dark somata").
 PRESETS["realistic_dark"] = {
     **PRESETS["realistic"],
     # smaller, denser somata: the real mean image's blobs fit the detector's smallest size

@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from analysis import io
 from analysis.masks import is_sparse, to_dense
 from analysis.segment import SegmentSettings, anatomy, detect_dendrites, detect_somata
 from analysis.segment.dendrites import (
@@ -95,6 +96,29 @@ def test_detect_somata_recovers_disk_cells():
     assert f1 >= 0.8
     for name in ("area_px", "compactness", "centroid_row", "centroid_col", "is_cell"):
         assert name in masks.coords
+    # bright disks: the field keeps the contrast rule for bright somata
+    assert found.attrs["min_contrast_applied"] == SegmentSettings().min_contrast
+
+
+def test_detect_somata_switches_a_field_whose_active_rois_fail_the_contrast_rule(tmp_path):
+    """The disks rest 1.2-1.27 times as bright as their surround: at min_contrast 1.3 the
+    most active ROIs fail it, so the field gets min_contrast_dark, which keeps the disks
+    and drops the neuropil patches around them (contrast 0.85-0.97); the rule applied is
+    written with the ROIs."""
+    movie, truth = _soma_movie(seed=1)
+    runs = {}
+    for dark in (1.1, 1.3):
+        settings = SegmentSettings(diameter_px=12.0, min_contrast=1.3, min_contrast_dark=dark)
+        found = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+        io.write_netcdf(found, tmp_path / f"rois_{dark}.nc", stage="segment", settings=settings)
+        runs[dark] = io.read_netcdf(tmp_path / f"rois_{dark}.nc")
+    assert runs[1.1].attrs["min_contrast_applied"] == 1.1
+    assert runs[1.3].attrs["min_contrast_applied"] == 1.3
+    functional = {k: r.is_cell.values & ~r.anatomical.values for k, r in runs.items()}
+    assert functional[1.1].sum() > functional[1.3].sum()
+    cells = to_dense(runs[1.1]).where(runs[1.1].is_cell, drop=True)
+    assert (_hungarian_iou(cells.values > 0, truth) >= 0.5).sum() == len(truth)
+    assert cells.sizes["roi"] == len(truth)
 
 
 def _dendrite_movie(seed: int, size: int = 80, n_frames: int = 900):
@@ -376,7 +400,7 @@ def test_merge_split_somata_joins_a_half_whose_dim_tail_pulls_its_centroid_away(
         ("merge_distance_fraction", -0.1, "merge_distance_fraction must be >= 0"),
         ("min_area_fraction", 4.0, "min_area_fraction must be >= 0 and <="),
         ("min_contrast", -1.0, "min_contrast must be >= 0"),
-        ("min_contrast_dark", 1.5, "min_contrast_dark must be >= 0 and <="),
+        ("min_contrast_dark", -0.1, "min_contrast_dark must be >= 0"),
     ],
 )
 def test_soma_settings_reject_bad_values(field, value, message):
