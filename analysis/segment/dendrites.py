@@ -173,13 +173,101 @@ def _fragment_traces(
     return traces
 
 
+#: Fragments of at least this many pixels are checked for two crossing tufts ...
+SPLIT_MIN_PX = 30
+#: ... and split where their pixels follow two traces that correlate below this.
+SPLIT_MAX_CORR = 0.3
+#: Smallest part of a split fragment, px.
+SPLIT_MIN_PART_PX = 6
+#: Floor of a fragment's split-half correlation, so that a noisy fragment's corrected
+#: correlations are raised at most about 5-fold.
+MIN_HALF_CORR = 0.1
+
+
+def _pixel_traces(
+    bins: Any, pixels: np.ndarray, pixel_stats: _PixelStats, *, batch_bins: int = 64
+) -> np.ndarray:
+    """Z-scored binned traces (bin, pixel) of the flat pixel indices ``pixels``."""
+    mean, sd = (a.ravel()[pixels] for a in pixel_stats.mean_sd())
+    out = np.empty((len(bins), len(pixels)))
+    for start in range(0, len(bins), batch_bins):
+        chunk = np.asarray(bins[start : start + batch_bins], np.float64)
+        out[start : start + len(chunk)] = (chunk.reshape(len(chunk), -1)[:, pixels] - mean) / sd
+    return out
+
+
+def _split_crossings(
+    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats
+) -> list[np.ndarray]:
+    """Fragments cut in two where their pixels follow two different traces.
+
+    Where two tufts cross, the correlation image makes one ridge with one watershed
+    seed, so one fragment holds pieces of both and its ROI misses both tufts. Each
+    fragment of :data:`SPLIT_MIN_PX` or more is cut by spherical 2-means of its pixels'
+    z-scored traces (seeded by the sign of the second singular vector); the cut stands
+    where both parts have :data:`SPLIT_MIN_PART_PX` pixels and their mean traces
+    correlate below :data:`SPLIT_MAX_CORR`. Pieces of one tuft merge again later.
+    """
+    large = [k for k, f in enumerate(fragments) if np.count_nonzero(f) >= SPLIT_MIN_PX]
+    if not large:
+        return fragments
+    pixels = [np.flatnonzero(fragments[k]) for k in large]
+    z = _pixel_traces(bins, np.concatenate(pixels), pixel_stats)
+    split, start = list(fragments), 0
+    for k, pix in zip(large, pixels, strict=True):
+        unit = z[:, start : start + len(pix)]
+        start += len(pix)
+        unit = unit / np.maximum(np.linalg.norm(unit, axis=0), 1e-12)
+        part = np.linalg.svd(unit, full_matrices=False)[2][1] > 0
+        for _ in range(10):
+            if min(part.sum(), (~part).sum()) < SPLIT_MIN_PART_PX:
+                break
+            centres = np.stack([unit[:, part == side].mean(axis=1) for side in (False, True)])
+            centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+            part = (centres @ unit).argmax(axis=0) == 1
+        if min(part.sum(), (~part).sum()) < SPLIT_MIN_PART_PX:
+            continue
+        pieces = [unit[:, part == side].mean(axis=1) for side in (False, True)]
+        if np.corrcoef(*pieces)[0, 1] >= SPLIT_MAX_CORR:
+            continue
+        halves = [np.zeros(fragments[k].shape, bool) for _ in range(2)]
+        halves[0].flat[pix[~part]] = True
+        halves[1].flat[pix[part]] = True
+        split[k] = halves[0]
+        split.append(halves[1])
+    return split
+
+
+def _half_correlations(
+    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats
+) -> np.ndarray:
+    """Each fragment's split-half reliability: the correlation of its two checkerboard
+    halves' traces (floored at :data:`MIN_HALF_CORR`), stepped up to the whole fragment
+    (Spearman-Brown); 1 where a half is empty."""
+    if not fragments:
+        return np.ones(0)
+    rows, cols = np.indices(fragments[0].shape)
+    halves = [f & ((rows + cols) % 2 == side) for f in fragments for side in (0, 1)]
+    traces = _fragment_traces(bins, halves, pixel_stats)
+    reliability = np.ones(len(fragments))
+    for k in range(len(fragments)):
+        if halves[2 * k].any() and halves[2 * k + 1].any():
+            rho = np.clip(np.corrcoef(traces[2 * k], traces[2 * k + 1])[0, 1], MIN_HALF_CORR, 1)
+            reliability[k] = 2 * rho / (1 + rho)
+    return reliability
+
+
 def _merge_fragments(
-    fragments: list[np.ndarray], traces: np.ndarray, settings: SegmentSettings
+    fragments: list[np.ndarray],
+    traces: np.ndarray,
+    reliability: np.ndarray,
+    settings: SegmentSettings,
 ) -> tuple[list[np.ndarray], np.ndarray, list[int], list[int]]:
-    """Tuft ROIs from the skewed fragments merged by trace correlation, their mean
-    z-scored traces (roi, bin), the number of fragments in each and its skeleton length
-    (px); ROIs too short or too small are dropped. The fragments are disjoint, so a ROI's
-    trace is its fragments' traces weighted by their pixel counts."""
+    """Tuft ROIs from the skewed fragments merged by trace correlation (corrected for
+    each fragment's ``reliability``), their mean z-scored traces (roi, bin), the number
+    of fragments in each and its skeleton length (px); ROIs too short or too small are
+    dropped. The fragments are disjoint, so a ROI's trace is its fragments' traces
+    weighted by their pixel counts."""
     from skimage.morphology import skeletonize
 
     keep = [
@@ -188,7 +276,8 @@ def _merge_fragments(
         if f.sum() >= 3 and stats.skew(traces[i]) >= settings.min_fragment_skewness
     ]
     rois, roi_traces, n_fragments, lengths = [], [], [], []
-    for group in _merge_groups(traces[keep], settings.merge_corr_threshold):
+    groups = _merge_groups(traces[keep], settings.merge_corr_threshold, reliability[keep])
+    for group in groups:
         members = [keep[i] for i in group]
         pix = np.any([fragments[i] for i in members], axis=0)
         length = int(skeletonize(pix).sum())
@@ -244,18 +333,25 @@ def _grow_by_correlation(
     return grown
 
 
-def _merge_groups(traces: np.ndarray, threshold: float) -> list[list[int]]:
+def _merge_groups(
+    traces: np.ndarray, threshold: float, reliability: np.ndarray | None = None
+) -> list[list[int]]:
     """Average-linkage clusters of traces (fragment, time) whose mean correlation >= threshold.
 
     Average rather than single linkage, so a chain of weak correlations does not merge
-    unrelated tufts.
+    unrelated tufts. With ``reliability`` (per trace, in (0, 1]) each correlation is
+    divided by the geometric mean of the two reliabilities: two small fragments of one
+    dim tuft carry so much pixel noise that their raw correlation stays near 0.5.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
     if len(traces) < 2:
         return [[i] for i in range(len(traces))]
-    dist = np.clip(1.0 - np.corrcoef(traces), 0.0, 2.0)
+    corr = np.corrcoef(traces)
+    if reliability is not None:
+        corr = np.clip(corr / np.sqrt(np.outer(reliability, reliability)), -1.0, 1.0)
+    dist = np.clip(1.0 - corr, 0.0, 2.0)
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(dist, checks=False), method="average")
     labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
@@ -288,8 +384,10 @@ def detect_dendrites(
     ``correlation_threshold_sd``; the foreground is cut into fragments by a watershed
     seeded at local maxima of the correlation image smoothed by ``seed_smoothing_px``
     (``seed_distance_px`` apart), so touching dendrites of different tufts separate;
-    fragments are merged by average-linkage clustering of their binned traces (mean
-    correlation >= ``merge_corr_threshold``, one tuft); merged ROIs whose skeleton is
+    a fragment whose pixels follow two traces is cut in two (:func:`_split_crossings`:
+    crossing tufts); fragments are merged by average-linkage clustering of their binned
+    traces (mean correlation, corrected for each fragment's split-half reliability, >=
+    ``merge_corr_threshold``, one tuft); merged ROIs whose skeleton is
     shorter than ``min_length_px`` or with fewer than ``min_dendrite_area_px`` pixels are
     dropped; each ROI left takes in the nearby pixels that follow its trace
     (:func:`_grow_by_correlation`, ``dendrite_grow_px``), so overlapping tufts share
@@ -357,8 +455,12 @@ def detect_dendrites(
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
         labels = watershed(-smooth, markers, mask=fg)
         fragments = [labels == k for k in range(1, labels.max() + 1)]
+        fragments = _split_crossings(spill, fragments, pixel_stats)
         traces = _fragment_traces(spill, fragments, pixel_stats)
-        rois, roi_traces, n_fragments, length_px = _merge_fragments(fragments, traces, settings)
+        reliability = _half_correlations(spill, fragments, pixel_stats)
+        rois, roi_traces, n_fragments, length_px = _merge_fragments(
+            fragments, traces, reliability, settings
+        )
         if settings.dendrite_grow_px > 0:
             rois = _grow_by_correlation(
                 spill,

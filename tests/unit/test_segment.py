@@ -17,8 +17,11 @@ from analysis.segment.dendrites import (
     _block_median,
     _fragment_traces,
     _grow_by_correlation,
+    _half_correlations,
+    _merge_groups,
     _PixelStats,
     _remove_residual_motion,
+    _split_crossings,
 )
 from analysis.segment.somata import (
     _field_min_contrast,
@@ -334,6 +337,54 @@ def test_crossing_tufts_each_take_back_the_crossing_and_their_own_gaps():
     unchanged = _grow_by_correlation(bins, [h_roi, v_roi], traces, stats, reach_px=3, min_corr=0.99)
     np.testing.assert_array_equal(unchanged[0], h_roi)
     assert _grow_by_correlation(bins, [], traces[:0], stats, reach_px=3, min_corr=0.2) == []
+
+
+def _two_lines(rng, n_bins: int, noise_sd: float, shared: bool):
+    """Binned frames with a horizontal and a vertical 3 px line; independent calcium on
+    each, or one trace on both (``shared``)."""
+    frames = rng.normal(0.0, noise_sd, (n_bins, 24, 24))
+    horizontal, vertical = np.zeros((24, 24), bool), np.zeros((24, 24), bool)
+    horizontal[10:13, 2:22] = True
+    vertical[13:22, 10:13] = True
+    trace = _calcium(rng, n_bins, 0.3)
+    for line in (horizontal, vertical):
+        frames[:, line] += 3.0 * (trace if shared else _calcium(rng, n_bins, 0.3))[:, None]
+    stats = _PixelStats((24, 24))
+    stats.add(frames.astype(np.float32))
+    return frames.astype(np.float32), stats, horizontal, vertical
+
+
+def test_a_fragment_over_two_crossing_tufts_is_cut_between_them():
+    """One watershed fragment holding a piece of each of two tufts with their own activity
+    is cut along the tufts; a fragment of one tuft stays whole."""
+    rng = np.random.default_rng(4)
+    bins, stats, horizontal, vertical = _two_lines(rng, 400, 1.0, shared=False)
+    pieces = _split_crossings(bins, [horizontal | vertical], stats)
+    assert len(pieces) == 2
+    assert sorted(_hungarian_iou(np.stack(pieces), np.stack([horizontal, vertical]))) == [1, 1]
+    bins, stats, horizontal, vertical = _two_lines(rng, 400, 1.0, shared=True)
+    whole = _split_crossings(bins, [horizontal | vertical], stats)
+    assert len(whole) == 1
+    np.testing.assert_array_equal(whole[0], horizontal | vertical)
+
+
+def test_noisy_fragments_of_one_tuft_merge_and_of_two_tufts_do_not():
+    """Pixel noise holds the raw correlation of two fragments of one dim tuft below the
+    merge threshold; corrected for each fragment's split-half reliability they merge,
+    while fragments of tufts with their own activity stay apart."""
+    rng = np.random.default_rng(5)
+    threshold = SegmentSettings().merge_corr_threshold
+    bins, stats, horizontal, vertical = _two_lines(rng, 400, 9.0, shared=True)
+    fragments = [horizontal, vertical]
+    traces = _fragment_traces(bins, fragments, stats)
+    reliability = _half_correlations(bins, fragments, stats)
+    assert np.corrcoef(traces)[0, 1] < threshold
+    assert _merge_groups(traces, threshold) == [[0], [1]]
+    assert _merge_groups(traces, threshold, reliability) == [[0, 1]]
+    bins, stats, horizontal, vertical = _two_lines(rng, 400, 9.0, shared=False)
+    traces = _fragment_traces(bins, fragments, stats)
+    reliability = _half_correlations(bins, fragments, stats)
+    assert _merge_groups(traces, threshold, reliability) == [[0], [1]]
 
 
 def test_a_piece_inside_a_larger_cell_is_not_a_second_cell():
