@@ -173,8 +173,12 @@ def _fragment_traces(
     return traces
 
 
-#: A fragment is split where its pixels follow two traces that correlate below this.
+#: Fragments of at least this many pixels are checked for two crossing tufts ...
+SPLIT_MIN_PX = 30
+#: ... and split where their pixels follow two traces that correlate below this.
 SPLIT_MAX_CORR = 0.3
+#: Smallest part of a split fragment, px.
+SPLIT_MIN_PART_PX = 6
 #: Floor of a fragment's split-half correlation, so that a noisy fragment's corrected
 #: correlations are raised at most about 5-fold.
 MIN_HALF_CORR = 0.1
@@ -193,20 +197,18 @@ def _pixel_traces(
 
 
 def _split_crossings(
-    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats, min_part_px: int
+    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats
 ) -> list[np.ndarray]:
     """Fragments cut in two where their pixels follow two different traces.
 
     Where two tufts cross, the correlation image makes one ridge with one watershed
-    seed, so one fragment holds pieces of both and its ROI misses both tufts. A fragment
-    is cut by spherical 2-means of its pixels' z-scored traces (seeded by the sign of the
-    second singular vector) where both parts keep ``min_part_px`` pixels and their mean
-    traces correlate below :data:`SPLIT_MAX_CORR`. ``min_part_px`` is what a ROI needs: a
-    smaller part is dropped unless it merges, where the whole fragment often matched one
-    of the tufts (on the bundled sample, parts of 6 px lost 2 of its 48 tufts so). Pieces
-    of one tuft merge again later.
+    seed, so one fragment holds pieces of both and its ROI misses both tufts. Each
+    fragment of :data:`SPLIT_MIN_PX` or more is cut by spherical 2-means of its pixels'
+    z-scored traces (seeded by the sign of the second singular vector); the cut stands
+    where both parts have :data:`SPLIT_MIN_PART_PX` pixels and their mean traces
+    correlate below :data:`SPLIT_MAX_CORR`. Pieces of one tuft merge again later.
     """
-    large = [k for k, f in enumerate(fragments) if np.count_nonzero(f) >= 2 * min_part_px]
+    large = [k for k, f in enumerate(fragments) if np.count_nonzero(f) >= SPLIT_MIN_PX]
     if not large:
         return fragments
     pixels = [np.flatnonzero(fragments[k]) for k in large]
@@ -218,12 +220,12 @@ def _split_crossings(
         unit = unit / np.maximum(np.linalg.norm(unit, axis=0), 1e-12)
         part = np.linalg.svd(unit, full_matrices=False)[2][1] > 0
         for _ in range(10):
-            if min(part.sum(), (~part).sum()) < min_part_px:
+            if min(part.sum(), (~part).sum()) < SPLIT_MIN_PART_PX:
                 break
             centres = np.stack([unit[:, part == side].mean(axis=1) for side in (False, True)])
             centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
             part = (centres @ unit).argmax(axis=0) == 1
-        if min(part.sum(), (~part).sum()) < min_part_px:
+        if min(part.sum(), (~part).sum()) < SPLIT_MIN_PART_PX:
             continue
         pieces = [unit[:, part == side].mean(axis=1) for side in (False, True)]
         if np.corrcoef(*pieces)[0, 1] >= SPLIT_MAX_CORR:
@@ -453,7 +455,7 @@ def detect_dendrites(
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
         labels = watershed(-smooth, markers, mask=fg)
         fragments = [labels == k for k in range(1, labels.max() + 1)]
-        fragments = _split_crossings(spill, fragments, pixel_stats, settings.min_dendrite_area_px)
+        fragments = _split_crossings(spill, fragments, pixel_stats)
         traces = _fragment_traces(spill, fragments, pixel_stats)
         reliability = _half_correlations(spill, fragments, pixel_stats)
         rois, roi_traces, n_fragments, length_px = _merge_fragments(

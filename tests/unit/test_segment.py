@@ -359,11 +359,11 @@ def test_a_fragment_over_two_crossing_tufts_is_cut_between_them():
     is cut along the tufts; a fragment of one tuft stays whole."""
     rng = np.random.default_rng(4)
     bins, stats, horizontal, vertical = _two_lines(rng, 400, 1.0, shared=False)
-    pieces = _split_crossings(bins, [horizontal | vertical], stats, 18)
+    pieces = _split_crossings(bins, [horizontal | vertical], stats)
     assert len(pieces) == 2
     assert sorted(_hungarian_iou(np.stack(pieces), np.stack([horizontal, vertical]))) == [1, 1]
     bins, stats, horizontal, vertical = _two_lines(rng, 400, 1.0, shared=True)
-    whole = _split_crossings(bins, [horizontal | vertical], stats, 18)
+    whole = _split_crossings(bins, [horizontal | vertical], stats)
     assert len(whole) == 1
     np.testing.assert_array_equal(whole[0], horizontal | vertical)
 
