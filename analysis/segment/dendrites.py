@@ -242,8 +242,8 @@ def _half_correlations(
     bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats
 ) -> np.ndarray:
     """Each fragment's split-half reliability: the correlation of its two checkerboard
-    halves' traces (floored at :data:`MIN_HALF_CORR`), stepped up to the whole fragment
-    (Spearman-Brown); 1 where a half is empty."""
+    halves' traces (floored at :data:`MIN_HALF_CORR`, also where a half is constant),
+    stepped up to the whole fragment (Spearman-Brown); 1 where a half is empty."""
     if not fragments:
         return np.ones(0)
     rows, cols = np.indices(fragments[0].shape)
@@ -252,7 +252,10 @@ def _half_correlations(
     reliability = np.ones(len(fragments))
     for k in range(len(fragments)):
         if halves[2 * k].any() and halves[2 * k + 1].any():
-            rho = np.clip(np.corrcoef(traces[2 * k], traces[2 * k + 1])[0, 1], MIN_HALF_CORR, 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rho = np.corrcoef(traces[2 * k], traces[2 * k + 1])[0, 1]
+            # a half without variance (constant pixels) carries no signal
+            rho = np.clip(np.nan_to_num(rho, nan=MIN_HALF_CORR), MIN_HALF_CORR, 1)
             reliability[k] = 2 * rho / (1 + rho)
     return reliability
 

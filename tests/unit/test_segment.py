@@ -14,6 +14,7 @@ from analysis import io
 from analysis.masks import is_sparse, to_dense
 from analysis.segment import SegmentSettings, anatomy, detect_dendrites, detect_somata
 from analysis.segment.dendrites import (
+    MIN_HALF_CORR,
     _block_median,
     _fragment_traces,
     _grow_by_correlation,
@@ -385,6 +386,23 @@ def test_noisy_fragments_of_one_tuft_merge_and_of_two_tufts_do_not():
     traces = _fragment_traces(bins, fragments, stats)
     reliability = _half_correlations(bins, fragments, stats)
     assert _merge_groups(traces, threshold, reliability) == [[0], [1]]
+
+
+def test_a_fragment_half_without_variance_gets_the_floor_reliability():
+    """Constant pixels (dead or saturated) make a half's trace constant: its reliability is
+    the floor's, not NaN, so the merge's distances stay finite."""
+    rng = np.random.default_rng(6)
+    bins, stats, horizontal, vertical = _two_lines(rng, 200, 1.0, shared=True)
+    rows, cols = np.indices(horizontal.shape)
+    bins[:, horizontal & ((rows + cols) % 2 == 0)] = 5.0
+    stats = _PixelStats(horizontal.shape)
+    stats.add(bins)
+    reliability = _half_correlations(bins, [horizontal, vertical], stats)
+    floor = 2 * MIN_HALF_CORR / (1 + MIN_HALF_CORR)
+    assert reliability[0] == pytest.approx(floor)
+    assert floor < reliability[1] <= 1
+    traces = _fragment_traces(bins, [horizontal, vertical], stats)
+    _merge_groups(traces, 0.5, reliability)  # raised on NaN distances before
 
 
 def test_a_piece_inside_a_larger_cell_is_not_a_second_cell():
