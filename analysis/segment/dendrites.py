@@ -153,20 +153,29 @@ def _fragment_traces(
 ) -> np.ndarray:
     """Mean z-scored trace (fragment, bin) of each fragment over the binned frames ``bins``
     (read in batches); z-scores use the per-pixel mean and SD of ``pixel_stats``."""
+    return _index_traces(
+        bins, [np.flatnonzero(f) for f in fragments], pixel_stats, batch_bins=batch_bins
+    )
+
+
+def _index_traces(
+    bins: Any, pixel_sets: list[np.ndarray], pixel_stats: _PixelStats, *, batch_bins: int = 64
+) -> np.ndarray:
+    """:func:`_fragment_traces` of sets of flat pixel indices (an empty set: zeros)."""
     mean, sd = pixel_stats.mean_sd()
     n_bins = len(bins)
-    if not fragments:
+    if not pixel_sets:
         return np.zeros((0, n_bins))
-    # mean over a fragment's pixels of (x - mean) / sd, as one sparse product per batch
-    rows = np.concatenate([np.full(f.sum(), i) for i, f in enumerate(fragments)])
-    pixels = np.concatenate([np.flatnonzero(f) for f in fragments])
-    npix = np.array([f.sum() for f in fragments], np.float64)
+    # mean over a set's pixels of (x - mean) / sd, as one sparse product per batch
+    rows = np.concatenate([np.full(len(p), i) for i, p in enumerate(pixel_sets)])
+    pixels = np.concatenate(pixel_sets).astype(np.int64)
+    npix = np.array([len(p) for p in pixel_sets], np.float64)
     scale = sparse.csr_matrix(
         (1.0 / (npix[rows] * sd.ravel()[pixels]), (rows, pixels)),
-        shape=(len(fragments), mean.size),
+        shape=(len(pixel_sets), mean.size),
     )
     offset = scale @ mean.ravel()
-    traces = np.empty((len(fragments), n_bins))
+    traces = np.empty((len(pixel_sets), n_bins))
     for start in range(0, n_bins, batch_bins):
         chunk = np.asarray(bins[start : start + batch_bins], np.float64).reshape(-1, mean.size)
         traces[:, start : start + len(chunk)] = (scale @ chunk.T) - offset[:, None]
@@ -175,25 +184,77 @@ def _fragment_traces(
 
 #: Fragments of at least this many pixels are checked for two crossing tufts ...
 SPLIT_MIN_PX = 30
-#: ... and split where their pixels follow two traces that correlate below this.
+#: ... and split where their pixels follow two traces whose correlation, corrected for
+#: their reliabilities, is below this.
 SPLIT_MAX_CORR = 0.3
 #: Smallest part of a split fragment, px.
 SPLIT_MIN_PART_PX = 6
-#: Floor of a fragment's split-half correlation, so that a noisy fragment's corrected
-#: correlations are raised at most about 5-fold.
+#: Pixels whose traces the split holds at once (float32: bins x this x 4 bytes).
+SPLIT_BATCH_PX = 4096
+#: Floor of a split-half correlation, so that a noisy fragment's corrected correlations
+#: are raised at most about 5-fold.
 MIN_HALF_CORR = 0.1
 
 
 def _pixel_traces(
     bins: Any, pixels: np.ndarray, pixel_stats: _PixelStats, *, batch_bins: int = 64
 ) -> np.ndarray:
-    """Z-scored binned traces (bin, pixel) of the flat pixel indices ``pixels``."""
+    """Z-scored binned traces (bin, pixel) of the flat pixel indices ``pixels``, float32."""
     mean, sd = (a.ravel()[pixels] for a in pixel_stats.mean_sd())
-    out = np.empty((len(bins), len(pixels)))
+    out = np.empty((len(bins), len(pixels)), np.float32)
     for start in range(0, len(bins), batch_bins):
         chunk = np.asarray(bins[start : start + batch_bins], np.float64)
         out[start : start + len(chunk)] = (chunk.reshape(len(chunk), -1)[:, pixels] - mean) / sd
     return out
+
+
+def _reliability(half_a: np.ndarray, half_b: np.ndarray) -> float:
+    """Split-half reliability of the mean of two halves' traces: their correlation (floored
+    at :data:`MIN_HALF_CORR`, also where a half is constant) stepped up to the whole
+    (Spearman-Brown)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.corrcoef(half_a, half_b)[0, 1]
+    # a half without variance (constant pixels) carries no signal
+    rho = float(np.clip(np.nan_to_num(rho, nan=MIN_HALF_CORR), MIN_HALF_CORR, 1.0))
+    return 2 * rho / (1 + rho)
+
+
+def _checkerboard(shape: tuple[int, int]) -> np.ndarray:
+    """Flat bool image, True on the pixels whose row + col is even."""
+    return (np.indices(shape).sum(axis=0) % 2 == 0).ravel()
+
+
+def _two_means(traces: np.ndarray) -> np.ndarray | None:
+    """Spherical 2-means of pixel traces (bin, pixel), seeded by the sign of the second
+    singular vector: the side of each pixel, or None where a side keeps fewer than
+    :data:`SPLIT_MIN_PART_PX` pixels."""
+    unit = traces / np.maximum(np.linalg.norm(traces, axis=0), 1e-12)
+    side = np.linalg.svd(unit, full_matrices=False)[2][1] > 0
+    for _ in range(10):
+        if min(side.sum(), (~side).sum()) < SPLIT_MIN_PART_PX:
+            return None
+        centres = np.stack([unit[:, side == s].mean(axis=1) for s in (False, True)])
+        centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+        side = (centres @ unit).argmax(axis=0) == 1
+    return None if min(side.sum(), (~side).sum()) < SPLIT_MIN_PART_PX else side
+
+
+def _parts_correlation(traces: np.ndarray, side: np.ndarray, even: np.ndarray) -> float:
+    """Correlation of the two parts' mean traces (``traces``: bin, pixel), divided by the
+    geometric mean of the parts' split-half reliabilities (checkerboard halves, ``even``);
+    NaN where a part is constant."""
+    means, reliabilities = [], []
+    for s in (False, True):
+        own = side == s
+        means.append(traces[:, own].mean(axis=1))
+        halves = [traces[:, own & even], traces[:, own & ~even]]
+        if min(h.shape[1] for h in halves) == 0:
+            reliabilities.append(1.0)
+        else:
+            reliabilities.append(_reliability(*(h.mean(axis=1) for h in halves)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(*means)[0, 1]
+    return float(corr / np.sqrt(reliabilities[0] * reliabilities[1]))
 
 
 def _split_crossings(
@@ -203,61 +264,67 @@ def _split_crossings(
 
     Where two tufts cross, the correlation image makes one ridge with one watershed
     seed, so one fragment holds pieces of both and its ROI misses both tufts. Each
-    fragment of :data:`SPLIT_MIN_PX` or more is cut by spherical 2-means of its pixels'
-    z-scored traces (seeded by the sign of the second singular vector); the cut stands
-    where both parts have :data:`SPLIT_MIN_PART_PX` pixels and their mean traces
-    correlate below :data:`SPLIT_MAX_CORR`. Pieces of one tuft merge again later.
+    fragment of :data:`SPLIT_MIN_PX` or more is cut by :func:`_two_means` of its pixels'
+    z-scored traces over the even bins; the cut stands where the two parts' traces over
+    the odd bins, corrected for their reliabilities, correlate below
+    :data:`SPLIT_MAX_CORR`. Fitted and judged on the same bins, a cut that follows the
+    pixel noise of one dim tuft looks like two tufts. Pieces of one tuft merge again
+    later. Traces are read for :data:`SPLIT_BATCH_PX` pixels at a time.
     """
     large = [k for k, f in enumerate(fragments) if np.count_nonzero(f) >= SPLIT_MIN_PX]
     if not large:
         return fragments
-    pixels = [np.flatnonzero(fragments[k]) for k in large]
-    z = _pixel_traces(bins, np.concatenate(pixels), pixel_stats)
-    split, start = list(fragments), 0
-    for k, pix in zip(large, pixels, strict=True):
-        unit = z[:, start : start + len(pix)]
-        start += len(pix)
-        unit = unit / np.maximum(np.linalg.norm(unit, axis=0), 1e-12)
-        part = np.linalg.svd(unit, full_matrices=False)[2][1] > 0
-        for _ in range(10):
-            if min(part.sum(), (~part).sum()) < SPLIT_MIN_PART_PX:
-                break
-            centres = np.stack([unit[:, part == side].mean(axis=1) for side in (False, True)])
-            centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
-            part = (centres @ unit).argmax(axis=0) == 1
-        if min(part.sum(), (~part).sum()) < SPLIT_MIN_PART_PX:
-            continue
-        pieces = [unit[:, part == side].mean(axis=1) for side in (False, True)]
-        if np.corrcoef(*pieces)[0, 1] >= SPLIT_MAX_CORR:
-            continue
-        halves = [np.zeros(fragments[k].shape, bool) for _ in range(2)]
-        halves[0].flat[pix[~part]] = True
-        halves[1].flat[pix[part]] = True
-        split[k] = halves[0]
-        split.append(halves[1])
+    even = _checkerboard(fragments[0].shape)
+    split = list(fragments)
+    while large:
+        group, budget = [], 0
+        while large and (
+            not group or budget + np.count_nonzero(fragments[large[0]]) <= SPLIT_BATCH_PX
+        ):
+            group.append(large.pop(0))
+            budget += np.count_nonzero(fragments[group[-1]])
+        pixels = [np.flatnonzero(fragments[k]) for k in group]
+        z = _pixel_traces(bins, np.concatenate(pixels), pixel_stats)
+        start = 0
+        for k, pix in zip(group, pixels, strict=True):
+            traces = z[:, start : start + len(pix)]
+            start += len(pix)
+            side = _two_means(traces[0::2])
+            # NaN (a constant part) does not cut
+            if (
+                side is None
+                or not _parts_correlation(traces[1::2], side, even[pix]) < SPLIT_MAX_CORR
+            ):
+                continue
+            pieces = [np.zeros(fragments[k].shape, bool) for _ in range(2)]
+            pieces[0].flat[pix[~side]] = True
+            pieces[1].flat[pix[side]] = True
+            split[k] = pieces[0]
+            split.append(pieces[1])
     return split
 
 
 def _half_correlations(
     bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats
 ) -> np.ndarray:
-    """Each fragment's split-half reliability: the correlation of its two checkerboard
-    halves' traces (floored at :data:`MIN_HALF_CORR`, also where a half is constant),
-    stepped up to the whole fragment (Spearman-Brown); 1 where a half is empty."""
+    """Each fragment's :func:`_reliability` from its two checkerboard halves' traces; 1
+    where a half is empty."""
     if not fragments:
         return np.ones(0)
-    rows, cols = np.indices(fragments[0].shape)
-    halves = [f & ((rows + cols) % 2 == side) for f in fragments for side in (0, 1)]
-    traces = _fragment_traces(bins, halves, pixel_stats)
-    reliability = np.ones(len(fragments))
-    for k in range(len(fragments)):
-        if halves[2 * k].any() and halves[2 * k + 1].any():
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rho = np.corrcoef(traces[2 * k], traces[2 * k + 1])[0, 1]
-            # a half without variance (constant pixels) carries no signal
-            rho = np.clip(np.nan_to_num(rho, nan=MIN_HALF_CORR), MIN_HALF_CORR, 1)
-            reliability[k] = 2 * rho / (1 + rho)
-    return reliability
+    even = _checkerboard(fragments[0].shape)
+    halves = []
+    for f in fragments:
+        pix = np.flatnonzero(f)
+        halves += [pix[even[pix]], pix[~even[pix]]]
+    traces = _index_traces(bins, halves, pixel_stats)
+    return np.array(
+        [
+            _reliability(traces[2 * k], traces[2 * k + 1])
+            if len(halves[2 * k]) and len(halves[2 * k + 1])
+            else 1.0
+            for k in range(len(fragments))
+        ]
+    )
 
 
 def _merge_fragments(
