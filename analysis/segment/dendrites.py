@@ -148,20 +148,12 @@ class _PixelStats:
         return (total / count).astype(np.float32)
 
 
-def _fragment_traces(
-    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats, *, batch_bins: int = 64
-) -> np.ndarray:
-    """Mean z-scored trace (fragment, bin) of each fragment over the binned frames ``bins``
-    (read in batches); z-scores use the per-pixel mean and SD of ``pixel_stats``."""
-    return _index_traces(
-        bins, [np.flatnonzero(f) for f in fragments], pixel_stats, batch_bins=batch_bins
-    )
-
-
 def _index_traces(
     bins: Any, pixel_sets: list[np.ndarray], pixel_stats: _PixelStats, *, batch_bins: int = 64
 ) -> np.ndarray:
-    """:func:`_fragment_traces` of sets of flat pixel indices (an empty set: zeros)."""
+    """Mean z-scored trace (set, bin) of each set of flat pixel indices (an empty set:
+    zeros) over the binned frames ``bins`` (read in batches); z-scores use the per-pixel
+    mean and SD of ``pixel_stats``."""
     mean, sd = pixel_stats.mean_sd()
     n_bins = len(bins)
     if not pixel_sets:
@@ -304,27 +296,31 @@ def _split_crossings(
     return split
 
 
-def _half_correlations(
-    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats
-) -> np.ndarray:
-    """Each fragment's :func:`_reliability` from its two checkerboard halves' traces; 1
-    where a half is empty."""
+def _traces_and_reliability(
+    bins: Any, fragments: list[np.ndarray], pixel_stats: _PixelStats, *, batch_bins: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each fragment's mean z-scored trace (fragment, bin) and its :func:`_reliability`
+    (1 where a half is empty), from one read of ``bins``: the traces of its two
+    checkerboard halves, whose pixel-weighted mean is the fragment's trace."""
     if not fragments:
-        return np.ones(0)
+        return np.zeros((0, len(bins))), np.ones(0)
     even = _checkerboard(fragments[0].shape)
     halves = []
     for f in fragments:
         pix = np.flatnonzero(f)
         halves += [pix[even[pix]], pix[~even[pix]]]
-    traces = _index_traces(bins, halves, pixel_stats)
-    return np.array(
+    half_traces = _index_traces(bins, halves, pixel_stats, batch_bins=batch_bins)
+    sizes = np.array([len(h) for h in halves], np.float64).reshape(-1, 2)
+    traces = (half_traces[0::2] * sizes[:, :1] + half_traces[1::2] * sizes[:, 1:]) / np.maximum(
+        sizes.sum(axis=1, keepdims=True), 1.0
+    )
+    reliability = np.array(
         [
-            _reliability(traces[2 * k], traces[2 * k + 1])
-            if len(halves[2 * k]) and len(halves[2 * k + 1])
-            else 1.0
+            _reliability(half_traces[2 * k], half_traces[2 * k + 1]) if sizes[k].all() else 1.0
             for k in range(len(fragments))
         ]
     )
+    return traces, reliability
 
 
 def _merge_fragments(
@@ -526,8 +522,7 @@ def detect_dendrites(
         labels = watershed(-smooth, markers, mask=fg)
         fragments = [labels == k for k in range(1, labels.max() + 1)]
         fragments = _split_crossings(spill, fragments, pixel_stats)
-        traces = _fragment_traces(spill, fragments, pixel_stats)
-        reliability = _half_correlations(spill, fragments, pixel_stats)
+        traces, reliability = _traces_and_reliability(spill, fragments, pixel_stats)
         rois, roi_traces, n_fragments, length_px = _merge_fragments(
             fragments, traces, reliability, settings
         )

@@ -16,13 +16,12 @@ from analysis.segment import SegmentSettings, anatomy, dendrites, detect_dendrit
 from analysis.segment.dendrites import (
     MIN_HALF_CORR,
     _block_median,
-    _fragment_traces,
     _grow_by_correlation,
-    _half_correlations,
     _merge_groups,
     _PixelStats,
     _remove_residual_motion,
     _split_crossings,
+    _traces_and_reliability,
 )
 from analysis.segment.somata import (
     _field_min_contrast,
@@ -243,7 +242,7 @@ def test_streamed_local_correlation_and_traces_match_the_whole_movie():
     fragments = [np.zeros((12, 9), bool) for _ in range(2)]
     fragments[0][3:6, 2:7] = True
     fragments[1][8, 1:4] = True
-    traces = _fragment_traces(x, fragments, pixel_stats, batch_bins=7)
+    traces = _traces_and_reliability(x, fragments, pixel_stats, batch_bins=7)[0]
     np.testing.assert_allclose(traces, [z[:, f].mean(axis=1) for f in fragments], atol=1e-5)
 
 
@@ -331,7 +330,7 @@ def test_crossing_tufts_each_take_back_the_crossing_and_their_own_gaps():
     h_roi[10, 9:12] = False
     v_roi[13, 10] = False
     bins = frames.astype(np.float32)
-    traces = _fragment_traces(bins, [h_roi, v_roi], stats)
+    traces = _traces_and_reliability(bins, [h_roi, v_roi], stats)[0]
     grown = _grow_by_correlation(bins, [h_roi, v_roi], traces, stats, reach_px=3, min_corr=0.2)
     np.testing.assert_array_equal(grown[0], horizontal)
     np.testing.assert_array_equal(grown[1], vertical)
@@ -395,14 +394,12 @@ def test_noisy_fragments_of_one_tuft_merge_and_of_two_tufts_do_not():
     threshold = SegmentSettings().merge_corr_threshold
     bins, stats, horizontal, vertical = _two_lines(rng, 400, 9.0, shared=True)
     fragments = [horizontal, vertical]
-    traces = _fragment_traces(bins, fragments, stats)
-    reliability = _half_correlations(bins, fragments, stats)
+    traces, reliability = _traces_and_reliability(bins, fragments, stats)
     assert np.corrcoef(traces)[0, 1] < threshold
     assert _merge_groups(traces, threshold) == [[0], [1]]
     assert _merge_groups(traces, threshold, reliability) == [[0, 1]]
     bins, stats, horizontal, vertical = _two_lines(rng, 400, 9.0, shared=False)
-    traces = _fragment_traces(bins, fragments, stats)
-    reliability = _half_correlations(bins, fragments, stats)
+    traces, reliability = _traces_and_reliability(bins, fragments, stats)
     assert _merge_groups(traces, threshold, reliability) == [[0], [1]]
 
 
@@ -415,11 +412,10 @@ def test_a_fragment_half_without_variance_gets_the_floor_reliability():
     bins[:, horizontal & ((rows + cols) % 2 == 0)] = 5.0
     stats = _PixelStats(horizontal.shape)
     stats.add(bins)
-    reliability = _half_correlations(bins, [horizontal, vertical], stats)
+    traces, reliability = _traces_and_reliability(bins, [horizontal, vertical], stats)
     floor = 2 * MIN_HALF_CORR / (1 + MIN_HALF_CORR)
     assert reliability[0] == pytest.approx(floor)
     assert floor < reliability[1] <= 1
-    traces = _fragment_traces(bins, [horizontal, vertical], stats)
     _merge_groups(traces, 0.5, reliability)  # raised on NaN distances before
 
 
