@@ -37,7 +37,11 @@ around (``contrast`` of :func:`analysis.segment.detect_somata`, default settings
 movie at the real frame rate) of the most skewed functional ROIs (the top 30 per 256 x
 256 px, :func:`analysis.segment.somata.most_active`) and the share of them passing
 ``segment.min_contrast``: how much brighter than the neuropil active somata are at rest;
-and how many functional ROIs there are per 10,000 px and their median area.
+their median area, and how far their events spread (their event image, the mean frame of
+their top 5 % frames less their median frames, on rings 2, 4 and 6 px from the centroid,
+over its 90th percentile inside the ROI: a soma's events light it to its edge, a bouton's
+or a process's fade within a few px); and how many functional ROIs there are per 10,000
+px and their median area.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ HIGHPASS_SIGMA_PX = 8.0
 SHADOW_BACKGROUND_PX = 25.0
 SHADOW_EDGE_PX = 32
 MIN_ACTIVE_FRAMES = 100
+#: distances from an active ROI's centroid at which its event image is read
+EVENT_PROFILE_PX = (2, 4, 6)
 
 
 def _zero_photon_level(movie: np.ndarray) -> float:
@@ -158,6 +164,7 @@ def movie_statistics(movie: np.ndarray, *, offset: float, fs_hz: float) -> dict[
 
 def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
     """Resting contrast of the most skewed functional ROIs (see the module docstring)."""
+    from analysis import masks
     from analysis.segment import SegmentSettings, detect_somata
     from analysis.segment.somata import most_active
 
@@ -169,6 +176,8 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
         "skewness p50",
         "all: per 1e4 px",
         "all: area px p50",
+        "area px p50",
+        *(f"event image at {d} px" for d in EVENT_PROFILE_PX),
     )
     if len(movie) < MIN_ACTIVE_FRAMES:  # too short to find cells by their activity
         return {f"active ROIs: {name}": float("nan") for name in names}
@@ -183,14 +192,33 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
         settings.diameter_px,
     )
     contrast = rois["contrast"].values[top]
+    pixels = masks.roi_pixels(rois)
     values = (
         *np.percentile(contrast, [25, 50, 75]),
         np.mean(contrast >= settings.min_contrast),
         np.median(rois["skewness"].values[top]),
         len(rois["skewness"]) / counts[0].size * 1e4,
         np.median(rois["area_px"].values),
+        np.median(rois["area_px"].values[top]),
+        *np.median([_event_profile(movie, *pixels[k]) for k in top], axis=0),
     )
     return {f"active ROIs: {name}": float(v) for name, v in zip(names, values, strict=True)}
+
+
+def _event_profile(
+    movie: np.ndarray, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """How far a ROI's events spread: its event image (mean frame of its top 5 % frames
+    less its median frames) averaged on rings :data:`EVENT_PROFILE_PX` from its centroid,
+    over the image's 90th percentile inside the ROI."""
+    trace = movie[:, rows, cols] @ (weights / weights.sum())
+    image = movie[trace >= np.percentile(trace, 95)].mean(0) - movie[
+        trace <= np.median(trace)
+    ].mean(0)
+    level = np.percentile(image[rows, cols], 90)
+    r, c = np.average(rows, weights=weights), np.average(cols, weights=weights)
+    distance = np.hypot(*np.ogrid[-r : movie.shape[1] - r, -c : movie.shape[2] - c])
+    return np.array([image[np.abs(distance - d) < 0.5].mean() / level for d in EVENT_PROFILE_PX])
 
 
 def _strong_blobs(mean: np.ndarray, edge_px: int) -> dict[str, float]:

@@ -69,8 +69,8 @@ class SegmentSettings(StageSettings):
         diameter wide around it; somata (indicator-filled cytoplasm) stand out from the
         neuropil, patches of neuropil do not.
         min_contrast_dark: the contrast rule on a field whose somata rest dark: where
-        fewer than half of its most active ROIs pass ``min_contrast`` (the neurofinder
-        movie: 3 %), dimness does not tell somata from neuropil there, and ROIs clearly
+        fewer than half of its most active soma-sized ROIs pass ``min_contrast`` (the
+        neurofinder movie: 33 %), dimness does not tell somata from neuropil there, and ROIs clearly
         darker than their surround (vessels, gaps) are still dropped. At or above
         ``min_contrast``: no switch (the rule is never raised). Chosen on four
         1500-frame simulated fields (soma F1 at IoU >= 0.5): ``realistic_dark`` seeds 3

@@ -638,8 +638,9 @@ def test_grow_to_somata_leaves_a_larger_rois_soma_to_it():
 
 
 def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(caplog):
-    """Label-free: most of the most skewed functional ROIs failing min_contrast means the
-    field's somata rest dark; its contrast rule becomes min_contrast_dark, with a warning."""
+    """Label-free: most of the most skewed soma-sized functional ROIs failing min_contrast
+    means the field's somata rest dark; its contrast rule becomes min_contrast_dark, with a
+    warning. Dim specks (too small for a soma) do not count."""
     rng = np.random.default_rng(0)
     skewness = rng.uniform(0, 5, 100)
     active = skewness > np.sort(skewness)[-31]
@@ -648,15 +649,18 @@ def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(cap
     inside = rng.uniform(20, 236, (2, 100))
     # the most skewed ROIs on the frame's edge (registration's artifacts) are not counted
     at_edge = np.where(active, 3.0, inside)
-    for active_contrast, rows, dark in (
-        (1.05, inside[0], True),
-        (1.5, inside[0], False),
-        (1.05, at_edge[0], False),
+    soma_area, speck_area = 50, 10
+    for active_contrast, rows, active_area, dark in (
+        (1.05, inside[0], soma_area, True),
+        (1.5, inside[0], soma_area, False),
+        (1.05, at_edge[0], soma_area, False),
+        (1.05, inside[0], speck_area, False),
     ):
         caplog.clear()
         contrast = np.where(active, active_contrast, 1.5)
         feats = {"skewness": skewness, "contrast": contrast}
         feats.update(centroid_row=rows, centroid_col=inside[1])
+        feats.update(area_px=np.where(active, active_area, soma_area), compactness=np.ones(100))
         applied = _field_min_contrast(feats, (256, 256), settings)
         assert applied == (settings.min_contrast_dark if dark else settings.min_contrast)
         assert ("segment.min_contrast_dark" in caplog.text) is dark
