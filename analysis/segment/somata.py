@@ -13,7 +13,7 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from analysis import suite2p_kernels
-from analysis.segment import anatomy, classifier
+from analysis.segment import anatomy, classifier, footprint
 from analysis.segment.common import check_inputs, mask_centroids, masks_dataset
 from analysis.segment.settings import RULES, SegmentSettings
 from analysis.settings import torch_device
@@ -248,6 +248,10 @@ def _candidate_features(
     feats["blob_snr"] = blob_snr[at].astype(np.float32)
     feats["anatomical"] = np.full(len(weights), anatomical)
     feats["centroid_row"], feats["centroid_col"] = rows, cols
+    binned = images[0].reshape(len(images[0]), *images[1].shape)
+    feats["event_area_px"] = footprint.event_areas(
+        weights, binned, diameter_px=settings.diameter_px
+    )
     return feats
 
 
@@ -258,14 +262,19 @@ def _classify(
 
     With a trained ``model`` (``segment.classifier``; None with the rules), a cell has
     probability >= ``min_cell_probability`` (0: the model's threshold). With the rules:
-    sparsery ROIs pass the area, compactness, skewness and contrast rules, mean-image blobs
-    the area and compactness rules alone (they may be nearly silent); the probability is
-    then NaN.
+    sparsery ROIs pass the area, compactness, skewness, contrast and event-area rules,
+    mean-image blobs the area and compactness rules alone (they may be nearly silent); the
+    probability is then NaN.
     """
     if model is None:
         shape_ok = _passes_shape_rules(feats, settings)
-        active_ok = (feats["skewness"] >= settings.min_skewness) & (
-            feats["contrast"] >= settings.min_contrast
+        active_ok = (
+            (feats["skewness"] >= settings.min_skewness)
+            & (feats["contrast"] >= settings.min_contrast)
+            & (
+                feats["event_area_px"]
+                >= settings.min_event_area_fraction * _disk_area(settings.diameter_px)
+            )
         )
         is_cell = shape_ok & (active_ok | feats["anatomical"])
         return is_cell.astype(bool), np.full(len(is_cell), np.nan, np.float32)

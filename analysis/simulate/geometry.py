@@ -191,6 +191,8 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
     }
     if field:
         out.update(_realistic_images(field, out, settings, rng))
+    if settings.n_puncta:
+        out["puncta"] = realism.place_puncta(settings, soma_fp, rng)
     return out
 
 
@@ -254,21 +256,33 @@ def to_session_coords(images: np.ndarray, transform: dict[str, float]) -> np.nda
     return out.reshape(images.shape).astype(images.dtype)
 
 
+def to_session_points(
+    points: np.ndarray, transform: dict[str, float], shape: tuple[int, int]
+) -> np.ndarray:
+    """Points (n, 2) in reference coords moved to a session's raw coords: rotated about
+    the field's centre, then shifted (the inverse of :func:`to_session_coords`' mapping)."""
+    a = np.deg2rad(transform["rotation_deg"])
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = (np.array(shape) - 1) / 2
+    shift = np.array([transform["shift_row"], transform["shift_col"]])
+    return (np.asarray(points, float) - centre) @ rot.T + centre + shift
+
+
 def target_polygons(
     geometry: dict[str, Any], transform: dict[str, float], *, settings: SimulateSettings
 ) -> list[dict[str, Any]]:
     """Online target polygons (16-gons around each target soma) in session raw coords."""
     neurons = geometry["neurons"]
     targets = neurons[neurons.group != SIMULATED_NON_TARGET].sort_values("target_id")
-    a = np.deg2rad(transform["rotation_deg"])
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    centre = (np.array([settings.n_rows, settings.n_cols]) - 1) / 2
-    shift = np.array([transform["shift_row"], transform["shift_col"]])
+    centres = to_session_points(
+        targets[["centroid_row", "centroid_col"]].to_numpy(float),
+        transform,
+        (settings.n_rows, settings.n_cols),
+    )
     phi = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     out = []
-    for row in targets.itertuples():
+    for row, c in zip(targets.itertuples(), centres, strict=True):
         radius = getattr(row, "radius_px", settings.soma_radius_px) + 0.5
-        c = rot @ (np.array([row.centroid_row, row.centroid_col]) - centre) + centre + shift
         poly = c + radius * np.stack([np.sin(phi), np.cos(phi)], axis=1)
         out.append(
             {
@@ -334,10 +348,17 @@ def session_geometry(
     bright = list(rest)
     if "transient_scale" in geometry:
         bright[0] = rest[0] * geometry["transient_scale"][:, None, None]
-    return {
+    out = {
         "soma_mask": np.where(soma_fp > 0.2, soma_fp, 0).astype(np.float32),
         "dendrite_mask": np.where(tuft_fp > 0.3, tuft_fp, 0).astype(np.float32),
         "static": static.astype(np.float32),
         "bright_fp": [b.astype(np.float32) for b in bright],
         "neuropil": neuropil.astype(np.float32),
     }
+    if "puncta" in geometry:
+        shape = static.shape[1:]
+        centres = to_session_points(geometry["puncta"], transform, shape)
+        puncta = brightness * settings.punctum_photons * realism.puncta_image(centres, shape)
+        out["static"][0] += np.asarray(puncta.sum(axis=0), np.float32).reshape(shape)
+        out["puncta_fp"] = puncta.astype(np.float32)
+    return out

@@ -63,9 +63,10 @@ def render_plane(
     """Stream raw uint16 frames (time, row, col) of one plane of one simulated day.
 
     Clean photon rate = static image + sum_k brightness_k * calcium_k(t) + neuropil image x
-    neuropil_trace(t); warped by the day's motion (bilinear); Poisson shot noise; raw counts
-    by :func:`detect`. Plane 1 needs ``day["dendrite_calcium"]``. Only one chunk is
-    held at a time; the noise generator is seeded per (day, plane) for determinism.
+    neuropil_trace(t) (+ the soma plane's puncta x their dF/F); warped by the day's motion
+    (bilinear); Poisson shot noise; raw counts by :func:`detect`. Plane 1 needs
+    ``day["dendrite_calcium"]``. Only one chunk is held at a time; the noise generator is
+    seeded per (day, plane) for determinism.
     """
     chunk_frames = chunk_frames or settings.chunk_frames
     static, fp, npil = plane_components(day["sgeom"], plane)
@@ -81,6 +82,9 @@ def render_plane(
         clean = activity[:, start:stop].T @ fp_flat
         clean = clean.reshape(-1, *shape) + static[None]
         clean += npil[None] * day["neuropil_trace"][plane, start:stop, None, None]
+        if plane == 0 and "puncta_fp" in day["sgeom"]:
+            puncta = day["sgeom"]["puncta_fp"].T @ day["puncta_calcium"][:, start:stop]
+            clean += puncta.T.reshape(-1, *shape)
         out = np.empty((stop - start, *shape), dtype=np.uint16)
         for i, t in enumerate(range(start, stop)):
             dr, dc = _displacement(day["motion"], t, waves)

@@ -36,6 +36,10 @@ REALISM_DEFAULTS: dict[str, Any] = {
     "neuropil_grain_contrast": 0.0,
     "n_vessels": 0,
     "n_processes": 0,
+    "n_puncta": 0,
+    "punctum_photons": 0.15,
+    "punctum_dff": 40.0,
+    "punctum_rate_hz": 0.03,
     "border_somata": False,
     "photon_gain": 1.0,
     "photon_gain_cv": 0.0,
@@ -86,7 +90,11 @@ class SimulateSettings(StageSettings):
     ``neuropil_grain_px`` > 0 multiplies the neuropil by a fine log-normal texture of that
     correlation length and log-SD ``neuropil_grain_contrast``; ``n_vessels`` dark tubes
     shade background and neuropil of both planes; ``n_processes`` dendrites and axons of
-    imaged neurons cross the soma plane with their owner's activity; ``border_somata``
+    imaged neurons cross the soma plane with their owner's activity; ``n_puncta`` specks
+    (boutons, thin processes of neurons not imaged: Gaussians of
+    :data:`analysis.simulate.realism.PUNCTUM_SIGMA_PX`) lie off the somata with
+    ``punctum_photons`` at rest at their centre, Poisson events at ``punctum_rate_hz`` of
+    dF/F log-normal around ``punctum_dff``, decaying as a soma's; ``border_somata``
     fills the border band (``margin_px``, kept free so every target stays in view) with
     non-target somata at the interior's density, as a real field has cells up to its
     edge: on days the field moves, some leave it in part. The detector:
@@ -171,6 +179,10 @@ class SimulateSettings(StageSettings):
     neuropil_grain_contrast: float = 0.0
     n_vessels: int = 0
     n_processes: int = 0
+    n_puncta: int = 0
+    punctum_photons: float = 0.15
+    punctum_dff: float = 40.0
+    punctum_rate_hz: float = 0.03
     border_somata: bool = False
     photon_gain: float = 1.0
     photon_gain_cv: float = 0.0
@@ -189,6 +201,9 @@ class SimulateSettings(StageSettings):
             "simulate.soma_placement must be 'grid' or 'random'",
         )
         require(0 <= self.soma_overlap < 1, "simulate.soma_overlap must be in [0, 1)")
+        require(self.n_puncta >= 0, "simulate.n_puncta must be >= 0")
+        for name in ("punctum_photons", "punctum_dff", "punctum_rate_hz"):
+            require(getattr(self, name) > 0, f"simulate.{name} must be > 0")
         require(
             self.soma_placement == "random" or self.soma_overlap == 0,
             "simulate.soma_overlap needs soma_placement 'random'",
@@ -479,6 +494,9 @@ PRESETS["realistic_dark"] = {
     "neuropil_grain_px": 1.0,
     "neuropil_grain_contrast": 0.08,
     "n_processes": 20,
+    # specks with rare large events: the real movie's most active functional ROIs are
+    # specks of 11 px whose events fade to a quarter 2 px out (simulator_realism.py)
+    "n_puncta": 120,
     # sparser, larger events: the real movie's most active cells are more skewed
     "burst_rate_hz": 0.1,
     "spike_dff": 0.3 * REALISTIC_DFF_SCALE * REALISTIC_SOMA_DFF_SCALE,

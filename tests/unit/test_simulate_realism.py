@@ -318,3 +318,35 @@ def test_dark_somata_preset_rests_most_somata_below_their_neuropil(preset, n_neu
             darker.append(static[body > 0.5].mean() < static[ring].mean())
     assert len(darker) >= 15
     assert dark_share[0] <= np.mean(darker) <= dark_share[1], np.mean(darker)
+
+
+def test_puncta_are_specks_off_the_somata_whose_events_stay_within_them():
+    """Puncta (``n_puncta``) lie off every soma, their events light specks a few px
+    across, centred where the session's coordinates put them."""
+    settings = _small_realistic(n_frames=600, n_puncta=40, punctum_rate_hz=0.2)
+    result = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(1))
+    geometry, day = result["geometry"], result["days"][0]
+    soma = geometry["soma_fp"].max(axis=0)
+    at = np.round(geometry["puncta"]).astype(int)
+    assert (soma[at[:, 0], at[:, 1]] < 2 * realism.PUNCTUM_MAX_SOMA).all()
+    calcium = day["puncta_calcium"]
+    assert calcium.shape == (40, 600) and (calcium.max(axis=1) > 0).mean() > 0.9
+    # the brightest event of one punctum, in the soma plane without its shot noise
+    k = int(np.argmax(calcium.max(axis=1)))
+    frame = int(np.argmax(calcium[k]))
+    static, _, _ = simulate.geometry.plane_components(day["sgeom"], 0)
+    lit = day["sgeom"]["puncta_fp"][k].toarray().reshape(static.shape) * calcium[k, frame]
+    centre = simulate.geometry.to_session_points(
+        geometry["puncta"][k : k + 1], day["transform"], static.shape
+    )[0]
+    r, c = np.round(centre).astype(int)
+    assert lit[r, c] == pytest.approx(lit.max(), rel=0.3)
+    distance = np.hypot(*np.ogrid[-r : static.shape[0] - r, -c : static.shape[1] - c])
+    assert lit[distance >= 4].max() < 0.01 * lit.max()
+    # presets without puncta have none
+    assert (
+        "puncta_calcium"
+        not in simulate.simulate_subject(
+            _small_realistic(n_frames=300), subject="m01", rng=np.random.default_rng(1)
+        )["days"][0]
+    )

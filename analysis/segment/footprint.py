@@ -1,0 +1,61 @@
+"""How much of the field a functional ROI's own events light (used by
+:mod:`analysis.segment.somata`): a soma's events light its whole cytosol, a bouton's or a
+thin process's fade within a couple of pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: the bins at or above this percentile of a ROI's trace are its events ...
+EVENT_PERCENTILE = 95.0
+#: ... and those at or below this one its rest
+REST_PERCENTILE = 50.0
+#: the lit area is looked for within this multiple of ``diameter_px`` of the centroid
+EVENT_REACH = 1.5
+#: a pixel is lit where the event image reaches this share of the ROI's own level
+EVENT_EDGE_FRACTION = 0.5
+
+
+def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: float) -> np.ndarray:
+    """Per ROI, the area (px) its own events light.
+
+    The event image is the mean of the ROI's event bins (its weighted trace at or above
+    :data:`EVENT_PERCENTILE`) less the mean of its rest bins (:data:`REST_PERCENTILE`);
+    the lit area is the part connected to the ROI, within :data:`EVENT_REACH` diameters of
+    its centroid, where the event image reaches :data:`EVENT_EDGE_FRACTION` of its 90th
+    percentile inside the ROI, holes filled (the nucleus brightens less). 0 where that
+    level is not positive.
+
+    Parameters
+    ----------
+    weights : list of ndarray (row, col)
+        Full-frame ROI weights.
+    binned : ndarray, shape (bins, row, col)
+        The binned movie.
+    diameter_px : float
+        Expected soma diameter.
+    """
+    flat = binned.reshape(len(binned), -1)
+    reach = int(np.ceil(EVENT_REACH * diameter_px))
+    n_rows, n_cols = binned.shape[1:]
+    areas = np.zeros(len(weights), np.int64)
+    for k, weight in enumerate(weights):
+        own = weight > 0
+        trace = flat[:, own.ravel()] @ weight[own]
+        events = trace >= np.percentile(trace, EVENT_PERCENTILE)
+        rest = trace <= np.percentile(trace, REST_PERCENTILE)
+        r, c = np.round(ndimage.center_of_mass(own)).astype(int)
+        rows = slice(max(0, r - reach), min(n_rows, r + reach + 1))
+        cols = slice(max(0, c - reach), min(n_cols, c + reach + 1))
+        image = binned[events, rows, cols].mean(0) - binned[rest, rows, cols].mean(0)
+        own_here = own[rows, cols]
+        level = np.percentile(image[own_here], 90)
+        if not level > 0:
+            continue
+        near = np.hypot(*np.ogrid[rows.start - r : rows.stop - r, cols.start - c : cols.stop - c])
+        labels, _ = ndimage.label((image >= EVENT_EDGE_FRACTION * level) & (near <= reach))
+        touched = np.unique(labels[own_here])
+        lit = np.isin(labels, touched[touched > 0])
+        areas[k] = int(ndimage.binary_fill_holes(lit).sum())
+    return areas

@@ -1,0 +1,38 @@
+"""The area a functional ROI's own events light: a soma's whole disk, a speck's few px."""
+
+import numpy as np
+
+from analysis.segment import footprint
+
+
+def _movie(rng, shape=(64, 64), n_bins=200):
+    """Noise, plus a soma disk (radius 4 px) and a speck (Gaussian SD 1.2 px), each with
+    its own rare events; the ROIs are their brightest few pixels, as sparsery's cores."""
+    rr, cc = np.indices(shape)
+    disk = (np.hypot(rr - 20, cc - 20) <= 4).astype(float)
+    speck = np.exp(-((rr - 44) ** 2 + (cc - 44) ** 2) / (2 * 1.2**2))
+    movie = rng.normal(0, 0.3, (n_bins, *shape))
+    for image in (disk, speck):
+        events = (rng.random(n_bins) < 0.05) * rng.uniform(3, 6, n_bins)
+        movie += events[:, None, None] * image
+    cores = [np.hypot(rr - 20, cc - 20) <= 1.5, np.hypot(rr - 44, cc - 44) <= 1.5]
+    return movie.astype(np.float32), [core.astype(float) for core in cores], disk
+
+
+def test_a_somas_events_light_its_disk_and_a_specks_a_few_pixels():
+    movie, (soma_core, speck_core), disk = _movie(np.random.default_rng(0))
+    soma_area, speck_area = footprint.event_areas([soma_core, speck_core], movie, diameter_px=8)
+    assert 0.8 * disk.sum() <= soma_area <= 1.3 * disk.sum()
+    assert speck_area <= 15
+    # the rule's cut (half a disk of diameter_px) falls between them
+    assert speck_area < 0.5 * np.pi * 4**2 < soma_area
+
+
+def test_a_roi_without_events_lights_nothing():
+    rng = np.random.default_rng(1)
+    flat = np.full((50, 32, 32), 5.0, np.float32)
+    roi = np.zeros((32, 32))
+    roi[10:13, 10:13] = 1.0
+    assert footprint.event_areas([roi], flat, diameter_px=8)[0] == 0
+    noisy = flat + rng.normal(0, 1, flat.shape).astype(np.float32)
+    assert footprint.event_areas([roi], noisy, diameter_px=8)[0] < 0.5 * np.pi * 4**2
