@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -24,6 +25,7 @@ from analysis.segment.dendrites import (
     _traces_and_reliability,
 )
 from analysis.segment.somata import (
+    _classify,
     _field_min_contrast,
     _merge_split_somata,
     _second_on_a_soma,
@@ -664,3 +666,22 @@ def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(cap
         applied = _field_min_contrast(feats, (256, 256), settings)
         assert applied == (settings.min_contrast_dark if dark else settings.min_contrast)
         assert ("segment.min_contrast_dark" in caplog.text) is dark
+
+
+def test_a_functional_roi_whose_events_light_a_speck_is_not_a_cell():
+    """The event-area rule: of two active ROIs alike in every other feature, the one whose
+    events light a speck (10 px) is not a cell, the one lighting a soma (40 px) is; a
+    mean-image blob, possibly silent, is not held to it."""
+    settings = SegmentSettings()
+    feats = {
+        "area_px": np.array([40, 40, 40]),
+        "compactness": np.ones(3),
+        "skewness": np.array([2.0, 2.0, 0.0]),
+        "contrast": np.array([1.5, 1.5, 1.5]),
+        "event_area_px": np.array([10, 40, 0]),
+        "anatomical": np.array([False, False, True]),
+    }
+    is_cell, _ = _classify(feats, settings, None)
+    assert is_cell.tolist() == [False, True, True]
+    off = dataclasses.replace(settings, min_event_area_fraction=0.0)
+    assert _classify(feats, off, None)[0].tolist() == [True, True, True]
