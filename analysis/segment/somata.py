@@ -1,5 +1,6 @@
 """Somata: suite2p sparsery ROIs, split and merged, plus mean-image blobs; cells told
-from neuropil fragments by area, compactness, skewness and contrast.
+from neuropil fragments and specks by area, compactness, skewness, contrast and the
+area their events light.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def detect_somata(
     ``anatomical``, mean-image blobs of fitted size away from the functional cells are
     added (:func:`anatomy.anatomical_rois`).
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
-    skewness and contrast; blobs on area and compactness alone) or a trained model. The
+    skewness, contrast and the area the ROI's events light; blobs on area and compactness
+    alone) or a trained model. The
     contrast rule is ``min_contrast_dark`` on a field whose most active soma-sized ROIs
     mostly rest dark (:func:`_field_min_contrast`).
 
@@ -70,7 +72,9 @@ def detect_somata(
         over surrounding-ring mean brightness), ``blob_z``, ``blob_snr`` (mean-image blob
         response at the centroid, see :func:`analysis.segment.anatomy.blob_images`;
         negative = dark), ``correlation_contrast`` (local correlation image inside minus
-        around), ``cell_probability`` (the model's; NaN with the rules),
+        around), ``event_area_px`` (the area its own events light,
+        :func:`analysis.segment.footprint.event_areas`), ``cell_probability`` (the
+        model's; NaN with the rules),
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
         and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
         gives a length-0 ``roi``. Attribute ``min_contrast_applied``: the contrast rule
