@@ -22,10 +22,10 @@ def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: f
 
     The event image is the mean of the ROI's event bins (its weighted trace at or above
     :data:`EVENT_PERCENTILE`) less the mean of its rest bins (:data:`REST_PERCENTILE`);
-    the lit area is the part connected to the ROI, within :data:`EVENT_REACH` diameters of
-    its centroid, where the event image reaches :data:`EVENT_EDGE_FRACTION` of its 90th
-    percentile inside the ROI, holes filled (the nucleus brightens less). 0 where that
-    level is not positive.
+    the lit area is the part connected to the ROI, on it or within :data:`EVENT_REACH`
+    diameters of its centroid, where the event image reaches :data:`EVENT_EDGE_FRACTION`
+    of its 90th percentile inside the ROI, holes filled (the nucleus brightens less). 0
+    where that level is not positive, and for an empty ROI.
 
     Parameters
     ----------
@@ -42,19 +42,24 @@ def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: f
     areas = np.zeros(len(weights), np.int64)
     for k, weight in enumerate(weights):
         own = weight > 0
+        if not own.any():
+            continue
         trace = flat[:, own.ravel()] @ weight[own]
         events = trace >= np.percentile(trace, EVENT_PERCENTILE)
         rest = trace <= np.percentile(trace, REST_PERCENTILE)
-        r, c = np.round(ndimage.center_of_mass(own)).astype(int)
-        rows = slice(max(0, r - reach), min(n_rows, r + reach + 1))
-        cols = slice(max(0, c - reach), min(n_cols, c + reach + 1))
+        # the ROI's bounding box widened by the reach: a long ROI stays inside its window
+        own_rows, own_cols = np.nonzero(own)
+        rows = slice(max(0, own_rows.min() - reach), min(n_rows, own_rows.max() + reach + 1))
+        cols = slice(max(0, own_cols.min() - reach), min(n_cols, own_cols.max() + reach + 1))
         image = binned[events, rows, cols].mean(0) - binned[rest, rows, cols].mean(0)
         own_here = own[rows, cols]
         level = np.percentile(image[own_here], 90)
         if not level > 0:
             continue
+        r, c = np.round(own_rows.mean()), np.round(own_cols.mean())
         near = np.hypot(*np.ogrid[rows.start - r : rows.stop - r, cols.start - c : cols.stop - c])
-        labels, _ = ndimage.label((image >= EVENT_EDGE_FRACTION * level) & (near <= reach))
+        eligible = (near <= reach) | own_here
+        labels, _ = ndimage.label((image >= EVENT_EDGE_FRACTION * level) & eligible)
         touched = np.unique(labels[own_here])
         lit = np.isin(labels, touched[touched > 0])
         areas[k] = int(ndimage.binary_fill_holes(lit).sum())

@@ -137,6 +137,8 @@ def analytic_online_f(
         + w_cell @ soma["soma_calcium"]
         + (m @ npil.ravel() / npx[:, 0])[:, None] * soma["neuropil_trace"][0][None, :]
     )
+    if "puncta_fp" in sgeom:  # a punctum's tail inside a target polygon lights it too
+        photons += np.asarray(sgeom["puncta_fp"] @ m.T).T / npx @ soma["puncta_calcium"]
     gain = settings.photon_gain
     mean = settings.raw_offset + gain * photons
     var = gain**2 * (1 + settings.photon_gain_cv**2) * photons + settings.read_noise_sd**2

@@ -133,7 +133,8 @@ def simulate_geometry(settings: SimulateSettings, *, rng: np.random.Generator) -
         footprints peak 1, ``background`` (plane, row, col) and ``neuropil`` (plane, row,
         col) spatial images (photons at rest); with a realistic field also ``soma_light``
         (neuron, row, col), each neuron's relative light in the soma plane at rest, and
-        ``transient_scale`` (neuron,), the share of it its transients carry.
+        ``transient_scale`` (neuron,), the share of it its transients carry; with
+        ``n_puncta`` also ``puncta`` (punctum, 2), the specks' centres.
     """
     shape = (settings.n_rows, settings.n_cols)
     n_targets = settings.n_pos_targets + settings.n_neg_targets
@@ -329,6 +330,8 @@ def session_geometry(
     """Geometry of one session in its raw coordinates (footprints, static images, masks).
 
     ``brightness`` scales every photon rate (not the masks): a dimmer or brighter day.
+    With puncta, ``puncta_fp`` (sparse (punctum, pixel), photons at rest) is their light
+    that scales with their dF/F; their resting light is in ``static``'s soma plane.
     """
     soma_fp = to_session_coords(geometry["soma_fp"], transform)
     soma_light = (

@@ -265,14 +265,18 @@ def place_puncta(
     The real movie's most active functional ROIs are specks (median 11 px, their events
     gone 4 px out; ``benchmarks/simulator_realism.py``), not somata: boutons and thin
     processes of neurons not imaged, with rare large events."""
-    free_rows, free_cols = np.nonzero(soma_fp.max(axis=0) < PUNCTUM_MAX_SOMA)
+    free = soma_fp.max(axis=0) < PUNCTUM_MAX_SOMA
+    if not free.any():  # a field packed with somata: specks anywhere
+        free[:] = True
+    free_rows, free_cols = np.nonzero(free)
     pick = rng.choice(free_rows.size, settings.n_puncta, replace=free_rows.size < settings.n_puncta)
     jitter = rng.uniform(-0.5, 0.5, (settings.n_puncta, 2))
     return np.stack([free_rows[pick], free_cols[pick]], axis=1) + jitter
 
 
 def puncta_image(centres: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
-    """Puncta footprints, peak 1, as a sparse (punctum, pixel) matrix (row-major pixels)."""
+    """Puncta footprints, a Gaussian of peak 1 at each centre sampled at pixel centres, as a
+    sparse (punctum, pixel) matrix (row-major pixels)."""
     reach = int(np.ceil(3 * PUNCTUM_SIGMA_PX))
     dr, dc = (d.ravel() for d in np.mgrid[-reach : reach + 1, -reach : reach + 1])
     rows = np.round(centres[:, :1]).astype(int) + dr

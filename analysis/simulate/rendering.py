@@ -83,8 +83,8 @@ def render_plane(
         clean = clean.reshape(-1, *shape) + static[None]
         clean += npil[None] * day["neuropil_trace"][plane, start:stop, None, None]
         if plane == 0 and "puncta_fp" in day["sgeom"]:
-            puncta = day["sgeom"]["puncta_fp"].T @ day["puncta_calcium"][:, start:stop]
-            clean += puncta.T.reshape(-1, *shape)
+            puncta = day["puncta_calcium"][:, start:stop].T @ day["sgeom"]["puncta_fp"]
+            clean += np.asarray(puncta).reshape(-1, *shape)
         out = np.empty((stop - start, *shape), dtype=np.uint16)
         for i, t in enumerate(range(start, stop)):
             dr, dc = _displacement(day["motion"], t, waves)

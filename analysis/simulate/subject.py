@@ -55,7 +55,8 @@ def simulate_subject(
         ``subject``, ``condition``, ``geometry`` (see :func:`simulate_geometry`), ``threshold``,
         ``failure_bound``, ``days``: list of per-day dicts with ``session``,
         ``transform``, ``sgeom`` (:func:`session_geometry`), ``targets`` (polygons),
-        ``motion``, ``bursts``, ``spikes``, ``soma_calcium``, ``neuropil_trace``,
+        ``motion``, ``bursts``, ``spikes``, ``soma_calcium``, ``neuropil_trace`` (with
+        puncta also ``puncta_calcium``, punctum x time dF/F),
         ``online_f``, ``online_dff`` (the rig's dF/F of ``online_f``), ``bci`` (cloose
         log + licks, shift_row, shift_col, and opto in a cohort with conditions),
         ``error`` (:func:`activity.task_error`), ``events``, ``dendrite_calcium``, ``rates_hz``,

@@ -36,3 +36,14 @@ def test_a_roi_without_events_lights_nothing():
     assert footprint.event_areas([roi], flat, diameter_px=8)[0] == 0
     noisy = flat + rng.normal(0, 1, flat.shape).astype(np.float32)
     assert footprint.event_areas([roi], noisy, diameter_px=8)[0] < 0.5 * np.pi * 4**2
+
+
+def test_an_empty_roi_and_a_long_bent_one_are_measured_without_error():
+    """An empty ROI lights nothing; a thin L whose pixels all lie far from its centroid
+    (a process) is measured on its own pixels, not on an empty window."""
+    movie, _, _ = _movie(np.random.default_rng(2))
+    bent = np.zeros(movie.shape[1:])
+    bent[2:62, 2:4] = 1.0
+    bent[60:62, 2:62] = 1.0
+    areas = footprint.event_areas([np.zeros(movie.shape[1:]), bent], movie, diameter_px=4)
+    assert areas[0] == 0 and areas[1] >= 0

@@ -350,3 +350,34 @@ def test_puncta_are_specks_off_the_somata_whose_events_stay_within_them():
             _small_realistic(n_frames=300), subject="m01", rng=np.random.default_rng(1)
         )["days"][0]
     )
+
+
+def test_the_analytic_online_f_sees_a_punctum_inside_a_target_polygon():
+    """The rig's F computed without rendering (used to calibrate the task) carries the
+    events of puncta inside a polygon, as the rendered frames do."""
+    settings = _small_realistic(n_frames=300, n_puncta=4)
+    result = simulate.simulate_subject(settings, subject="m01", rng=np.random.default_rng(1))
+    day, geometry = result["days"][0], result["geometry"]
+    # the specks moved onto the targets' somata
+    targets = geometry["neurons"].query("target_id >= 0").sort_values("target_id")
+    geometry["puncta"] = targets[["centroid_row", "centroid_col"]].to_numpy(float)
+    sgeom = simulate.geometry.session_geometry(geometry, day["transform"], settings=settings)
+    masks = simulate.geometry.polygon_masks(day["targets"], sgeom["static"].shape[1:])
+    m = masks.reshape(len(masks), -1).astype(float)
+    lit = np.asarray(sgeom["puncta_fp"] @ m.T).T.sum(axis=1) / m.sum(axis=1)
+    n_frames = day["puncta_calcium"].shape[1]
+    f = {}
+    dff = settings.punctum_dff
+    for level in (0.0, dff):
+        soma = {
+            "soma_calcium": day["soma_calcium"],
+            "neuropil_trace": day["neuropil_trace"],
+            "puncta_calcium": np.full((settings.n_puncta, n_frames), level),
+        }
+        f[level] = activity.analytic_online_f(
+            sgeom, masks, soma, settings=settings, rng=np.random.default_rng(0)
+        )
+    added = (f[dff] - f[0.0]).mean(axis=1)
+    expected = settings.photon_gain * lit * dff
+    assert (expected > 20).all()  # counts: well above the noise's mean over 300 frames
+    np.testing.assert_allclose(added, expected, rtol=0.1)
