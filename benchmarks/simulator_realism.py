@@ -213,13 +213,13 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
 def _event_profile(
     movie: np.ndarray, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
-    """How far a ROI's events spread: its event image (mean frame of its top 5 % frames
-    less its median frames) averaged on rings :data:`EVENT_PROFILE_PX` from its centroid,
-    over the image's 90th percentile inside the ROI."""
-    trace = movie[:, rows, cols] @ (weights / weights.sum())
-    image = movie[trace >= np.percentile(trace, 95)].mean(0) - movie[
-        trace <= np.median(trace)
-    ].mean(0)
+    """How far a ROI's events spread: its event image (the detector's
+    :func:`analysis.segment.footprint.event_image`) averaged on rings
+    :data:`EVENT_PROFILE_PX` from its centroid, over the image's 90th percentile inside
+    the ROI."""
+    from analysis.segment.footprint import event_image
+
+    image = event_image(movie, movie[:, rows, cols] @ (weights / weights.sum()))
     level = np.percentile(image[rows, cols], 90)
     r, c = np.average(rows, weights=weights), np.average(cols, weights=weights)
     distance = np.hypot(*np.ogrid[-r : movie.shape[1] - r, -c : movie.shape[2] - c])

@@ -17,15 +17,23 @@ EVENT_REACH = 1.5
 EVENT_EDGE_FRACTION = 0.5
 
 
+def event_image(frames: np.ndarray, trace: np.ndarray) -> np.ndarray:
+    """The image a trace's events light: the mean of ``frames`` (time, ...) over the bins
+    where ``trace`` is at or above :data:`EVENT_PERCENTILE`, less their mean where it is at
+    or below :data:`REST_PERCENTILE`."""
+    events = trace >= np.percentile(trace, EVENT_PERCENTILE)
+    rest = trace <= np.percentile(trace, REST_PERCENTILE)
+    return frames[events].mean(0) - frames[rest].mean(0)
+
+
 def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: float) -> np.ndarray:
     """Per ROI, the area (px) its own events light.
 
-    The event image is the mean of the ROI's event bins (its weighted trace at or above
-    :data:`EVENT_PERCENTILE`) less the mean of its rest bins (:data:`REST_PERCENTILE`);
-    the lit area is the part connected to the ROI, on it or within :data:`EVENT_REACH`
-    diameters of its centroid, where the event image reaches :data:`EVENT_EDGE_FRACTION`
-    of its 90th percentile inside the ROI, holes filled (the nucleus brightens less). 0
-    where that level is not positive, and for an empty ROI.
+    The event image (:func:`event_image`) is that of the ROI's weighted trace; the lit
+    area is the part connected to the ROI, on it or within :data:`EVENT_REACH` diameters
+    of its centroid, where the event image reaches :data:`EVENT_EDGE_FRACTION` of its
+    90th percentile inside the ROI, holes filled (the nucleus brightens less). 0 where
+    that level is not positive, and for an empty ROI.
 
     Parameters
     ----------
@@ -45,13 +53,11 @@ def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: f
         if not own.any():
             continue
         trace = flat[:, own.ravel()] @ weight[own]
-        events = trace >= np.percentile(trace, EVENT_PERCENTILE)
-        rest = trace <= np.percentile(trace, REST_PERCENTILE)
         # the ROI's bounding box widened by the reach: a long ROI stays inside its window
         own_rows, own_cols = np.nonzero(own)
         rows = slice(max(0, own_rows.min() - reach), min(n_rows, own_rows.max() + reach + 1))
         cols = slice(max(0, own_cols.min() - reach), min(n_cols, own_cols.max() + reach + 1))
-        image = binned[events, rows, cols].mean(0) - binned[rest, rows, cols].mean(0)
+        image = event_image(binned[:, rows, cols], trace)
         own_here = own[rows, cols]
         level = np.percentile(image[own_here], 90)
         if not level > 0:

@@ -44,9 +44,8 @@ def detect_somata(
     added (:func:`anatomy.anatomical_rois`).
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
     skewness, contrast and the area the ROI's events light; blobs on area and compactness
-    alone) or a trained model. The
-    contrast rule is ``min_contrast_dark`` on a field whose most active soma-sized ROIs
-    mostly rest dark (:func:`_field_min_contrast`).
+    alone) or a trained model. The contrast rule is ``min_contrast_dark`` on a field whose
+    most active soma-sized ROIs mostly rest dark (:func:`_field_min_contrast`).
 
     Parameters
     ----------
@@ -342,7 +341,7 @@ def _field_min_contrast(
     as a warning.
 
     Only soma-sized ROIs count: the neurofinder movie's most skewed ROIs are mostly
-    specks (median 11 px, 7 of 30 soma-sized) whose events fade within 2 px, not somata.
+    specks (median 11 px, 8 of 30 soma-sized) whose events fade within 2 px, not somata.
     """
     soma_sized = np.flatnonzero(_passes_shape_rules(feats, settings))
     top = soma_sized[
