@@ -6,8 +6,9 @@ Output: a sparse mask set (:mod:`analysis.masks`: pixel lists with float32 weigh
 sum to 1 inside each ROI), integer ``roi`` ids 0..N-1 and per-roi coordinates:
 
 - somata (:func:`detect_somata`): ``is_cell``, ``area_px``, ``compactness``, ``skewness``,
-  ``mean_brightness``, ``contrast``, ``blob_z``, ``blob_snr``, ``anatomical``,
-  ``centroid_row``, ``centroid_col``;
+  ``mean_brightness``, ``contrast``, ``blob_z``, ``blob_snr``, ``correlation_contrast``,
+  ``event_area_px``, ``cell_probability``, ``rim_px``, ``anatomical``, ``centroid_row``,
+  ``centroid_col``;
 - dendrites (:func:`detect_dendrites`): ``area_px``, ``length_px``, ``n_fragments``,
   ``centroid_row``, ``centroid_col``.
 
@@ -17,13 +18,15 @@ blobs of the mean image (Laplacian of Gaussian) where sparsery found no cell: so
 too quiet to detect by their activity. sparsery ROIs spanning several
 somata are cut at their weight peaks, ROIs splitting one soma are merged, dim rims are
 trimmed; cells are told from neuropil fragments by rules on area (relative to the
-expected diameter), compactness, the skewness of the ROI trace and the mean-image
-contrast against a surrounding ring.
+expected diameter), compactness, the skewness of the ROI trace, the mean-image
+contrast against a surrounding ring and the area the ROI's events light; small cells then
+get back a 1-px rim.
 Dendrites are ridges of the local correlation image (Sato tubeness filter), cut into
 fragments at local correlation maxima; fragments of one tuft are merged when their
 traces correlate, and kept when the merged skeleton is long enough.
 
-Modules: ``settings`` (SegmentSettings), ``somata`` (:func:`detect_somata`), ``dendrites``
+Modules: ``settings`` (SegmentSettings), ``somata`` (:func:`detect_somata`), ``anatomy``
+(mean-image blobs), ``footprint`` (event areas, rims), ``dendrites``
 (:func:`detect_dendrites`), ``common`` (input checks, the sparse mask set).
 """
 

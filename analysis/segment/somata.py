@@ -45,7 +45,9 @@ def detect_somata(
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
     skewness, contrast and the area the ROI's events light; blobs on area and compactness
     alone) or a trained model. The contrast rule is ``min_contrast_dark`` on a field whose
-    most active soma-sized ROIs mostly rest dark (:func:`_field_min_contrast`).
+    most active soma-sized ROIs mostly rest dark (:func:`_field_min_contrast`). Cells
+    smaller than a disk of ``rim_below_diameter_fraction * diameter_px`` then gain a 1-px
+    rim (:func:`footprint.add_rims`).
 
     Parameters
     ----------
@@ -73,7 +75,9 @@ def detect_somata(
         negative = dark), ``correlation_contrast`` (local correlation image inside minus
         around), ``event_area_px`` (the area its own events light,
         :func:`analysis.segment.footprint.event_areas`), ``cell_probability`` (the
-        model's; NaN with the rules),
+        model's; NaN with the rules), ``rim_px`` (pixels a small cell gained after
+        classification, :func:`analysis.segment.footprint.add_rims`; the features above
+        describe the ROI as classified, without them),
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
         and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
         gives a length-0 ``roi``. Attribute ``min_contrast_applied``: the contrast rule
@@ -154,14 +158,12 @@ def detect_somata(
         len(added),
         is_cell.sum(),
     )
+    rim_area = _disk_area(settings.rim_below_diameter_fraction * settings.diameter_px)
+    weights, rim_px = footprint.add_rims(weights + added, is_cell, max_area_px=rim_area)
     return masks_dataset(
-        weights + added,
+        weights,
         (n_rows, n_cols),
-        {
-            "is_cell": is_cell,
-            "cell_probability": probability,
-            **feats,
-        },
+        {"is_cell": is_cell, "cell_probability": probability, "rim_px": rim_px, **feats},
     ).assign_attrs(min_contrast_applied=settings.min_contrast if model is None else np.nan)
 
 

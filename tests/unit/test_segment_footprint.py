@@ -1,6 +1,8 @@
-"""The area a functional ROI's own events light: a soma's whole disk, a speck's few px."""
+"""The area a functional ROI's own events light (a soma's whole disk, a speck's few px),
+and the rim a small cell gains."""
 
 import numpy as np
+from scipy import ndimage
 
 from analysis.segment import footprint
 
@@ -47,3 +49,34 @@ def test_an_empty_roi_and_a_long_bent_one_are_measured_without_error():
     bent[60:62, 2:62] = 1.0
     areas = footprint.event_areas([np.zeros(movie.shape[1:]), bent], movie, diameter_px=4)
     assert areas[0] == 0 and areas[1] >= 0
+
+
+def test_a_small_cell_gains_a_rim_that_no_larger_cell_holds():
+    """Two small cells close together: the larger takes the pixels between them; a large
+    cell, a non-cell and an empty ROI are left as they are; added pixels carry the
+    smallest weight."""
+    rr, cc = np.indices((40, 40))
+    larger = np.where(np.hypot(rr - 10, cc - 10) <= 3, 2.0, 0.0)
+    larger[10, 10] = 5.0
+    smaller = (np.hypot(rr - 10, cc - 17) <= 2.5).astype(float)
+    big = (np.hypot(rr - 30, cc - 30) <= 6).astype(float)
+    other = (np.hypot(rr - 30, cc - 10) <= 2).astype(float)
+    empty = np.zeros((40, 40))
+    weights = [smaller, larger, big, other, empty]
+    is_cell = np.array([True, True, True, False, True])
+    out, gained = footprint.add_rims(weights, is_cell, max_area_px=np.pi * 4.8**2)
+    rim = (out[1] > 0) & ~(larger > 0)
+    assert rim.any() and np.all(out[1][rim] == 2.0)
+    assert gained[1] == rim.sum()
+    assert not np.any((out[0] > 0) & (out[1] > 0))
+    assert gained[0] > 0 and gained[0] < _outer_ring(smaller > 0)
+    for k in (2, 3, 4):
+        assert gained[k] == 0 and np.array_equal(out[k], weights[k])
+    # 0 turns rims off
+    off, none = footprint.add_rims(weights, is_cell, max_area_px=0)
+    assert none.sum() == 0 and all(np.array_equal(a, b) for a, b in zip(off, weights, strict=True))
+
+
+def _outer_ring(mask):
+    """Pixels just outside ``mask`` (4-connected)."""
+    return int((ndimage.binary_dilation(mask) & ~mask).sum())
