@@ -72,32 +72,49 @@ def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: f
     return areas
 
 
+#: a rim pixel joins a small cell where the cell's event image reaches this share of its
+#: level inside (its 90th percentile there): a soft soma's rim carries its events, the
+#: background outside a sharp one does not
+RIM_EVENT_FRACTION = 0.2
+
+
 def add_rims(
-    weights: list[np.ndarray], is_cell: np.ndarray, *, max_area_px: float
+    weights: list[np.ndarray], is_cell: np.ndarray, binned: np.ndarray
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Each cell smaller than ``max_area_px`` with a 1-px rim of the pixels no cell holds,
-    at its smallest weight; other ROIs as they are. Returns the weights and the pixels
-    each ROI gained.
+    """Each cell with the pixels just outside it (1 px, no cell's) that its own events
+    light to :data:`RIM_EVENT_FRACTION` of their level inside it (:func:`event_image` of
+    its weighted trace in ``binned``), at its smallest weight; other ROIs as they are.
+    Returns the weights and the pixels each ROI gained.
 
     Cells of the simulated fields were found inside their somata at too small a size for
-    IoU 0.5: trimmed sparsery weights keep a soma's brighter interior, and a mean-image
-    blob's mask its brighter part, both missing the rim where the soma's light falls off.
-    A sharp-edged small soma gets a rim it does not have. Larger cells take their rims
-    first, so two touching cells do not both claim the pixels between them.
+    IoU 0.5: trimmed sparsery weights keep a soma's brighter interior, and a blob's mask
+    its brighter part, both missing the rim where the soma's light falls off. Larger
+    cells take their rims first, so two touching cells do not both claim the pixels
+    between them.
     """
     out = list(weights)
     gained = np.zeros(len(weights), np.int64)
     if not out:
         return out, gained
+    flat = binned.reshape(len(binned), -1)
     held = np.zeros(weights[0].shape, bool)
     for weight, cell in zip(weights, is_cell, strict=True):
         held |= cell & (weight > 0)
     areas = np.array([np.count_nonzero(w) for w in weights])
     for k in np.argsort(-areas, kind="stable"):
-        if not is_cell[k] or not 0 < areas[k] < max_area_px:
+        if not is_cell[k] or areas[k] == 0:
             continue
         own = weights[k] > 0
-        rim = ndimage.binary_dilation(own) & ~own & ~held
+        ring = ndimage.binary_dilation(own) & ~own & ~held
+        own_rows, own_cols = np.nonzero(own)
+        rows = slice(max(0, own_rows.min() - 1), own_rows.max() + 2)
+        cols = slice(max(0, own_cols.min() - 1), own_cols.max() + 2)
+        image = event_image(binned[:, rows, cols], flat[:, own.ravel()] @ weights[k][own])
+        level = np.percentile(image[own[rows, cols]], 90)
+        if not level > 0:
+            continue
+        rim = np.zeros_like(own)
+        rim[rows, cols] = ring[rows, cols] & (image >= RIM_EVENT_FRACTION * level)
         out[k] = np.where(rim, weights[k][own].min(), weights[k])
         held |= rim
         gained[k] = np.count_nonzero(rim)

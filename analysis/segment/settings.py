@@ -93,16 +93,16 @@ class SegmentSettings(StageSettings):
         37 pairs (two somata below 0.3); soma F1 of the detectable somata 0.58 -> 0.62
         and 0.655 -> 0.654 on two fields; 0.715 -> 0.736 on a cohort that chose nothing
         (seed 2). No two cells overlap so on the neurofinder movie.
-        rim_below_diameter_fraction: after classification, a cell smaller than a disk of
-        this multiple of ``diameter_px`` gains a 1-px rim of pixels no cell holds
-        (larger cells first): trimmed sparsery weights and mean-image blob masks miss a
-        soma's rim, and cells were found inside their somata too small for IoU 0.5. 0
-        gives no rims. Chosen on eight simulated 1500-frame fields (``realistic``,
+        cell_rims: after classification, each cell gains the pixels just outside it (1
+        px, no cell's, larger cells first) that its own events light to a fifth of their
+        level inside it (:func:`analysis.segment.footprint.add_rims`): trimmed sparsery
+        weights and mean-image blob masks miss a soma's rim, and cells were found inside
+        their somata too small for IoU 0.5; the background outside a sharp-edged soma
+        stays out. Chosen on eight simulated 1500-frame fields (``realistic``,
         ``realistic_dark`` with and without specks, seeds 3 / 5): mean soma F1 gain
-        0.031 at 1.0, 0.041 at 1.1, 0.043 at 1.2 (smallest 0.019), 0.044 at 1.3
-        (smallest 0.004), 0.038 at 1.5, 0.040 for every cell; rims on sparsery cells
-        alone gained 0.043 too. On the neurofinder movie, checked afterwards, IoU F1
-        0.203 -> 0.242 (0.222 with rims on sparsery cells alone).
+        0.061 (smallest 0.040); a rim of every free pixel gained 0.040 (smallest -0.011)
+        and cost the bundled sample's tidy somata 0.03-0.07. On the neurofinder movie,
+        checked afterwards: see the README ("Cells gain the rim their events light").
     Anatomical detection (mean image; finds somata too quiet for sparsery)
         anatomical: also look for soma-sized blobs in the mean image and add those away
         from the functional cells. A blob passing both rules below is a cell when it
@@ -190,7 +190,7 @@ class SegmentSettings(StageSettings):
     min_contrast_dark: float = 0.8
     min_event_area_fraction: float = 0.5
     max_cell_overlap: float = 0.3
-    rim_below_diameter_fraction: float = 1.2
+    cell_rims: bool = True
     anatomical: bool = True
     anatomical_min_z: float = 4.0
     anatomical_min_snr: float = 5.0
@@ -239,10 +239,6 @@ class SegmentSettings(StageSettings):
         require(self.min_contrast >= 0, "segment.min_contrast must be >= 0")
         require(self.min_contrast_dark >= 0, "segment.min_contrast_dark must be >= 0")
         require(0 < self.max_cell_overlap <= 1, "segment.max_cell_overlap must be in (0, 1]")
-        require(
-            self.rim_below_diameter_fraction >= 0,
-            "segment.rim_below_diameter_fraction must be >= 0 (0: no rims)",
-        )
         require(self.anatomical_min_z > 0, "segment.anatomical_min_z must be > 0")
         require(self.anatomical_min_snr > 0, "segment.anatomical_min_snr must be > 0")
         require(self.dendrite_bin_s > 0, "segment.dendrite_bin_s must be > 0 s")

@@ -45,9 +45,9 @@ def detect_somata(
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
     skewness, contrast and the area the ROI's events light; blobs on area and compactness
     alone) or a trained model. The contrast rule is ``min_contrast_dark`` on a field whose
-    most active soma-sized ROIs mostly rest dark (:func:`_field_min_contrast`). Cells
-    smaller than a disk of ``rim_below_diameter_fraction * diameter_px`` then gain a 1-px
-    rim (:func:`footprint.add_rims`).
+    most active soma-sized ROIs mostly rest dark (:func:`_field_min_contrast`). With
+    ``cell_rims`` cells then gain the pixels just outside them that their events light
+    (:func:`footprint.add_rims`).
 
     Parameters
     ----------
@@ -75,7 +75,7 @@ def detect_somata(
         negative = dark), ``correlation_contrast`` (local correlation image inside minus
         around), ``event_area_px`` (the area its own events light,
         :func:`analysis.segment.footprint.event_areas`), ``cell_probability`` (the
-        model's; NaN with the rules), ``rim_px`` (pixels a small cell gained after
+        model's; NaN with the rules), ``rim_px`` (pixels a cell gained after
         classification, :func:`analysis.segment.footprint.add_rims`; the features above
         describe the ROI as classified, without them),
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
@@ -158,8 +158,10 @@ def detect_somata(
         len(added),
         is_cell.sum(),
     )
-    rim_area = _disk_area(settings.rim_below_diameter_fraction * settings.diameter_px)
-    weights, rim_px = footprint.add_rims(weights + added, is_cell, max_area_px=rim_area)
+    weights = weights + added
+    rim_px = np.zeros(len(weights), np.int64)
+    if settings.cell_rims:
+        weights, rim_px = footprint.add_rims(weights, is_cell, binned)
     return masks_dataset(
         weights,
         (n_rows, n_cols),

@@ -530,15 +530,11 @@ def test_mean_image_blobs_take_the_size_of_their_soma():
     movie = 300.0 + rng.normal(0, 10, (300, size, size))
     movie[:, truth.any(0)] += 80
     movie = movie.astype(np.int16)
-    # no rims: these disks are sharp-edged, and the smallest would gain one it lacks
-    settings = SegmentSettings(
-        anatomical=True, max_area_fraction=4.0, rim_below_diameter_fraction=0.0
-    )
+    settings = SegmentSettings(anatomical=True, max_area_fraction=4.0)
     masks = to_dense(detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings))
     cells = masks.where(masks.is_cell, drop=True)
     assert cells.sizes["roi"] == len(truth)
     assert (_hungarian_iou(cells.values > 0, truth) >= 0.7).all()
-    assert (cells.rim_px == 0).all()
 
 
 def test_mean_image_blob_masks_reach_a_soft_somas_edge():

@@ -51,30 +51,35 @@ def test_an_empty_roi_and_a_long_bent_one_are_measured_without_error():
     assert areas[0] == 0 and areas[1] >= 0
 
 
-def test_a_small_cell_gains_a_rim_that_no_larger_cell_holds():
-    """Two small cells close together: the larger takes the pixels between them; a large
-    cell, a non-cell and an empty ROI are left as they are; added pixels carry the
-    smallest weight."""
-    rr, cc = np.indices((40, 40))
-    larger = np.where(np.hypot(rr - 10, cc - 10) <= 3, 2.0, 0.0)
-    larger[10, 10] = 5.0
-    smaller = (np.hypot(rr - 10, cc - 17) <= 2.5).astype(float)
-    big = (np.hypot(rr - 30, cc - 30) <= 6).astype(float)
-    other = (np.hypot(rr - 30, cc - 10) <= 2).astype(float)
-    empty = np.zeros((40, 40))
-    weights = [smaller, larger, big, other, empty]
-    is_cell = np.array([True, True, True, False, True])
-    out, gained = footprint.add_rims(weights, is_cell, max_area_px=np.pi * 4.8**2)
-    rim = (out[1] > 0) & ~(larger > 0)
-    assert rim.any() and np.all(out[1][rim] == 2.0)
-    assert gained[1] == rim.sum()
-    assert not np.any((out[0] > 0) & (out[1] > 0))
-    assert gained[0] > 0 and gained[0] < _outer_ring(smaller > 0)
-    for k in (2, 3, 4):
+def test_a_small_cell_gains_the_rim_its_events_light_and_no_other_cells():
+    """A soft soma found as its interior gains the ring its events light; sharp disks found
+    whole gain nothing (their events stop at their edge); of two cells close together the
+    larger takes the pixels between them; a non-cell and an empty ROI are left as they
+    are; added pixels carry the cell's smallest weight."""
+    rng = np.random.default_rng(3)
+    shape, n_bins = (48, 48), 300
+    rr, cc = np.indices(shape)
+    soft = 1 / (1 + np.exp((np.hypot(rr - 12, cc - 12) - 4.5) * 1.5))
+    sharp = (np.hypot(rr - 12, cc - 34) <= 3.5).astype(float)
+    near = (np.hypot(rr - 12, cc - 20) <= 2).astype(float)
+    big = (np.hypot(rr - 34, cc - 34) <= 6).astype(float)
+    movie = rng.normal(0, 0.2, (n_bins, *shape))
+    for image in (soft, sharp, near, big):
+        movie += ((rng.random(n_bins) < 0.05) * rng.uniform(3, 6, n_bins))[:, None, None] * image
+    interior = np.where(np.hypot(rr - 12, cc - 12) <= 3.2, 1.0, 0.0)
+    interior[12, 12] = 3.0
+    other = (np.hypot(rr - 34, cc - 12) <= 2).astype(float)
+    empty = np.zeros(shape)
+    weights = [interior, sharp, near, big, other, empty]
+    is_cell = np.array([True, True, True, True, False, True])
+    out, gained = footprint.add_rims(weights, is_cell, movie.astype(np.float32))
+    rim = (out[0] > 0) & ~(interior > 0)
+    assert gained[0] == rim.sum() >= 0.8 * _outer_ring(interior > 0)
+    assert np.all(out[0][rim] == 1.0)
+    assert gained[1] == 0
+    assert not np.any((out[0] > 0) & (out[2] > 0))
+    for k in (3, 4, 5):
         assert gained[k] == 0 and np.array_equal(out[k], weights[k])
-    # 0 turns rims off
-    off, none = footprint.add_rims(weights, is_cell, max_area_px=0)
-    assert none.sum() == 0 and all(np.array_equal(a, b) for a, b in zip(off, weights, strict=True))
 
 
 def _outer_ring(mask):
