@@ -30,8 +30,9 @@ from analysis.segment.settings import RULES
 
 logger = logging.getLogger("train_classifier")
 IOU_CELL = 0.5
-#: the candidate settings the model is trained for (and must be used with)
-TRAINING_CANDIDATES = {"anatomical": True, "fit_soma_size": True}
+#: the candidate settings the model is trained for (and must be used with); labels from the
+#: ROIs as detected (rims follow the rules' classification and would bias them)
+TRAINING_CANDIDATES = {"anatomical": True, "fit_soma_size": True, "cell_rims": False}
 #: the builtin model's training cohorts: the realistic field, and the bundled sample's tidy
 #: one so that a model trained for hard fields does not fail on easy ones
 DEFAULT_COHORTS = ("realistic:2:2:3000", "sample:2:2:950")
