@@ -19,8 +19,8 @@ too quiet to detect by their activity. sparsery ROIs spanning several
 somata are cut at their weight peaks, ROIs splitting one soma are merged, dim rims are
 trimmed; cells are told from neuropil fragments by rules on area (relative to the
 expected diameter), compactness, the skewness of the ROI trace, the mean-image
-contrast against a surrounding ring and the area the ROI's events light; small cells then
-get back a 1-px rim.
+contrast against a surrounding ring and the area the ROI's events light; each cell then
+gains the 1-px rim its events light.
 Dendrites are ridges of the local correlation image (Sato tubeness filter), cut into
 fragments at local correlation maxima; fragments of one tuft are merged when their
 traces correlate, and kept when the merged skeleton is long enough.

@@ -1,6 +1,6 @@
 """A soma ROI's extent (used by :mod:`analysis.segment.somata`): how much of the field its
 own events light (a soma's events light its whole cytosol, a bouton's or a thin process's
-fade within a couple of pixels), and the rim a small cell's weights miss."""
+fade within a couple of pixels), and the lit rim a cell's weights miss."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def add_rims(
     held = np.zeros(weights[0].shape, bool)
     for weight, cell in zip(weights, is_cell, strict=True):
         held |= cell & (weight > 0)
-    areas = np.array([np.count_nonzero(w) for w in weights])
+    areas = np.array([np.count_nonzero(w > 0) for w in weights])
     for k in np.argsort(-areas, kind="stable"):
         if not is_cell[k] or areas[k] == 0:
             continue

@@ -76,8 +76,9 @@ def detect_somata(
         around), ``event_area_px`` (the area its own events light,
         :func:`analysis.segment.footprint.event_areas`), ``cell_probability`` (the
         model's; NaN with the rules), ``rim_px`` (pixels a cell gained after
-        classification, :func:`analysis.segment.footprint.add_rims`; the features above
-        describe the ROI as classified, without them),
+        classification, :func:`analysis.segment.footprint.add_rims`; every feature here,
+        centroids included, describes the ROI as classified: its mask holds ``area_px +
+        rim_px`` pixels),
         ``anatomical`` (True: added from the mean image, uniform weights, a cell on area
         and compactness alone), ``centroid_row``, ``centroid_col`` (px, weighted). No ROIs
         gives a length-0 ``roi``. Attribute ``min_contrast_applied``: the contrast rule

@@ -99,8 +99,11 @@ def test_detect_somata_recovers_disk_cells():
         runtime,
     )
     assert f1 >= 0.8
-    for name in ("area_px", "compactness", "centroid_row", "centroid_col", "is_cell"):
+    for name in ("area_px", "compactness", "centroid_row", "centroid_col", "is_cell", "rim_px"):
         assert name in masks.coords
+    # the features describe each ROI as classified; its mask adds the rim a cell gained
+    np.testing.assert_array_equal((masks > 0).sum(("row", "col")), masks.area_px + masks.rim_px)
+    assert (masks.rim_px.values[~masks.is_cell.values] == 0).all()
     # bright disks: the field keeps the contrast rule for bright somata
     assert found.attrs["min_contrast_applied"] == SegmentSettings().min_contrast
 

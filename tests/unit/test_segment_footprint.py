@@ -1,5 +1,5 @@
 """The area a functional ROI's own events light (a soma's whole disk, a speck's few px),
-and the rim a small cell gains."""
+and the rim a cell's events light."""
 
 import numpy as np
 from scipy import ndimage
@@ -51,11 +51,10 @@ def test_an_empty_roi_and_a_long_bent_one_are_measured_without_error():
     assert areas[0] == 0 and areas[1] >= 0
 
 
-def test_a_small_cell_gains_the_rim_its_events_light_and_no_other_cells():
+def test_a_cell_gains_the_rim_its_events_light_and_no_other_cells():
     """A soft soma found as its interior gains the ring its events light; sharp disks found
-    whole gain nothing (their events stop at their edge); of two cells close together the
-    larger takes the pixels between them; a non-cell and an empty ROI are left as they
-    are; added pixels carry the cell's smallest weight."""
+    whole gain nothing (their events stop at their edge); a non-cell and an empty ROI are
+    left as they are; added pixels carry the cell's smallest weight."""
     rng = np.random.default_rng(3)
     shape, n_bins = (48, 48), 300
     rr, cc = np.indices(shape)
@@ -80,6 +79,27 @@ def test_a_small_cell_gains_the_rim_its_events_light_and_no_other_cells():
     assert not np.any((out[0] > 0) & (out[2] > 0))
     for k in (3, 4, 5):
         assert gained[k] == 0 and np.array_equal(out[k], weights[k])
+
+
+def test_the_larger_of_two_cells_takes_the_pixel_between_them():
+    """Two soft somata found as their interiors, 1 px apart, the smaller listed first: the
+    gap pixel goes to the larger, and neither rim lands on the other cell."""
+    rng = np.random.default_rng(3)
+    shape, n_bins = (32, 40), 300
+    rr, cc = np.indices(shape)
+    movie = rng.normal(0, 0.2, (n_bins, *shape))
+    for col, radius in ((15, 5.5), (24, 4.5)):
+        soft = 1 / (1 + np.exp((np.hypot(rr - 16, cc - col) - radius) * 1.5))
+        events = (rng.random(n_bins) < 0.05) * rng.uniform(3, 6, n_bins)
+        movie += events[:, None, None] * soft
+    large = (np.hypot(rr - 16, cc - 15) <= 4.2).astype(float)  # columns 11..19
+    small = (np.hypot(rr - 16, cc - 24) <= 3.2).astype(float)  # columns 21..27
+    out, gained = footprint.add_rims(
+        [small, large], np.array([True, True]), movie.astype(np.float32)
+    )
+    assert out[1][16, 20] > 0 and out[0][16, 20] == 0
+    assert not np.any((out[0] > 0) & (out[1] > 0))
+    assert gained[0] > 0 and gained[1] > 0
 
 
 def _outer_ring(mask):
