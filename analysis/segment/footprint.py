@@ -46,23 +46,16 @@ def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: f
     """
     flat = binned.reshape(len(binned), -1)
     reach = int(np.ceil(EVENT_REACH * diameter_px))
-    n_rows, n_cols = binned.shape[1:]
     areas = np.zeros(len(weights), np.int64)
     for k, weight in enumerate(weights):
-        own = weight > 0
-        if not own.any():
+        if not np.any(weight > 0):
             continue
-        trace = flat[:, own.ravel()] @ weight[own]
         # the ROI's bounding box widened by the reach: a long ROI stays inside its window
-        own_rows, own_cols = np.nonzero(own)
-        rows = slice(max(0, own_rows.min() - reach), min(n_rows, own_rows.max() + reach + 1))
-        cols = slice(max(0, own_cols.min() - reach), min(n_cols, own_cols.max() + reach + 1))
-        image = event_image(binned[:, rows, cols], trace)
-        own_here = own[rows, cols]
-        level = np.percentile(image[own_here], 90)
+        own, (rows, cols), image, level = _own_event_image(weight, binned, flat, margin=reach)
         if not level > 0:
             continue
-        r, c = np.round(own_rows.mean()), np.round(own_cols.mean())
+        own_here = own[rows, cols]
+        r, c = np.round(np.argwhere(own).mean(0))
         near = np.hypot(*np.ogrid[rows.start - r : rows.stop - r, cols.start - c : cols.stop - c])
         eligible = (near <= reach) | own_here
         labels, _ = ndimage.label((image >= EVENT_EDGE_FRACTION * level) & eligible)
@@ -72,7 +65,7 @@ def event_areas(weights: list[np.ndarray], binned: np.ndarray, *, diameter_px: f
     return areas
 
 
-#: a rim pixel joins a small cell where the cell's event image reaches this share of its
+#: a rim pixel joins a cell where the cell's event image reaches this share of its
 #: level inside (its 90th percentile there): a soft soma's rim carries its events, the
 #: background outside a sharp one does not
 RIM_EVENT_FRACTION = 0.2
@@ -104,18 +97,29 @@ def add_rims(
     for k in np.argsort(-areas, kind="stable"):
         if not is_cell[k] or areas[k] == 0:
             continue
-        own = weights[k] > 0
-        ring = ndimage.binary_dilation(own) & ~own & ~held
-        own_rows, own_cols = np.nonzero(own)
-        rows = slice(max(0, own_rows.min() - 1), own_rows.max() + 2)
-        cols = slice(max(0, own_cols.min() - 1), own_cols.max() + 2)
-        image = event_image(binned[:, rows, cols], flat[:, own.ravel()] @ weights[k][own])
-        level = np.percentile(image[own[rows, cols]], 90)
+        own, window, image, level = _own_event_image(weights[k], binned, flat, margin=1)
         if not level > 0:
             continue
+        ring = ndimage.binary_dilation(own) & ~own & ~held
         rim = np.zeros_like(own)
-        rim[rows, cols] = ring[rows, cols] & (image >= RIM_EVENT_FRACTION * level)
+        rim[window] = ring[window] & (image >= RIM_EVENT_FRACTION * level)
         out[k] = np.where(rim, weights[k][own].min(), weights[k])
         held |= rim
         gained[k] = np.count_nonzero(rim)
     return out, gained
+
+
+def _own_event_image(
+    weight: np.ndarray, binned: np.ndarray, flat: np.ndarray, *, margin: int
+) -> tuple[np.ndarray, tuple[slice, slice], np.ndarray, float]:
+    """A non-empty ROI's pixels, its bounding box widened by ``margin`` px (within the
+    field), its own :func:`event_image` there (of its weighted trace; ``flat`` is
+    ``binned`` with the pixels on one axis) and that image's level inside it: its 90th
+    percentile there."""
+    own = weight > 0
+    own_rows, own_cols = np.nonzero(own)
+    n_rows, n_cols = own.shape
+    rows = slice(max(0, own_rows.min() - margin), min(n_rows, own_rows.max() + margin + 1))
+    cols = slice(max(0, own_cols.min() - margin), min(n_cols, own_cols.max() + margin + 1))
+    image = event_image(binned[:, rows, cols], flat[:, own.ravel()] @ weight[own])
+    return own, (rows, cols), image, float(np.percentile(image[own[rows, cols]], 90))
