@@ -35,13 +35,13 @@ neuropil), and how light or dark those above z 3 are (mean within 2.5 px over th
 6-9 px away); the resting contrast of the most active cells, the mean image inside over
 around (``contrast`` of :func:`analysis.segment.detect_somata`, default settings, the
 movie at the real frame rate) of the most skewed functional ROIs (the top 30 per 256 x
-256 px, :func:`analysis.segment.somata.most_active`) and the share of them passing
-``segment.min_contrast``: how much brighter than the neuropil active somata are at rest;
-their median area, and how far their events spread (their event image, the mean frame of
-their top 5 % frames less their median frames, on rings 2, 4 and 6 px from the centroid,
-over its 90th percentile inside the ROI: a soma's events light it to its edge, a bouton's
-or a process's fade within a few px); and how many functional ROIs there are per 10,000
-px and their median area.
+256 px, :func:`analysis.segment.field_contrast.most_active`) and the share of them
+reaching ``segment.bright_soma_contrast``: how much brighter than the neuropil active
+somata are at rest; their median area, and how far their events spread (their event
+image, the mean frame of their top 5 % frames less their median frames, on rings 2, 4
+and 6 px from the centroid, over its 90th percentile inside the ROI: a soma's events
+light it to its edge, a bouton's or a process's fade within a few px); and how many
+functional ROIs there are per 10,000 px and their median area.
 """
 
 from __future__ import annotations
@@ -171,13 +171,13 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
     """Resting contrast of the most skewed functional ROIs (see the module docstring)."""
     from analysis import masks
     from analysis.segment import SegmentSettings, detect_somata
-    from analysis.segment.somata import most_active
+    from analysis.segment.field_contrast import most_active
 
     names = (
         "contrast p25",
         "contrast p50",
         "contrast p75",
-        "share >= min_contrast",
+        "share >= bright_soma_contrast",
         "skewness p50",
         "all: per 1e4 px",
         "all: area px p50",
@@ -200,7 +200,7 @@ def _active_contrast(movie: np.ndarray, fs_hz: float) -> dict[str, float]:
     pixels = masks.roi_pixels(rois)
     values = (
         *np.percentile(contrast, [25, 50, 75]),
-        np.mean(contrast >= settings.min_contrast),
+        np.mean(contrast >= settings.bright_soma_contrast),
         np.median(rois["skewness"].values[top]),
         len(rois["skewness"]) / counts[0].size * 1e4,
         np.median(rois["area_px"].values),

@@ -14,7 +14,7 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from analysis import suite2p_kernels
-from analysis.segment import anatomy, classifier, footprint
+from analysis.segment import anatomy, classifier, field_contrast, footprint
 from analysis.segment.common import check_inputs, mask_centroids, masks_dataset
 from analysis.segment.settings import RULES, SegmentSettings
 from analysis.settings import torch_device
@@ -45,7 +45,8 @@ def detect_somata(
     Cells are told by ``classifier`` (:func:`_classify`): the rules (area, compactness,
     skewness, contrast and the area the ROI's events light; blobs on area and compactness
     alone) or a trained model. The contrast rule is ``min_contrast_dark`` on a field whose
-    most active soma-sized ROIs mostly rest dark (:func:`_field_min_contrast`). With
+    most active soma-sized ROIs mostly rest dark
+    (:func:`field_contrast.field_min_contrast`). With
     ``cell_rims`` cells then gain the pixels just outside them that their events light
     (:func:`footprint.add_rims`).
 
@@ -129,9 +130,7 @@ def detect_somata(
     images = (binned.reshape(binned.shape[0], -1), mean_image, _correlation_image(binned))
     model = None if settings.classifier == RULES else classifier.load(settings.classifier)
     feats = _candidate_features(weights, images, blob_z, blob_snr, settings, anatomical=False)
-    if model is None:
-        min_contrast = _field_min_contrast(feats, (n_rows, n_cols), settings)
-        settings = dataclasses.replace(settings, min_contrast=min_contrast)
+    settings = _with_field_contrast(feats, settings, (n_rows, n_cols), model)
     is_cell, probability = _classify(feats, settings, model)
     is_cell &= ~_second_on_a_soma(weights, is_cell, settings.max_cell_overlap)
     added = []
@@ -263,6 +262,20 @@ def _candidate_features(
     return feats
 
 
+def _with_field_contrast(
+    feats: dict[str, np.ndarray],
+    settings: SegmentSettings,
+    shape: tuple[int, int],
+    model: dict | None,
+) -> SegmentSettings:
+    """``settings`` with this field's contrast rule (the rules only; a model has none)."""
+    if model is not None:
+        return settings
+    soma_sized = _passes_shape_rules(feats, settings)
+    min_contrast = field_contrast.field_min_contrast(feats, soma_sized, shape, settings)
+    return dataclasses.replace(settings, min_contrast=min_contrast)
+
+
 def _classify(
     feats: dict[str, np.ndarray], settings: SegmentSettings, model: dict | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -309,71 +322,6 @@ def _second_on_a_soma(
         else:
             claimed |= own
     return second
-
-
-#: The most skewed functional ROIs per 256 x 256 px whose resting contrast is checked ...
-ACTIVE_ROIS_PER_FIELD = 30
-#: ... and the share of them below which the contrast rule is said to reject active cells.
-MIN_ACTIVE_SHARE_PASSING = 0.5
-
-
-def most_active(
-    skewness: np.ndarray,
-    centroid_row: np.ndarray,
-    centroid_col: np.ndarray,
-    shape: tuple[int, int],
-    margin_px: float,
-) -> np.ndarray:
-    """Indices of the :data:`ACTIVE_ROIS_PER_FIELD` (per 256 x 256 px) most skewed ROIs
-    whose centroid is at least ``margin_px`` inside the frame: at the edge, registration
-    moves pixels in and out of view, which makes skewed traces there (on one simulated
-    day 26 of the 30 most skewed ROIs lay within 10 px of the edge)."""
-    n = max(1, round(ACTIVE_ROIS_PER_FIELD * shape[0] * shape[1] / 256**2))
-    rows, cols = np.asarray(centroid_row), np.asarray(centroid_col)
-    edge = np.minimum.reduce([rows, cols, shape[0] - 1 - rows, shape[1] - 1 - cols])
-    inside = np.flatnonzero(edge >= margin_px)
-    return inside[np.argsort(-np.asarray(skewness)[inside], kind="stable")][:n]
-
-
-def _field_min_contrast(
-    feats: dict[str, np.ndarray], shape: tuple[int, int], settings: SegmentSettings
-) -> float:
-    """The contrast rule for this field: ``min_contrast_dark`` where fewer than half of
-    its most active soma-sized functional ROIs (those passing the shape rules) pass
-    ``min_contrast`` (its somata rest as dim as the neuropil they displace, as in the
-    neurofinder movie and the simulator's ``realistic_dark`` preset, where
-    ``min_contrast`` finds an eighth of them), else ``min_contrast``. The switch is logged
-    as a warning.
-
-    Only soma-sized ROIs count: the neurofinder movie's most skewed ROIs are mostly
-    specks (median 11 px, 8 of 30 soma-sized) whose events fade within 2 px, not somata.
-    """
-    soma_sized = np.flatnonzero(_passes_shape_rules(feats, settings))
-    top = soma_sized[
-        most_active(
-            feats["skewness"][soma_sized],
-            feats["centroid_row"][soma_sized],
-            feats["centroid_col"][soma_sized],
-            shape,
-            settings.diameter_px,
-        )
-    ]
-    if not len(top):
-        return settings.min_contrast
-    share = float(np.mean(feats["contrast"][top] >= settings.min_contrast))
-    if share >= MIN_ACTIVE_SHARE_PASSING or settings.min_contrast_dark >= settings.min_contrast:
-        return settings.min_contrast
-    logger.warning(
-        "detect_somata: only %.0f%% of the %d most active soma-sized ROIs are brighter than their "
-        "surround by segment.min_contrast %.2f (median %.2f): this field's somata rest dark, "
-        "so its contrast rule is segment.min_contrast_dark %.2f (README: 'Dark somata')",
-        100 * share,
-        len(top),
-        settings.min_contrast,
-        float(np.median(feats["contrast"][top])),
-        settings.min_contrast_dark,
-    )
-    return settings.min_contrast_dark
 
 
 def _passes_shape_rules(feats: dict[str, np.ndarray], settings: SegmentSettings) -> np.ndarray:

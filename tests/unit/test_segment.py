@@ -24,9 +24,9 @@ from analysis.segment.dendrites import (
     _split_crossings,
     _traces_and_reliability,
 )
+from analysis.segment.field_contrast import field_min_contrast
 from analysis.segment.somata import (
     _classify,
-    _field_min_contrast,
     _merge_split_somata,
     _second_on_a_soma,
     _split_blobs,
@@ -45,8 +45,9 @@ def _calcium(rng: np.random.Generator, n_frames: int, rate_hz: float, tau_s: flo
     return np.convolve(amps, kernel)[:n_frames]
 
 
-def _soma_movie(seed: int, size: int = 80, n_frames: int = 1200, n_cells: int = 9):
-    """Disk cells (radius 6 px) with sparse transients on noise + smooth neuropil."""
+def _soma_movie(seed: int, size: int = 80, n_frames: int = 1200, n_cells: int = 9, rest=None):
+    """Disk cells (radius 6 px) with sparse transients on noise + smooth neuropil; each
+    rests ``rest`` (per cell, default 60) above the 300 background."""
     rng = np.random.default_rng(seed)
     rr, cc = np.mgrid[:size, :size]
     centres: list[tuple[float, float]] = []
@@ -58,8 +59,8 @@ def _soma_movie(seed: int, size: int = 80, n_frames: int = 1200, n_cells: int = 
     movie = 300.0 + rng.normal(0, 12, (n_frames, size, size))
     neuropil = _calcium(rng, n_frames, 0.3, tau_s=3.0)
     movie += 40 * neuropil[:, None, None] * np.exp(-((cc - size / 2) ** 2) / (2 * 30**2))
-    for mask in truth:
-        movie[:, mask] += 120 * _calcium(rng, n_frames, 0.15)[:, None] + 60
+    for mask, above in zip(truth, [60.0] * n_cells if rest is None else rest, strict=True):
+        movie[:, mask] += 120 * _calcium(rng, n_frames, 0.15)[:, None] + above
     return movie.astype(np.int16), truth
 
 
@@ -109,14 +110,16 @@ def test_detect_somata_recovers_disk_cells():
 
 
 def test_detect_somata_switches_a_field_whose_active_rois_fail_the_contrast_rule(tmp_path):
-    """The disks rest 1.2-1.27 times as bright as their surround: at min_contrast 1.3 the
-    most active ROIs fail it, so the field gets min_contrast_dark, which keeps the disks
-    and drops the neuropil patches around them (contrast 0.85-0.97); the rule applied is
-    written with the ROIs."""
+    """The disks rest 1.2-1.27 times as bright as their surround: at bright_soma_contrast
+    1.3 the most active ROIs fall short of it, so the field gets min_contrast_dark, which
+    keeps the disks and drops the neuropil patches around them (contrast 0.85-0.97); the
+    rule applied is written with the ROIs."""
     movie, truth = _soma_movie(seed=1)
     runs = {}
     for dark in (1.1, 1.3):
-        settings = SegmentSettings(diameter_px=12.0, min_contrast=1.3, min_contrast_dark=dark)
+        settings = SegmentSettings(
+            diameter_px=12.0, min_contrast=1.3, bright_soma_contrast=1.3, min_contrast_dark=dark
+        )
         found = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
         io.write_netcdf(found, tmp_path / f"rois_{dark}.nc", stage="segment", settings=settings)
         runs[dark] = io.read_netcdf(tmp_path / f"rois_{dark}.nc")
@@ -127,6 +130,26 @@ def test_detect_somata_switches_a_field_whose_active_rois_fail_the_contrast_rule
     cells = to_dense(runs[1.1]).where(runs[1.1].is_cell, drop=True)
     assert (_hungarian_iou(cells.values > 0, truth) >= 0.5).sum() == len(truth)
     assert cells.sizes["roi"] == len(truth)
+
+
+def test_a_dim_active_soma_on_a_bright_field_is_a_cell():
+    """Somata of a field vary in brightness: three of nine, active, rest only 1.04-1.06
+    times as bright as their surround (their transients alone), the others 1.3. The
+    field keeps the bright-field rule (min_contrast 1.0), which keeps the dim ones and
+    still drops the neuropil patches (contrast 0.85-0.97); at 1.2 the dim ones are lost."""
+    rest = [90.0] * 6 + [0.0, 5.0, 10.0]
+    movie, truth = _soma_movie(seed=1, rest=rest)
+    found = {}
+    for min_contrast in (SegmentSettings().min_contrast, 1.2):
+        settings = SegmentSettings(diameter_px=12.0, min_contrast=min_contrast)
+        rois = detect_somata(movie, mean_image=movie.mean(0), fs_hz=FS_HZ, settings=settings)
+        assert rois.attrs["min_contrast_applied"] == min_contrast
+        cells = to_dense(rois).where(rois.is_cell, drop=True)
+        found[min_contrast] = _hungarian_iou(cells.values > 0, truth) >= 0.5
+        if min_contrast == SegmentSettings().min_contrast:
+            assert cells.sizes["roi"] == len(truth)
+    assert found[SegmentSettings().min_contrast].sum() == len(truth)
+    assert found[1.2].sum() == len(truth) - 3
 
 
 def _dendrite_movie(seed: int, size: int = 80, n_frames: int = 900):
@@ -643,14 +666,14 @@ def test_grow_to_somata_leaves_a_larger_rois_soma_to_it():
 
 
 def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(caplog):
-    """Label-free: most of the most skewed soma-sized functional ROIs failing min_contrast
-    means the field's somata rest dark; its contrast rule becomes min_contrast_dark, with a
-    warning. Dim specks (too small for a soma) do not count."""
+    """Label-free: most of the most skewed soma-sized functional ROIs resting below
+    bright_soma_contrast means the field's somata rest dark; its contrast rule becomes
+    min_contrast_dark, with a warning. Dim specks (too small for a soma) do not count."""
     rng = np.random.default_rng(0)
     skewness = rng.uniform(0, 5, 100)
     active = skewness > np.sort(skewness)[-31]
     settings = SegmentSettings()
-    caplog.set_level(logging.WARNING, logger="analysis.segment.somata")
+    caplog.set_level(logging.WARNING, logger="analysis.segment.field_contrast")
     inside = rng.uniform(20, 236, (2, 100))
     # the most skewed ROIs on the frame's edge (registration's artifacts) are not counted
     at_edge = np.where(active, 3.0, inside)
@@ -665,8 +688,8 @@ def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(cap
         contrast = np.where(active, active_contrast, 1.5)
         feats = {"skewness": skewness, "contrast": contrast}
         feats.update(centroid_row=rows, centroid_col=inside[1])
-        feats.update(area_px=np.where(active, active_area, soma_area), compactness=np.ones(100))
-        applied = _field_min_contrast(feats, (256, 256), settings)
+        soma_sized = np.where(active, active_area, soma_area) >= soma_area
+        applied = field_min_contrast(feats, soma_sized, (256, 256), settings)
         assert applied == (settings.min_contrast_dark if dark else settings.min_contrast)
         assert ("segment.min_contrast_dark" in caplog.text) is dark
 
