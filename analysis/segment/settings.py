@@ -70,7 +70,7 @@ class SegmentSettings(StageSettings):
         than the neuropil around it, a patch of neuropil with transients of its own is
         (0.85-0.97 in ``test_detect_somata_recovers_disk_cells``). Somata of a field vary
         in brightness, so its dim active ones rest near 1.1 (a ``realistic`` session: 17
-        of 83 found by sparsery were lost at 1.2 for this rule alone). Chosen on two
+        of 85 found by sparsery were lost at 1.2 for this rule alone). Chosen on two
         3000-frame ``realistic`` subjects (seeds 3 / 5, 2 days each, soma F1 at IoU >= 0.5,
         mean of the 4 sessions): 1.2 0.555, 1.1 0.600, **1.0 0.639**, 0.9 0.619.
         min_contrast_dark: the contrast rule on a field whose somata rest dark: where
@@ -247,7 +247,12 @@ class SegmentSettings(StageSettings):
         )
         require(self.min_contrast >= 0, "segment.min_contrast must be >= 0")
         require(self.min_contrast_dark >= 0, "segment.min_contrast_dark must be >= 0")
-        require(self.bright_soma_contrast > 0, "segment.bright_soma_contrast must be > 0")
+        require(
+            self.bright_soma_contrast >= self.min_contrast,
+            "segment.bright_soma_contrast must be >= segment.min_contrast (a field whose most "
+            "active somata fail the contrast rule is not a bright field): raise it with "
+            "min_contrast",
+        )
         require(0 < self.max_cell_overlap <= 1, "segment.max_cell_overlap must be in (0, 1]")
         require(self.anatomical_min_z > 0, "segment.anatomical_min_z must be > 0")
         require(self.anatomical_min_snr > 0, "segment.anatomical_min_snr must be > 0")

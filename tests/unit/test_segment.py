@@ -136,7 +136,8 @@ def test_a_dim_active_soma_on_a_bright_field_is_a_cell():
     """Somata of a field vary in brightness: three of nine, active, rest only 1.04-1.06
     times as bright as their surround (their transients alone), the others 1.3. The
     field keeps the bright-field rule (min_contrast 1.0), which keeps the dim ones and
-    still drops the neuropil patches (contrast 0.85-0.97); at 1.2 the dim ones are lost."""
+    still drops the neuropil patches (contrast 0.81-0.995 here); at 1.2 the dim ones are
+    lost."""
     rest = [90.0] * 6 + [0.0, 5.0, 10.0]
     movie, truth = _soma_movie(seed=1, rest=rest)
     found = {}
@@ -512,6 +513,7 @@ def test_merge_split_somata_joins_a_half_whose_dim_tail_pulls_its_centroid_away(
         ("min_area_fraction", 4.0, "min_area_fraction must be >= 0 and <="),
         ("min_contrast", -1.0, "min_contrast must be >= 0"),
         ("min_contrast_dark", -0.1, "min_contrast_dark must be >= 0"),
+        ("bright_soma_contrast", 0.9, "bright_soma_contrast must be >= segment.min_contrast"),
     ],
 )
 def test_soma_settings_reject_bad_values(field, value, message):
