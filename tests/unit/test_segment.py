@@ -24,12 +24,12 @@ from analysis.segment.dendrites import (
     _split_crossings,
     _traces_and_reliability,
 )
-from analysis.segment.field_contrast import field_min_contrast
 from analysis.segment.somata import (
     _classify,
     _merge_split_somata,
     _second_on_a_soma,
     _split_blobs,
+    _with_field_contrast,
 )
 from analysis.settings import ConfigError
 
@@ -690,8 +690,8 @@ def test_a_field_whose_most_active_rois_rest_dim_gets_the_dark_contrast_rule(cap
         contrast = np.where(active, active_contrast, 1.5)
         feats = {"skewness": skewness, "contrast": contrast}
         feats.update(centroid_row=rows, centroid_col=inside[1])
-        soma_sized = np.where(active, active_area, soma_area) >= soma_area
-        applied = field_min_contrast(feats, soma_sized, (256, 256), settings)
+        feats.update(area_px=np.where(active, active_area, soma_area), compactness=np.ones(100))
+        applied = _with_field_contrast(feats, settings, (256, 256), None).min_contrast
         assert applied == (settings.min_contrast_dark if dark else settings.min_contrast)
         assert ("segment.min_contrast_dark" in caplog.text) is dark
 
